@@ -1,0 +1,587 @@
+//! The catalog: the one declaration of which service publishes which event
+//! (subject, payload schema and version, Kafka topic) and which patterns each
+//! service subscribes to. Topic routing, the start-up check and the published
+//! event catalog all come from here.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, schema_for};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::events::{
+    CreditMoved, OrderCalledOff, OrderInvalidated, OrderPlaced, OrderShipped, OrderValidated, PaymentMoved,
+    StepRefused, StockMoved,
+};
+use crate::pattern::{LevelValue, Pattern};
+use crate::subject::{Subject, SubjectError};
+
+/// The six services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    /// The POS API and the order lifecycle.
+    Order,
+    /// Business rules per payload version and country.
+    Validation,
+    /// Customer credit limits and reservations.
+    Credit,
+    /// Stock per flavour and country.
+    Inventory,
+    /// Charges and refunds.
+    Payment,
+    /// Shipments.
+    Fulfillment,
+}
+
+impl Service {
+    /// All six, in saga order.
+    pub const ALL: [Service; 6] = [
+        Service::Order,
+        Service::Validation,
+        Service::Credit,
+        Service::Inventory,
+        Service::Payment,
+        Service::Fulfillment,
+    ];
+
+    /// Its name, as in `udders service NAME`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Order => "order",
+            Service::Validation => "validation",
+            Service::Credit => "credit",
+            Service::Inventory => "inventory",
+            Service::Payment => "payment",
+            Service::Fulfillment => "fulfillment",
+        }
+    }
+
+    /// The one Kafka topic it publishes to (it is that topic's only writer).
+    pub fn topic(self) -> &'static str {
+        match self {
+            Service::Order => "udders.order",
+            Service::Validation => "udders.validation",
+            Service::Credit => "udders.credit",
+            Service::Inventory => "udders.inventory",
+            Service::Payment => "udders.payment",
+            Service::Fulfillment => "udders.fulfillment",
+        }
+    }
+
+    /// Where its consumer sends records it cannot handle.
+    pub fn dead_letter_topic(self) -> String {
+        format!("{}.dlq", self.topic())
+    }
+
+    /// The service of this name.
+    pub fn from_name(name: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The fixed levels of every Udders subject.
+pub const CATEGORY: &str = "icecream";
+/// The brand level.
+pub const BRAND: &str = "udders";
+
+/// One catalogued event type: `domain/action/version/icecream/udders/{product}/{country}/{channel}`.
+#[derive(Debug, Clone)]
+pub struct EventSpec {
+    /// First level, for example `order`.
+    pub domain: &'static str,
+    /// Second level, for example `init`.
+    pub action: &'static str,
+    /// Third level: the payload schema version.
+    pub version: &'static str,
+    /// Who publishes it.
+    pub publisher: Service,
+    /// What it means.
+    pub summary: &'static str,
+    /// The payload type's name.
+    pub payload: &'static str,
+    schema: fn() -> Schema,
+}
+
+impl EventSpec {
+    fn new<T: JsonSchema>(
+        domain: &'static str,
+        action: &'static str,
+        version: &'static str,
+        publisher: Service,
+        summary: &'static str,
+    ) -> Self {
+        let payload = std::any::type_name::<T>().rsplit("::").next().unwrap_or("payload");
+        Self { domain, action, version, publisher, summary, payload, schema: || schema_for!(T) }
+    }
+
+    /// `domain/action`, the event's name in the catalog.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.domain, self.action)
+    }
+
+    /// The CloudEvents type: `udders.<domain>.<action>`.
+    pub fn cloudevents_type(&self) -> String {
+        format!("udders.{}.{}", self.domain, self.action)
+    }
+
+    /// The subject template, variable levels in braces.
+    pub fn template(&self) -> String {
+        format!(
+            "{}/{}/{}/{CATEGORY}/{BRAND}/{{product}}/{{country}}/{{channel}}",
+            self.domain, self.action, self.version
+        )
+    }
+
+    /// The subject of one such event.
+    pub fn subject(&self, product: &str, country: &str, channel: &str) -> Result<Subject, SubjectError> {
+        Subject::from_levels([self.domain, self.action, self.version, CATEGORY, BRAND, product, country, channel])
+    }
+
+    /// The template as matcher levels: fixed levels known, the rest any.
+    pub fn levels(&self) -> [LevelValue<'static>; 8] {
+        [
+            LevelValue::Is(self.domain),
+            LevelValue::Is(self.action),
+            LevelValue::Is(self.version),
+            LevelValue::Is(CATEGORY),
+            LevelValue::Is(BRAND),
+            LevelValue::Any,
+            LevelValue::Any,
+            LevelValue::Any,
+        ]
+    }
+
+    /// True when a subject is an instance of this event type.
+    pub fn describes(&self, subject: &Subject) -> bool {
+        let mut levels = subject.levels();
+        [self.domain, self.action, self.version, CATEGORY, BRAND].iter().all(|fixed| levels.next() == Some(fixed))
+    }
+
+    /// The payload's JSON Schema.
+    pub fn schema(&self) -> Schema {
+        (self.schema)()
+    }
+
+    /// The topic it travels on.
+    pub fn topic(&self) -> &'static str {
+        self.publisher.topic()
+    }
+}
+
+/// One subscription: a service listening on a pattern.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    /// Who listens.
+    pub service: Service,
+    /// A short name for the route, for example `rules-1.2-us`.
+    pub route: &'static str,
+    /// What it listens to.
+    pub pattern: Pattern,
+}
+
+/// A catalog that does not hold together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// A subscription's pattern matches no catalogued event.
+    #[error("the {service} subscription {route:?} on {pattern:?} matches no catalogued event")]
+    DeadSubscription {
+        /// Who.
+        service: Service,
+        /// Which route.
+        route: &'static str,
+        /// The pattern.
+        pattern: String,
+    },
+    /// A pattern in the declaration does not parse.
+    #[error("the {service} subscription {route:?}: {reason}")]
+    BadPattern {
+        /// Who.
+        service: Service,
+        /// Which route.
+        route: &'static str,
+        /// The parser's words.
+        reason: String,
+    },
+    /// Two events share a subject template.
+    #[error("the event {0} is declared twice")]
+    Duplicate(String),
+}
+
+/// Every event and every subscription of Udders.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    /// The event types.
+    pub events: Vec<EventSpec>,
+    /// The subscriptions, in priority order per service (first match routes).
+    pub subscriptions: Vec<Subscription>,
+}
+
+impl Catalog {
+    /// The Udders catalog, checked (see [`Catalog::check`]).
+    pub fn udders() -> Result<Catalog, CatalogError> {
+        use Service::*;
+        let events = vec![
+            EventSpec::new::<OrderPlaced>("order", "init", "1.1", Order, "The point of sale placed an order."),
+            EventSpec::new::<OrderPlaced>(
+                "order",
+                "init",
+                "1.2",
+                Order,
+                "An order in payload version 1.2 (postal code checked for the US).",
+            ),
+            EventSpec::new::<OrderValidated>("order", "valid", "1.0", Validation, "The order passed its rule set."),
+            EventSpec::new::<OrderInvalidated>("order", "invalid", "1.0", Validation, "The order broke its rule set."),
+            EventSpec::new::<CreditMoved>(
+                "credit",
+                "reserved",
+                "1.0",
+                Credit,
+                "The order amount is held against the customer's limit.",
+            ),
+            EventSpec::new::<StepRefused>(
+                "credit",
+                "rejected",
+                "1.0",
+                Credit,
+                "The customer's available credit is too low.",
+            ),
+            EventSpec::new::<CreditMoved>(
+                "credit",
+                "released",
+                "1.0",
+                Credit,
+                "A credit reservation was let go (compensation).",
+            ),
+            EventSpec::new::<StockMoved>("inventory", "reserved", "1.0", Inventory, "Stock is held for the order."),
+            EventSpec::new::<StepRefused>("inventory", "rejected", "1.0", Inventory, "Not enough stock."),
+            EventSpec::new::<StockMoved>(
+                "inventory",
+                "released",
+                "1.0",
+                Inventory,
+                "A stock reservation was let go or restocked (compensation).",
+            ),
+            EventSpec::new::<PaymentMoved>("payment", "captured", "1.0", Payment, "The card was charged."),
+            EventSpec::new::<StepRefused>("payment", "declined", "1.0", Payment, "The card was declined."),
+            EventSpec::new::<PaymentMoved>(
+                "payment",
+                "refunded",
+                "1.0",
+                Payment,
+                "A capture was refunded (compensation).",
+            ),
+            EventSpec::new::<OrderShipped>("order", "shipped", "1.0", Fulfillment, "The carrier took the parcel."),
+            EventSpec::new::<StepRefused>("fulfillment", "failed", "1.0", Fulfillment, "The carrier cannot deliver."),
+            EventSpec::new::<OrderCalledOff>(
+                "order",
+                "cancelled",
+                "1.0",
+                Order,
+                "The customer cancelled before shipping.",
+            ),
+            EventSpec::new::<OrderCalledOff>("order", "expired", "1.0", Order, "The saga deadline passed."),
+        ];
+        let compensations = ["order/cancelled/>", "order/expired/>", "payment/declined/>", "fulfillment/failed/>"];
+        let mut declared: Vec<(Service, &'static str, &'static str)> = vec![
+            (Validation, "rules-1.2-us", "order/init/1.2/**/us/*"),
+            (Validation, "rules-1.1", "order/init/>"),
+            (Credit, "reserve", "order/valid/>"),
+            (Credit, "release", "inventory/rejected/>"),
+            (Inventory, "reserve", "order/valid/>"),
+            (Inventory, "release", "credit/rejected/>"),
+            (Payment, "order", "order/valid/>"),
+            (Payment, "credit", "credit/>"),
+            (Payment, "stock", "inventory/>"),
+            (Payment, "refund", "fulfillment/failed/>"),
+            (Fulfillment, "ship", "payment/captured/>"),
+            (Fulfillment, "cancel", "order/cancelled/>"),
+            (Order, "follow", "**"),
+        ];
+        for c in compensations {
+            declared.push((Credit, "release", c));
+            declared.push((Inventory, "release", c));
+        }
+        declared.push((Payment, "refund", "order/cancelled/>"));
+        declared.push((Payment, "refund", "order/expired/>"));
+        let subscriptions = declared
+            .into_iter()
+            .map(|(service, route, pattern)| {
+                pattern.parse().map(|pattern| Subscription { service, route, pattern }).map_err(
+                    |e: crate::pattern::PatternError| CatalogError::BadPattern {
+                        service,
+                        route,
+                        reason: e.to_string(),
+                    },
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let catalog = Catalog { events, subscriptions };
+        catalog.check()?;
+        Ok(catalog)
+    }
+
+    /// Checks that every subscription matches at least one catalogued event
+    /// and that no event is declared twice.
+    pub fn check(&self) -> Result<(), CatalogError> {
+        let mut seen = BTreeSet::new();
+        for e in &self.events {
+            if !seen.insert(e.template()) {
+                return Err(CatalogError::Duplicate(e.template()));
+            }
+        }
+        for s in &self.subscriptions {
+            if self.matched_by(&s.pattern).next().is_none() {
+                return Err(CatalogError::DeadSubscription {
+                    service: s.service,
+                    route: s.route,
+                    pattern: s.pattern.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The event types a pattern can match.
+    pub fn matched_by<'a>(&'a self, pattern: &'a Pattern) -> impl Iterator<Item = &'a EventSpec> {
+        self.events.iter().filter(move |e| pattern.could_match(&e.levels()))
+    }
+
+    /// A service's subscriptions, in priority order.
+    pub fn subscriptions_of(&self, service: Service) -> impl Iterator<Item = &Subscription> {
+        self.subscriptions.iter().filter(move |s| s.service == service)
+    }
+
+    /// The topics a service must read: those of every event its patterns can match.
+    pub fn topics_for(&self, service: Service) -> BTreeSet<&'static str> {
+        self.subscriptions_of(service).flat_map(|s| self.matched_by(&s.pattern).map(EventSpec::topic)).collect()
+    }
+
+    /// Every topic that carries events, plus every dead-letter topic.
+    pub fn all_topics(&self) -> BTreeSet<String> {
+        let mut topics: BTreeSet<String> = Service::ALL.iter().map(|s| s.topic().to_owned()).collect();
+        topics.extend(Service::ALL.iter().map(|s| s.dead_letter_topic()));
+        topics
+    }
+
+    /// The event type a subject belongs to.
+    pub fn spec_of(&self, subject: &Subject) -> Option<&EventSpec> {
+        self.events.iter().find(|e| e.describes(subject))
+    }
+
+    /// The services (with routes) that subscribe to an event type.
+    pub fn subscribers_of(&self, event: &EventSpec) -> Vec<(Service, &'static str)> {
+        let mut subscribers: Vec<(Service, &'static str)> = self
+            .subscriptions
+            .iter()
+            .filter(|s| s.pattern.could_match(&event.levels()))
+            .map(|s| (s.service, s.route))
+            .collect();
+        subscribers.dedup();
+        subscribers
+    }
+
+    /// The catalog as JSON: every event with its subject template, version,
+    /// publisher, topic, payload schema and subscribers.
+    pub fn to_json(&self) -> Value {
+        let events: Vec<Value> = self
+            .events
+            .iter()
+            .map(|e| {
+                json!({
+                    "name": e.name(),
+                    "subject": e.template(),
+                    "version": e.version,
+                    "type": e.cloudevents_type(),
+                    "summary": e.summary,
+                    "publisher": e.publisher,
+                    "topic": e.topic(),
+                    "payload": e.payload,
+                    "schema": e.schema(),
+                    "subscribers": self.subscribers_of(e).iter()
+                        .map(|(s, route)| json!({ "service": s, "route": route })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let subscriptions: Vec<Value> = self
+            .subscriptions
+            .iter()
+            .map(|s| json!({ "service": s.service, "route": s.route, "pattern": s.pattern.as_str() }))
+            .collect();
+        json!({ "events": events, "subscriptions": subscriptions })
+    }
+
+    /// The catalog as an AsyncAPI 3.0 document (a JSON value; see
+    /// [`crate::yaml::to_yaml`] for the YAML form).
+    pub fn to_asyncapi(&self) -> Value {
+        let mut channels = serde_json::Map::new();
+        let mut messages = serde_json::Map::new();
+        let mut operations = serde_json::Map::new();
+        for service in Service::ALL {
+            let mine: Vec<&EventSpec> = self.events.iter().filter(|e| e.publisher == service).collect();
+            let mut channel_messages = serde_json::Map::new();
+            for e in &mine {
+                let id = message_id(e);
+                messages.insert(
+                    id.clone(),
+                    json!({
+                        "name": e.name(),
+                        "title": format!("{} {}", e.name(), e.version),
+                        "summary": e.summary,
+                        "contentType": "application/json",
+                        "headers": envelope_headers_schema(),
+                        "payload": e.schema(),
+                        "bindings": { "kafka": { "key": { "type": "string", "description": "the order id" } } },
+                        "x-subject": e.template(),
+                        "x-cloudevents-type": e.cloudevents_type(),
+                    }),
+                );
+                channel_messages.insert(id.clone(), json!({ "$ref": format!("#/components/messages/{id}") }));
+            }
+            let channel = service.name().to_owned();
+            channels.insert(
+                channel.clone(),
+                json!({ "address": service.topic(), "description": format!("Everything the {service} service publishes."), "messages": channel_messages }),
+            );
+            operations.insert(
+                format!("{service}-publishes"),
+                json!({ "action": "send", "channel": { "$ref": format!("#/channels/{channel}") } }),
+            );
+        }
+        for s in &self.subscriptions {
+            let matched: Vec<&EventSpec> = self.matched_by(&s.pattern).collect();
+            let topics: BTreeSet<&str> = matched.iter().map(|e| e.topic()).collect();
+            for topic in topics {
+                let publisher = Service::ALL.into_iter().find(|p| p.topic() == topic).map_or("unknown", Service::name);
+                let refs: Vec<Value> = matched
+                    .iter()
+                    .filter(|e| e.topic() == topic)
+                    .map(|e| json!({ "$ref": format!("#/channels/{publisher}/messages/{}", message_id(e)) }))
+                    .collect();
+                operations.insert(
+                    format!("{}-{}-from-{publisher}", s.service, s.route),
+                    json!({
+                        "action": "receive",
+                        "channel": { "$ref": format!("#/channels/{publisher}") },
+                        "summary": format!("{} ({}) listens on {}", s.service, s.route, s.pattern),
+                        "messages": refs,
+                        "x-pattern": s.pattern.as_str(),
+                    }),
+                );
+            }
+        }
+        json!({
+            "asyncapi": "3.0.0",
+            "info": {
+                "title": "Udders",
+                "version": env!("CARGO_PKG_VERSION"),
+                "description": "Event-sourced ice-cream order processing, choreographed over Kafka. Topics are one per publishing service; the taxonomy subject rides in the ce_subject header and subscriptions are wildcard patterns over it.",
+            },
+            "channels": channels,
+            "operations": operations,
+            "components": { "messages": messages },
+        })
+    }
+}
+
+fn message_id(e: &EventSpec) -> String {
+    format!("{}-{}-{}", e.domain, e.action, e.version.replace('.', "_"))
+}
+
+fn envelope_headers_schema() -> Value {
+    let text = json!({ "type": "string" });
+    let mut properties = serde_json::Map::new();
+    for header in crate::envelope::REQUIRED_HEADERS {
+        properties.insert(header.to_owned(), text.clone());
+    }
+    properties.insert(crate::envelope::TRACEPARENT.to_owned(), text.clone());
+    properties.insert(crate::envelope::CAUSATION_ID.to_owned(), text);
+    json!({ "type": "object", "properties": properties, "required": crate::envelope::REQUIRED_HEADERS })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_udders_catalog_holds_together() {
+        let catalog = Catalog::udders().unwrap();
+        assert_eq!(catalog.events.len(), 17);
+        assert!(catalog.topics_for(Service::Validation).contains("udders.order"));
+        assert_eq!(catalog.topics_for(Service::Fulfillment), ["udders.order", "udders.payment"].into_iter().collect());
+        assert_eq!(catalog.topics_for(Service::Order).len(), 6, "order follows every service");
+        let init_12 = catalog.events.iter().find(|e| e.name() == "order/init" && e.version == "1.2").unwrap();
+        let subscribers = catalog.subscribers_of(init_12);
+        assert!(subscribers.contains(&(Service::Validation, "rules-1.2-us")));
+        assert!(subscribers.contains(&(Service::Validation, "rules-1.1")), "1.2 from outside the US goes to 1.1");
+    }
+
+    #[test]
+    fn a_subscription_that_matches_nothing_fails_the_check() {
+        let mut catalog = Catalog::udders().unwrap();
+        catalog.subscriptions.push(Subscription {
+            service: Service::Credit,
+            route: "typo",
+            pattern: "credit/reserverd/>".parse().unwrap(),
+        });
+        let err = catalog.check().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the credit subscription \"typo\" on \"credit/reserverd/>\" matches no catalogued event"
+        );
+    }
+
+    #[test]
+    fn subjects_are_routed_to_their_event_type() {
+        let catalog = Catalog::udders().unwrap();
+        let subject: Subject = "order/shipped/1.0/icecream/udders/mango/sg/web".parse().unwrap();
+        let spec = catalog.spec_of(&subject).unwrap();
+        assert_eq!((spec.publisher, spec.topic()), (Service::Fulfillment, "udders.fulfillment"));
+        assert!(catalog.spec_of(&"order/teleported/1.0/icecream/udders/mango/sg/web".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn the_json_catalog_carries_schemas_and_subscribers() {
+        let json = Catalog::udders().unwrap().to_json();
+        let init = &json["events"][0];
+        assert_eq!(init["subject"], "order/init/1.1/icecream/udders/{product}/{country}/{channel}");
+        assert_eq!(init["schema"]["properties"]["items"]["type"], "array");
+        assert!(init["schema"]["required"].as_array().unwrap().contains(&json!("customer_id")));
+        assert!(init["subscribers"].as_array().unwrap().iter().any(|s| s["service"] == "validation"));
+    }
+
+    #[test]
+    fn the_asyncapi_document_references_resolve() {
+        let doc = Catalog::udders().unwrap().to_asyncapi();
+        assert_eq!(doc["asyncapi"], "3.0.0");
+        let mut refs = Vec::new();
+        collect_refs(&doc, &mut refs);
+        assert!(refs.len() > 40);
+        for r in refs {
+            let pointer = r.trim_start_matches('#');
+            assert!(doc.pointer(pointer).is_some(), "dangling $ref {r}");
+        }
+    }
+
+    fn collect_refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref")
+                    && r.starts_with("#/channels") | r.starts_with("#/components")
+                {
+                    out.push(r.clone());
+                }
+                map.values().for_each(|v| collect_refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+            _ => {}
+        }
+    }
+}

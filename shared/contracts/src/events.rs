@@ -1,0 +1,148 @@
+//! The integration events: what one service tells the others. Each payload
+//! carries what its subscribers need (no service calls another to ask).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One line of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderLine {
+    /// Flavour, for example `rumraisin`.
+    pub flavor: String,
+    /// Scoops (tubs) of it.
+    pub quantity: u32,
+    /// Unit price in minor units, from the catalogue (0 when unknown).
+    #[serde(default)]
+    pub unit_price: i64,
+}
+
+/// `order/init`: the point of sale placed an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderPlaced {
+    /// The order (also the Kafka key).
+    pub order_id: String,
+    /// Who buys.
+    pub customer_id: String,
+    /// Sales channel, for example `lazada`.
+    pub channel: String,
+    /// Country code, for example `sg`.
+    pub country: String,
+    /// What is bought.
+    pub items: Vec<OrderLine>,
+    /// Sum of the lines in minor units.
+    pub total: i64,
+    /// Card token for the payment gateway.
+    pub card_token: String,
+    /// Delivery postal code, if given.
+    #[serde(default)]
+    pub postal_code: Option<String>,
+}
+
+/// `order/valid`: the order passed its rule set; carries what credit,
+/// inventory, payment and fulfillment need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderValidated {
+    /// The order.
+    pub order_id: String,
+    /// Who buys.
+    pub customer_id: String,
+    /// Country code.
+    pub country: String,
+    /// What is bought, priced.
+    pub items: Vec<OrderLine>,
+    /// Amount to reserve and charge, in minor units.
+    pub total: i64,
+    /// Card token for the payment gateway.
+    pub card_token: String,
+    /// Delivery postal code, if given.
+    #[serde(default)]
+    pub postal_code: Option<String>,
+    /// The rule set that passed it, `1.1` or `1.2`.
+    pub rule_set: String,
+}
+
+/// `order/invalid`: the order broke its rule set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderInvalidated {
+    /// The order.
+    pub order_id: String,
+    /// Every rule it broke.
+    pub reasons: Vec<String>,
+    /// The rule set that refused it.
+    pub rule_set: String,
+}
+
+/// `credit/reserved`, `credit/released`: an amount held (or let go) against a customer's limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CreditMoved {
+    /// The order.
+    pub order_id: String,
+    /// The customer.
+    pub customer_id: String,
+    /// Minor units.
+    pub amount: i64,
+    /// For a release: the event that caused it (`payment/declined`, …).
+    #[serde(default)]
+    pub cause: Option<String>,
+}
+
+/// `inventory/reserved`, `inventory/released`: stock held (or let go) for an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StockMoved {
+    /// The order.
+    pub order_id: String,
+    /// Country of the warehouse.
+    pub country: String,
+    /// Flavours and quantities.
+    pub items: Vec<OrderLine>,
+    /// For a release: the event that caused it.
+    #[serde(default)]
+    pub cause: Option<String>,
+}
+
+/// `credit/rejected`, `inventory/rejected`, `payment/declined`,
+/// `fulfillment/failed`: a step refused the order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StepRefused {
+    /// The order.
+    pub order_id: String,
+    /// Why, for people.
+    pub reason: String,
+}
+
+/// `payment/captured`, `payment/refunded`: money taken (or given back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PaymentMoved {
+    /// The order.
+    pub order_id: String,
+    /// Minor units.
+    pub amount: i64,
+    /// The gateway's charge id.
+    pub charge_id: String,
+    /// Postal code to ship to (on capture), for fulfillment.
+    #[serde(default)]
+    pub postal_code: Option<String>,
+    /// For a refund: the event that caused it.
+    #[serde(default)]
+    pub cause: Option<String>,
+}
+
+/// `order/shipped`: the carrier took the parcel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderShipped {
+    /// The order.
+    pub order_id: String,
+    /// The carrier's shipment id.
+    pub shipment_id: String,
+    /// Where it goes.
+    pub postal_code: String,
+}
+
+/// `order/cancelled`, `order/expired`: the order is called off (customer or deadline).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderCalledOff {
+    /// The order.
+    pub order_id: String,
+    /// `customer` or `deadline`.
+    pub reason: String,
+}

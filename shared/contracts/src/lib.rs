@@ -1,0 +1,23 @@
+//! What Udders services say to each other, and nothing about how they say it.
+//!
+//! What lives here: [`Subject`] (the eight-level taxonomy address) and
+//! [`Pattern`] (wildcard subscriptions over it); the integration event
+//! payloads ([`events`]); the [`Catalog`], the one declaration of which service
+//! publishes which event on which topic and who subscribes to what; the
+//! CloudEvents [`Envelope`] as Kafka headers; a JSON-to-YAML writer for the
+//! AsyncAPI document.
+//!
+//! What must not: I/O. No Kafka client, database or clock: this crate is
+//! pure, so every service and tool can share it.
+
+mod catalog;
+pub mod envelope;
+pub mod events;
+mod pattern;
+mod subject;
+pub mod yaml;
+
+pub use catalog::{BRAND, CATEGORY, Catalog, CatalogError, EventSpec, Service, Subscription};
+pub use envelope::{Envelope, EnvelopeError};
+pub use pattern::{LevelValue, Pattern, PatternError};
+pub use subject::{LEVELS, MAX_SUBJECT_LEN, Subject, SubjectError};

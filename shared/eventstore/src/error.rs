@@ -1,0 +1,146 @@
+//! What can go wrong in the store, said with what failed and where.
+
+use crate::model::{ExpectedVersion, NewEvent, OutboxMessage, StreamId};
+
+/// An error of the event store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer got there first: reload the stream and decide again.
+    #[error("conflict on stream {stream}: expected {expected}, but the stream has moved on")]
+    Conflict {
+        /// The stream.
+        stream: String,
+        /// What the writer expected.
+        expected: ExpectedVersion,
+    },
+    /// An event with this id is already stored.
+    #[error("event id {event_id} is already stored (appending to stream {stream})")]
+    DuplicateEventId {
+        /// The stream appended to.
+        stream: String,
+        /// The id.
+        event_id: String,
+    },
+    /// An outbox message with this id is already waiting or published.
+    #[error("outbox message id {message_id} is already stored")]
+    DuplicateMessageId {
+        /// The id.
+        message_id: String,
+    },
+    /// A stored event cannot be decoded into the aggregate's event type.
+    #[error(
+        "stream {stream}, version {version}: cannot decode event type {event_type:?} schema version {schema_version}: {reason}"
+    )]
+    UnknownEvent {
+        /// The stream.
+        stream: String,
+        /// The event's version in the stream.
+        version: u64,
+        /// Its stored type name.
+        event_type: String,
+        /// Its stored schema version.
+        schema_version: u16,
+        /// Why it did not decode.
+        reason: String,
+    },
+    /// An event or state could not be encoded as JSON in the stored shape.
+    #[error("cannot encode {what}: {reason}")]
+    Encode {
+        /// What was being encoded.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// A stored row is not what this code can read.
+    #[error("corrupt {what}: {reason}")]
+    Corrupt {
+        /// Which row.
+        what: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The URL names no backend this store speaks.
+    #[error("unsupported database URL {url:?}: use sqlite:PATH or postgres://…")]
+    UnsupportedUrl {
+        /// The URL, without its password.
+        url: String,
+    },
+    /// Applying the migrations failed.
+    #[error("migrating the {backend} database failed")]
+    Migrate {
+        /// Which backend.
+        backend: &'static str,
+        /// The cause.
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    /// The database failed while doing `op`.
+    #[error("database error while {op}")]
+    Database {
+        /// What the store was doing.
+        op: &'static str,
+        /// The cause.
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+impl StoreError {
+    /// True for [`StoreError::Conflict`]: the caller should reload and retry.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict { .. })
+    }
+}
+
+/// Attaches "while doing what" to a sqlx error.
+pub(crate) trait Context<T> {
+    fn during(self, op: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> Context<T> for Result<T, sqlx::Error> {
+    fn during(self, op: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Database { op, source })
+    }
+}
+
+/// Which unique key a failed insert violated, if any.
+pub(crate) fn violated_constraint(error: &sqlx::Error) -> Option<&'static str> {
+    let db = error.as_database_error()?;
+    if !db.is_unique_violation() {
+        return None;
+    }
+    const KEYS: [(&str, &str, &str); 3] = [
+        ("events_stream_version_key", "events.stream", "events_stream_version_key"),
+        ("events_event_id_key", "events.event_id", "events_event_id_key"),
+        ("outbox_message_id_key", "outbox.message_id", "outbox_message_id_key"),
+    ];
+    // PostgreSQL names the constraint; SQLite names the columns in its message.
+    let named = db.constraint();
+    let message = db.message();
+    KEYS.iter()
+        .find(|(constraint, columns, _)| named == Some(*constraint) || message.contains(columns))
+        .map(|(_, _, key)| *key)
+}
+
+/// Maps an insert error of an append to what it means.
+pub(crate) fn append_error(
+    e: sqlx::Error,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    event: &NewEvent,
+) -> StoreError {
+    match violated_constraint(&e) {
+        Some("events_stream_version_key") => StoreError::Conflict { stream: stream.to_string(), expected },
+        Some("events_event_id_key") => {
+            StoreError::DuplicateEventId { stream: stream.to_string(), event_id: event.event_id.to_string() }
+        }
+        _ => StoreError::Database { op: "appending events", source: e },
+    }
+}
+
+pub(crate) fn outbox_error(e: sqlx::Error, message: &OutboxMessage) -> StoreError {
+    match violated_constraint(&e) {
+        Some("outbox_message_id_key") => StoreError::DuplicateMessageId { message_id: message.message_id.to_string() },
+        _ => StoreError::Database { op: "writing outbox rows", source: e },
+    }
+}

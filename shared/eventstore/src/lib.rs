@@ -1,0 +1,34 @@
+//! The event-sourcing core of every Udders service: event store, snapshots,
+//! transactional outbox, inbox and consumer positions, on SQLite and
+//! PostgreSQL behind one API.
+//!
+//! What lives here:
+//! - [`EventStore`]: append with optimistic concurrency (a stale expected
+//!   version is [`StoreError::Conflict`], never an overwrite), read a stream,
+//!   read the global log in commit order, claim and mark outbox rows, prune.
+//! - [`Tx`]: the one transaction a handler does all its work in. Inbox
+//!   entry, events, snapshot, outbox rows and consumer position commit
+//!   together or not at all.
+//! - [`Aggregate`] and [`Loaded`]: typed load (newest usable snapshot plus
+//!   the events after it) and record (append, evolve, snapshot every N).
+//! - The SQL of each dialect, in `sqlite.rs` and `postgres.rs`; migrations
+//!   in `migrations/{sqlite,postgres}` at the repository root, applied when a
+//!   store opens.
+//!
+//! What must not: Kafka, HTTP, or any service's domain rules. The store
+//! knows streams and rows, not orders.
+
+mod aggregate;
+mod error;
+mod model;
+mod postgres;
+mod sqlite;
+mod store;
+
+pub use aggregate::{Aggregate, Loaded, decode_event, encode_event};
+pub use error::StoreError;
+pub use model::{
+    Appended, ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, Pruned,
+    RecordedEvent, SnapshotRecord, StreamId,
+};
+pub use store::{Backend, EventStore, StoreOptions, Tx};

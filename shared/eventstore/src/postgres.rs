@@ -1,0 +1,398 @@
+//! The PostgreSQL dialect: every statement the store sends to PostgreSQL.
+//!
+//! Commit order: the append statement first takes a transaction-scoped
+//! advisory lock (keyed by the current schema, so schemas sharing a database
+//! do not contend), held until commit, and only then draws global positions
+//! from a CACHE 1 identity. Positions are therefore handed out in commit order, and a reader
+//! paging by `global_position > last` can never skip a transaction that
+//! commits late. Outbox claims use `FOR UPDATE SKIP LOCKED` with a lease.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+use udders_kernel::{CorrelationId, EventId, Timestamp};
+use uuid::Uuid;
+
+use crate::error::{Context, StoreError, append_error, outbox_error};
+use crate::model::{
+    Appended, ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, Pruned,
+    RecordedEvent, SnapshotRecord, StreamId,
+};
+
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// The first half of the advisory lock key that orders appends ("udd").
+const APPEND_LOCK_CLASS: i32 = 0x0075_6464;
+
+fn seconds(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// Appends events in one statement. The statement first takes the append
+/// lock (transaction-scoped, so it is held until the enclosing transaction,
+/// or the statement itself in autocommit, commits), then draws positions.
+pub(crate) async fn append(
+    conn: &mut PgConnection,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+) -> Result<Appended, StoreError> {
+    let ids: Vec<Uuid> = events.iter().map(|e| *e.event_id.as_uuid()).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let schemas: Vec<i32> = events.iter().map(|e| i32::from(e.schema_version)).collect();
+    let payloads: Vec<&Value> = events.iter().map(|e| &e.payload).collect();
+    let correlations: Vec<Option<Uuid>> =
+        events.iter().map(|e| e.metadata.correlation_id.map(|c| *c.as_uuid())).collect();
+    let causations: Vec<Option<Uuid>> = events.iter().map(|e| e.metadata.causation_id.map(|c| *c.as_uuid())).collect();
+    let occurred: Vec<i64> = events.iter().map(|e| e.metadata.occurred_at.micros()).collect();
+    // The guard makes a stale or a future expected version write nothing; the
+    // unique key on (stream, version) catches any race past it.
+    let rows = sqlx::query(
+        "WITH append_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($11, hashtext(current_schema())))
+         INSERT INTO events (stream, category, version, event_id, event_type, schema_version, payload,
+                             correlation_id, causation_id, occurred_at_us)
+         SELECT $1, $2, $3 + e.ord, e.event_id, e.event_type, e.schema_version, e.payload,
+                e.correlation_id, e.causation_id, e.occurred_at_us
+         FROM append_lock, unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::uuid[], $9::uuid[], $10::bigint[])
+              WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, correlation_id, causation_id,
+                                   occurred_at_us, ord)
+         WHERE COALESCE((SELECT max(version) FROM events WHERE stream = $1), 0) = $3
+         ORDER BY e.ord
+         RETURNING global_position, version",
+    )
+    .bind(stream.as_str())
+    .bind(stream.category())
+    .bind(expected.as_u64() as i64)
+    .bind(&ids)
+    .bind(&types)
+    .bind(&schemas)
+    .bind(&payloads)
+    .bind(&correlations)
+    .bind(&causations)
+    .bind(&occurred)
+    .bind(APPEND_LOCK_CLASS)
+    .fetch_all(&mut *conn)
+    .await;
+    match rows {
+        Ok(rows) if rows.len() == events.len() => Ok(Appended {
+            version: expected.as_u64() + events.len() as u64,
+            last_position: rows.iter().map(|r| r.get::<i64, _>(0)).max().unwrap_or(0),
+        }),
+        Ok(_) => Err(StoreError::Conflict { stream: stream.to_string(), expected }),
+        Err(e) => {
+            // Name the event whose id collided when it is the id that did.
+            let culprit = find_duplicate(&e, events).unwrap_or(&events[0]);
+            Err(append_error(e, stream, expected, culprit))
+        }
+    }
+}
+
+fn find_duplicate<'a>(e: &sqlx::Error, events: &'a [NewEvent]) -> Option<&'a NewEvent> {
+    // PostgreSQL names the colliding key in the error's detail.
+    let detail = e.as_database_error()?.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?.detail()?;
+    events.iter().find(|ev| detail.contains(&ev.event_id.to_string()))
+}
+
+pub(crate) async fn enqueue(conn: &mut PgConnection, messages: &[OutboxMessage]) -> Result<(), StoreError> {
+    for message in messages {
+        let headers = serde_json::to_value(&message.headers)
+            .map_err(|e| StoreError::Encode { what: "outbox headers".into(), reason: e.to_string() })?;
+        sqlx::query("INSERT INTO outbox (message_id, topic, key, headers, payload) VALUES ($1, $2, $3, $4, $5)")
+            .bind(message.message_id)
+            .bind(&message.topic)
+            .bind(&message.key)
+            .bind(headers)
+            .bind(&message.payload)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| outbox_error(e, message))?;
+    }
+    Ok(())
+}
+
+const EVENT_COLUMNS: &str = "global_position, stream, category, version, event_id, event_type, schema_version, payload,
+     correlation_id, causation_id, occurred_at_us, (extract(epoch FROM recorded_at) * 1000000)::bigint";
+
+fn event_from_row(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    Ok(RecordedEvent {
+        position: row.get(0),
+        stream: row.get(1),
+        category: row.get(2),
+        version: row.get::<i64, _>(3) as u64,
+        event_id: EventId::from_uuid(row.get::<Uuid, _>(4)),
+        event_type: row.get(5),
+        schema_version: row.get::<i32, _>(6) as u16,
+        payload: row.get(7),
+        metadata: EventMetadata {
+            correlation_id: row.get::<Option<Uuid>, _>(8).map(CorrelationId::from_uuid),
+            causation_id: row.get::<Option<Uuid>, _>(9).map(EventId::from_uuid),
+            occurred_at: Timestamp::from_micros(row.get(10)),
+        },
+        recorded_at: Timestamp::from_micros(row.get(11)),
+    })
+}
+
+pub(crate) async fn read_stream(
+    conn: &mut PgConnection,
+    stream: &StreamId,
+    after_version: u64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE stream = $1 AND version > $2 ORDER BY version"
+    ));
+    let rows = sqlx::query(sql)
+        .bind(stream.as_str())
+        .bind(after_version as i64)
+        .fetch_all(&mut *conn)
+        .await
+        .during("reading a stream")?;
+    rows.iter().map(event_from_row).collect()
+}
+
+pub(crate) async fn read_all(
+    conn: &mut PgConnection,
+    after_position: i64,
+    limit: u32,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2"
+    ));
+    let rows = sqlx::query(sql)
+        .bind(after_position)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+        .during("reading the global log")?;
+    rows.iter().map(event_from_row).collect()
+}
+
+pub(crate) async fn read_correlated(
+    conn: &mut PgConnection,
+    correlation_id: CorrelationId,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE correlation_id = $1 ORDER BY global_position"
+    ));
+    let rows =
+        sqlx::query(sql).bind(correlation_id.as_uuid()).fetch_all(&mut *conn).await.during("reading a correlation")?;
+    rows.iter().map(event_from_row).collect()
+}
+
+pub(crate) async fn stream_version(conn: &mut PgConnection, stream: &StreamId) -> Result<u64, StoreError> {
+    let v: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM events WHERE stream = $1")
+        .bind(stream.as_str())
+        .fetch_one(&mut *conn)
+        .await
+        .during("reading a stream version")?;
+    Ok(v.unwrap_or(0) as u64)
+}
+
+pub(crate) async fn head_position(conn: &mut PgConnection) -> Result<i64, StoreError> {
+    let p: Option<i64> = sqlx::query_scalar("SELECT max(global_position) FROM events")
+        .fetch_one(&mut *conn)
+        .await
+        .during("reading the head position")?;
+    Ok(p.unwrap_or(0))
+}
+
+pub(crate) async fn load_snapshot(
+    conn: &mut PgConnection,
+    stream: &StreamId,
+) -> Result<Option<SnapshotRecord>, StoreError> {
+    let row = sqlx::query("SELECT version, state_schema, state FROM snapshots WHERE stream = $1")
+        .bind(stream.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .during("reading a snapshot")?;
+    Ok(row.map(|row| SnapshotRecord {
+        version: row.get::<i64, _>(0) as u64,
+        state_schema: row.get::<i32, _>(1) as u32,
+        state: row.get(2),
+    }))
+}
+
+pub(crate) async fn save_snapshot(
+    conn: &mut PgConnection,
+    stream: &StreamId,
+    snapshot: &SnapshotRecord,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO snapshots (stream, version, state_schema, state) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (stream) DO UPDATE SET version = excluded.version, state_schema = excluded.state_schema,
+             state = excluded.state, taken_at = now()
+         WHERE snapshots.version <= excluded.version",
+    )
+    .bind(stream.as_str())
+    .bind(snapshot.version as i64)
+    .bind(snapshot.state_schema as i32)
+    .bind(&snapshot.state)
+    .execute(&mut *conn)
+    .await
+    .during("writing a snapshot")?;
+    Ok(())
+}
+
+pub(crate) async fn inbox_record(
+    conn: &mut PgConnection,
+    consumer: &str,
+    event_id: EventId,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(consumer)
+        .bind(event_id.as_uuid())
+        .execute(&mut *conn)
+        .await
+        .during("recording an inbox entry")?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(crate) async fn save_position(
+    conn: &mut PgConnection,
+    consumer: &str,
+    position: &ConsumerPosition,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO consumer_positions (consumer, topic, partition, next_offset, last_record)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = excluded.next_offset,
+             last_record = excluded.last_record, updated_at = now()",
+    )
+    .bind(consumer)
+    .bind(&position.topic)
+    .bind(position.partition)
+    .bind(position.next_offset)
+    .bind(&position.last_record)
+    .execute(&mut *conn)
+    .await
+    .during("saving a consumer position")?;
+    Ok(())
+}
+
+pub(crate) async fn positions(conn: &mut PgConnection, consumer: &str) -> Result<Vec<ConsumerPosition>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT topic, partition, next_offset, last_record FROM consumer_positions WHERE consumer = $1
+         ORDER BY topic, partition",
+    )
+    .bind(consumer)
+    .fetch_all(&mut *conn)
+    .await
+    .during("reading consumer positions")?;
+    Ok(rows
+        .iter()
+        .map(|r| ConsumerPosition {
+            topic: r.get(0),
+            partition: r.get(1),
+            next_offset: r.get(2),
+            last_record: r.get(3),
+        })
+        .collect())
+}
+
+pub(crate) async fn claim(
+    conn: &mut PgConnection,
+    relay: &str,
+    limit: u32,
+    lease: Duration,
+) -> Result<Vec<ClaimedMessage>, StoreError> {
+    let rows = sqlx::query(
+        "UPDATE outbox SET claimed_by = $1, claimed_until = clock_timestamp() + make_interval(secs => $2),
+                           attempts = attempts + 1
+         WHERE id IN (SELECT id FROM outbox
+                      WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until <= clock_timestamp())
+                      ORDER BY id LIMIT $3
+                      FOR UPDATE SKIP LOCKED)
+         RETURNING id, attempts, message_id, topic, key, headers, payload",
+    )
+    .bind(relay)
+    .bind(seconds(lease))
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await
+    .during("claiming outbox rows")?;
+    let mut claimed = rows
+        .iter()
+        .map(|r| {
+            let id: i64 = r.get(0);
+            let headers: Value = r.get(5);
+            let headers = serde_json::from_value(headers)
+                .map_err(|e| StoreError::Corrupt { what: format!("outbox row {id} headers"), reason: e.to_string() })?;
+            Ok(ClaimedMessage {
+                id,
+                attempts: r.get::<i32, _>(1) as u32,
+                message: OutboxMessage {
+                    message_id: r.get(2),
+                    topic: r.get(3),
+                    key: r.get(4),
+                    headers,
+                    payload: r.get(6),
+                },
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    claimed.sort_by_key(|c| c.id);
+    Ok(claimed)
+}
+
+pub(crate) async fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE outbox SET published_at = now(), claimed_until = NULL WHERE id = ANY($1) AND published_at IS NULL",
+    )
+    .bind(ids)
+    .execute(&mut *conn)
+    .await
+    .during("marking outbox rows published")?;
+    Ok(done.rows_affected())
+}
+
+pub(crate) async fn release(conn: &mut PgConnection, ids: &[i64]) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL WHERE id = ANY($1) AND published_at IS NULL",
+    )
+    .bind(ids)
+    .execute(&mut *conn)
+    .await
+    .during("releasing outbox claims")?;
+    Ok(())
+}
+
+pub(crate) async fn unpublish_recent(conn: &mut PgConnection, window: Duration) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE outbox SET published_at = NULL, claimed_until = NULL, claimed_by = NULL
+         WHERE published_at IS NOT NULL AND published_at >= now() - make_interval(secs => $1)",
+    )
+    .bind(seconds(window))
+    .execute(&mut *conn)
+    .await
+    .during("re-queueing recently published outbox rows")?;
+    Ok(done.rows_affected())
+}
+
+pub(crate) async fn outbox_backlog(conn: &mut PgConnection) -> Result<u64, StoreError> {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(&mut *conn)
+        .await
+        .during("counting the outbox backlog")?;
+    Ok(n as u64)
+}
+
+pub(crate) async fn prune(
+    conn: &mut PgConnection,
+    published_before: Duration,
+    received_before: Duration,
+) -> Result<Pruned, StoreError> {
+    let outbox = sqlx::query(
+        "DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at <= now() - make_interval(secs => $1)",
+    )
+    .bind(seconds(published_before))
+    .execute(&mut *conn)
+    .await
+    .during("pruning the outbox")?;
+    let inbox = sqlx::query("DELETE FROM inbox WHERE received_at <= now() - make_interval(secs => $1)")
+        .bind(seconds(received_before))
+        .execute(&mut *conn)
+        .await
+        .during("pruning the inbox")?;
+    Ok(Pruned { outbox_rows: outbox.rows_affected(), inbox_rows: inbox.rows_affected() })
+}

@@ -1,0 +1,397 @@
+//! The SQLite dialect: every statement the store sends to SQLite.
+//!
+//! One writer connection per database serialises writes, so global positions
+//! (rowids) are handed out in commit order and no write ever meets
+//! `database is locked` from inside the process. Times are microseconds.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+use udders_kernel::{CorrelationId, EventId, Timestamp};
+use uuid::Uuid;
+
+use crate::error::{Context, StoreError, append_error, outbox_error};
+use crate::model::{
+    Appended, ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, Pruned,
+    RecordedEvent, SnapshotRecord, StreamId,
+};
+
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+pub(crate) async fn append(
+    conn: &mut SqliteConnection,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+) -> Result<Appended, StoreError> {
+    let mut version = expected.as_u64();
+    let mut last_position = 0;
+    let recorded_at = now_us();
+    for event in events {
+        version += 1;
+        let payload = event.payload.to_string();
+        // The guard makes a stale or a future expected version write nothing;
+        // the unique key on (stream, version) catches any race past it.
+        let inserted = sqlx::query(
+            "INSERT INTO events (stream, category, version, event_id, event_type, schema_version, payload,
+                                 correlation_id, causation_id, occurred_at_us, recorded_at_us)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
+             WHERE COALESCE((SELECT max(version) FROM events WHERE stream = ?1), 0) = ?3 - 1
+             RETURNING global_position",
+        )
+        .bind(stream.as_str())
+        .bind(stream.category())
+        .bind(version as i64)
+        .bind(event.event_id.as_uuid())
+        .bind(&event.event_type)
+        .bind(i32::from(event.schema_version))
+        .bind(payload)
+        .bind(event.metadata.correlation_id.map(|c| *c.as_uuid()))
+        .bind(event.metadata.causation_id.map(|c| *c.as_uuid()))
+        .bind(event.metadata.occurred_at.micros())
+        .bind(recorded_at)
+        .fetch_optional(&mut *conn)
+        .await;
+        match inserted {
+            Ok(Some(row)) => last_position = row.get::<i64, _>(0),
+            Ok(None) => return Err(StoreError::Conflict { stream: stream.to_string(), expected }),
+            Err(e) => return Err(append_error(e, stream, expected, event)),
+        }
+    }
+    Ok(Appended { version, last_position })
+}
+
+pub(crate) async fn enqueue(conn: &mut SqliteConnection, messages: &[OutboxMessage]) -> Result<(), StoreError> {
+    let created = now_us();
+    for message in messages {
+        let headers = serde_json::to_string(&message.headers)
+            .map_err(|e| StoreError::Encode { what: "outbox headers".into(), reason: e.to_string() })?;
+        sqlx::query(
+            "INSERT INTO outbox (message_id, topic, key, headers, payload, created_at_us) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(message.message_id)
+        .bind(&message.topic)
+        .bind(&message.key)
+        .bind(headers)
+        .bind(&message.payload)
+        .bind(created)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| outbox_error(e, message))?;
+    }
+    Ok(())
+}
+
+const EVENT_COLUMNS: &str = "global_position, stream, category, version, event_id, event_type, schema_version, payload,
+     correlation_id, causation_id, occurred_at_us, recorded_at_us";
+
+fn event_from_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+    let position: i64 = row.get(0);
+    let payload: String = row.get(7);
+    let payload = serde_json::from_str(&payload)
+        .map_err(|e| StoreError::Corrupt { what: format!("event at position {position}"), reason: e.to_string() })?;
+    Ok(RecordedEvent {
+        position,
+        stream: row.get(1),
+        category: row.get(2),
+        version: row.get::<i64, _>(3) as u64,
+        event_id: EventId::from_uuid(row.get::<Uuid, _>(4)),
+        event_type: row.get(5),
+        schema_version: row.get::<i32, _>(6) as u16,
+        payload,
+        metadata: EventMetadata {
+            correlation_id: row.get::<Option<Uuid>, _>(8).map(CorrelationId::from_uuid),
+            causation_id: row.get::<Option<Uuid>, _>(9).map(EventId::from_uuid),
+            occurred_at: Timestamp::from_micros(row.get(10)),
+        },
+        recorded_at: Timestamp::from_micros(row.get(11)),
+    })
+}
+
+pub(crate) async fn read_stream(
+    conn: &mut SqliteConnection,
+    stream: &StreamId,
+    after_version: u64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE stream = ? AND version > ? ORDER BY version"
+    ));
+    let rows = sqlx::query(sql)
+        .bind(stream.as_str())
+        .bind(after_version as i64)
+        .fetch_all(&mut *conn)
+        .await
+        .during("reading a stream")?;
+    rows.iter().map(event_from_row).collect()
+}
+
+pub(crate) async fn read_all(
+    conn: &mut SqliteConnection,
+    after_position: i64,
+    limit: u32,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE global_position > ? ORDER BY global_position LIMIT ?"
+    ));
+    let rows = sqlx::query(sql)
+        .bind(after_position)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+        .during("reading the global log")?;
+    rows.iter().map(event_from_row).collect()
+}
+
+pub(crate) async fn read_correlated(
+    conn: &mut SqliteConnection,
+    correlation_id: CorrelationId,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE correlation_id = ? ORDER BY global_position"
+    ));
+    let rows =
+        sqlx::query(sql).bind(correlation_id.as_uuid()).fetch_all(&mut *conn).await.during("reading a correlation")?;
+    rows.iter().map(event_from_row).collect()
+}
+
+pub(crate) async fn stream_version(conn: &mut SqliteConnection, stream: &StreamId) -> Result<u64, StoreError> {
+    let v: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM events WHERE stream = ?")
+        .bind(stream.as_str())
+        .fetch_one(&mut *conn)
+        .await
+        .during("reading a stream version")?;
+    Ok(v.unwrap_or(0) as u64)
+}
+
+pub(crate) async fn head_position(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
+    let p: Option<i64> = sqlx::query_scalar("SELECT max(global_position) FROM events")
+        .fetch_one(&mut *conn)
+        .await
+        .during("reading the head position")?;
+    Ok(p.unwrap_or(0))
+}
+
+pub(crate) async fn load_snapshot(
+    conn: &mut SqliteConnection,
+    stream: &StreamId,
+) -> Result<Option<SnapshotRecord>, StoreError> {
+    let row = sqlx::query("SELECT version, state_schema, state FROM snapshots WHERE stream = ?")
+        .bind(stream.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .during("reading a snapshot")?;
+    row.map(|row| {
+        let state: String = row.get(2);
+        let state = serde_json::from_str(&state)
+            .map_err(|e| StoreError::Corrupt { what: format!("snapshot of {stream}"), reason: e.to_string() })?;
+        Ok(SnapshotRecord { version: row.get::<i64, _>(0) as u64, state_schema: row.get::<i64, _>(1) as u32, state })
+    })
+    .transpose()
+}
+
+pub(crate) async fn save_snapshot(
+    conn: &mut SqliteConnection,
+    stream: &StreamId,
+    snapshot: &SnapshotRecord,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO snapshots (stream, version, state_schema, state, taken_at_us) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (stream) DO UPDATE SET version = excluded.version, state_schema = excluded.state_schema,
+             state = excluded.state, taken_at_us = excluded.taken_at_us
+         WHERE snapshots.version <= excluded.version",
+    )
+    .bind(stream.as_str())
+    .bind(snapshot.version as i64)
+    .bind(i64::from(snapshot.state_schema))
+    .bind(snapshot.state.to_string())
+    .bind(now_us())
+    .execute(&mut *conn)
+    .await
+    .during("writing a snapshot")?;
+    Ok(())
+}
+
+pub(crate) async fn inbox_record(
+    conn: &mut SqliteConnection,
+    consumer: &str,
+    event_id: EventId,
+) -> Result<bool, StoreError> {
+    let done =
+        sqlx::query("INSERT INTO inbox (consumer, event_id, received_at_us) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(consumer)
+            .bind(event_id.as_uuid())
+            .bind(now_us())
+            .execute(&mut *conn)
+            .await
+            .during("recording an inbox entry")?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(crate) async fn save_position(
+    conn: &mut SqliteConnection,
+    consumer: &str,
+    position: &ConsumerPosition,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO consumer_positions (consumer, topic, partition, next_offset, last_record, updated_at_us)
+         VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = excluded.next_offset,
+             last_record = excluded.last_record, updated_at_us = excluded.updated_at_us",
+    )
+    .bind(consumer)
+    .bind(&position.topic)
+    .bind(position.partition)
+    .bind(position.next_offset)
+    .bind(&position.last_record)
+    .bind(now_us())
+    .execute(&mut *conn)
+    .await
+    .during("saving a consumer position")?;
+    Ok(())
+}
+
+pub(crate) async fn positions(
+    conn: &mut SqliteConnection,
+    consumer: &str,
+) -> Result<Vec<ConsumerPosition>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT topic, partition, next_offset, last_record FROM consumer_positions WHERE consumer = ?
+         ORDER BY topic, partition",
+    )
+    .bind(consumer)
+    .fetch_all(&mut *conn)
+    .await
+    .during("reading consumer positions")?;
+    Ok(rows
+        .iter()
+        .map(|r| ConsumerPosition {
+            topic: r.get(0),
+            partition: r.get(1),
+            next_offset: r.get(2),
+            last_record: r.get(3),
+        })
+        .collect())
+}
+
+pub(crate) async fn claim(
+    conn: &mut SqliteConnection,
+    relay: &str,
+    limit: u32,
+    lease: Duration,
+) -> Result<Vec<ClaimedMessage>, StoreError> {
+    let now = now_us();
+    let rows = sqlx::query(
+        "UPDATE outbox SET claimed_by = ?1, claimed_until_us = ?2 + ?3, attempts = attempts + 1
+         WHERE id IN (SELECT id FROM outbox
+                      WHERE published_at_us IS NULL AND (claimed_until_us IS NULL OR claimed_until_us <= ?2)
+                      ORDER BY id LIMIT ?4)
+         RETURNING id, attempts, message_id, topic, key, headers, payload",
+    )
+    .bind(relay)
+    .bind(now)
+    .bind(micros(lease))
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await
+    .during("claiming outbox rows")?;
+    let mut claimed = rows
+        .iter()
+        .map(|r| {
+            let id: i64 = r.get(0);
+            let headers: String = r.get(5);
+            let headers = serde_json::from_str(&headers)
+                .map_err(|e| StoreError::Corrupt { what: format!("outbox row {id} headers"), reason: e.to_string() })?;
+            Ok(ClaimedMessage {
+                id,
+                attempts: r.get::<i64, _>(1) as u32,
+                message: OutboxMessage {
+                    message_id: r.get(2),
+                    topic: r.get(3),
+                    key: r.get(4),
+                    headers,
+                    payload: r.get(6),
+                },
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    claimed.sort_by_key(|c| c.id);
+    Ok(claimed)
+}
+
+pub(crate) async fn mark_published(conn: &mut SqliteConnection, ids: &[i64]) -> Result<u64, StoreError> {
+    let now = now_us();
+    let mut marked = 0;
+    for id in ids {
+        let done = sqlx::query(
+            "UPDATE outbox SET published_at_us = ?, claimed_until_us = NULL WHERE id = ? AND published_at_us IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .during("marking outbox rows published")?;
+        marked += done.rows_affected();
+    }
+    Ok(marked)
+}
+
+pub(crate) async fn release(conn: &mut SqliteConnection, ids: &[i64]) -> Result<(), StoreError> {
+    for id in ids {
+        sqlx::query(
+            "UPDATE outbox SET claimed_until_us = NULL, claimed_by = NULL WHERE id = ? AND published_at_us IS NULL",
+        )
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .during("releasing outbox claims")?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn unpublish_recent(conn: &mut SqliteConnection, window: Duration) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE outbox SET published_at_us = NULL, claimed_until_us = NULL, claimed_by = NULL
+         WHERE published_at_us IS NOT NULL AND published_at_us >= ?",
+    )
+    .bind(now_us() - micros(window))
+    .execute(&mut *conn)
+    .await
+    .during("re-queueing recently published outbox rows")?;
+    Ok(done.rows_affected())
+}
+
+pub(crate) async fn outbox_backlog(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at_us IS NULL")
+        .fetch_one(&mut *conn)
+        .await
+        .during("counting the outbox backlog")?;
+    Ok(n as u64)
+}
+
+pub(crate) async fn prune(
+    conn: &mut SqliteConnection,
+    published_before: Duration,
+    received_before: Duration,
+) -> Result<Pruned, StoreError> {
+    let now = now_us();
+    let outbox = sqlx::query("DELETE FROM outbox WHERE published_at_us IS NOT NULL AND published_at_us <= ?")
+        .bind(now - micros(published_before))
+        .execute(&mut *conn)
+        .await
+        .during("pruning the outbox")?;
+    let inbox = sqlx::query("DELETE FROM inbox WHERE received_at_us <= ?")
+        .bind(now - micros(received_before))
+        .execute(&mut *conn)
+        .await
+        .during("pruning the inbox")?;
+    Ok(Pruned { outbox_rows: outbox.rows_affected(), inbox_rows: inbox.rows_affected() })
+}

@@ -1,0 +1,479 @@
+//! The store: one API over two backends, and the transaction handlers run in.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use tokio::sync::Notify;
+use udders_kernel::{CorrelationId, EventId};
+
+use crate::error::{Context, StoreError};
+use crate::model::{
+    Appended, ClaimedMessage, ConsumerPosition, ExpectedVersion, NewEvent, OutboxMessage, Pruned, RecordedEvent,
+    SnapshotRecord, StreamId,
+};
+use crate::{postgres, sqlite};
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One SQLite file per service, WAL mode, one writer connection.
+    Sqlite,
+    /// One PostgreSQL database (or schema) per service.
+    Postgres,
+}
+
+impl Backend {
+    /// `sqlite` or `postgres`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Tuning for [`EventStore::connect`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// PostgreSQL: pool size. SQLite: number of read-only connections (the
+    /// writer is always exactly one).
+    pub max_connections: u32,
+    /// SQLite: `synchronous=FULL` instead of `NORMAL`. In WAL mode `NORMAL`
+    /// survives a process crash; `FULL` also survives a power cut.
+    pub sqlite_fsync_every_commit: bool,
+    /// How long a connection waits for a lock held by another process.
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { max_connections: 8, sqlite_fsync_every_commit: false, busy_timeout: Duration::from_secs(5) }
+    }
+}
+
+#[derive(Debug)]
+enum Pools {
+    Sqlite { writer: SqlitePool, readers: SqlitePool },
+    Postgres(PgPool),
+}
+
+#[derive(Debug)]
+struct Shared {
+    pools: Pools,
+    outbox_signal: Notify,
+}
+
+/// A service's event store, snapshots, outbox, inbox and consumer positions.
+///
+/// Cheap to clone: clones share the pools.
+#[derive(Debug, Clone)]
+pub struct EventStore {
+    shared: Arc<Shared>,
+}
+
+/// A borrowed connection of either backend; every statement goes through it.
+pub(crate) enum Conn<'c> {
+    Sqlite(&'c mut SqliteConnection),
+    Postgres(&'c mut PgConnection),
+}
+
+/// Runs one dialect function on whichever backend a [`Conn`] holds.
+macro_rules! dispatch {
+    ($conn:expr, $function:ident($($arg:expr),* $(,)?)) => {
+        match $conn {
+            Conn::Sqlite(c) => sqlite::$function(c, $($arg),*).await,
+            Conn::Postgres(c) => postgres::$function(c, $($arg),*).await,
+        }
+    };
+}
+pub(crate) use dispatch;
+
+pub(crate) enum Pooled {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl Pooled {
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Pooled::Sqlite(c) => Conn::Sqlite(c),
+            Pooled::Postgres(c) => Conn::Postgres(c),
+        }
+    }
+}
+
+impl EventStore {
+    /// Opens a store by URL: `sqlite:PATH` (created if missing) or
+    /// `postgres://…`. Applies the migrations of that dialect.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            let path = path.split('?').next().unwrap_or(path);
+            Self::open_sqlite(Path::new(path), options).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let connect = PgConnectOptions::from_str(url).during("parsing the PostgreSQL URL")?;
+            Self::connect_postgres(connect, options).await
+        } else {
+            let shown = url.split('@').next_back().unwrap_or(url);
+            Err(StoreError::UnsupportedUrl { url: shown.to_owned() })
+        }
+    }
+
+    /// Opens (creating if needed) a SQLite database file in WAL mode.
+    pub async fn open_sqlite(path: &Path, options: &StoreOptions) -> Result<Self, StoreError> {
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if options.sqlite_fsync_every_commit {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
+            .busy_timeout(options.busy_timeout)
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(base.clone().create_if_missing(true))
+            .await
+            .during("opening the SQLite writer")?;
+        sqlite::MIGRATOR.run(&writer).await.map_err(|source| StoreError::Migrate { backend: "sqlite", source })?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .connect_with(base.read_only(true))
+            .await
+            .during("opening the SQLite readers")?;
+        Ok(Self::from_pools(Pools::Sqlite { writer, readers }))
+    }
+
+    /// Connects to PostgreSQL with prepared options (for example with a
+    /// `search_path` to put a service in its own schema).
+    pub async fn connect_postgres(connect: PgConnectOptions, options: &StoreOptions) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(2))
+            .connect_with(connect)
+            .await
+            .during("connecting to PostgreSQL")?;
+        postgres::MIGRATOR.run(&pool).await.map_err(|source| StoreError::Migrate { backend: "postgres", source })?;
+        Ok(Self::from_pools(Pools::Postgres(pool)))
+    }
+
+    fn from_pools(pools: Pools) -> Self {
+        Self { shared: Arc::new(Shared { pools, outbox_signal: Notify::new() }) }
+    }
+
+    /// Which backend this store runs on.
+    pub fn backend(&self) -> Backend {
+        match self.shared.pools {
+            Pools::Sqlite { .. } => Backend::Sqlite,
+            Pools::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The SQLite writer pool (one connection), for a service's own tables.
+    pub fn sqlite_writer(&self) -> Option<&SqlitePool> {
+        match &self.shared.pools {
+            Pools::Sqlite { writer, .. } => Some(writer),
+            Pools::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL pool, for a service's own tables.
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.shared.pools {
+            Pools::Postgres(pool) => Some(pool),
+            Pools::Sqlite { .. } => None,
+        }
+    }
+
+    /// Woken after every commit that wrote outbox rows; the relay waits on it.
+    pub fn outbox_signal(&self) -> &Notify {
+        &self.shared.outbox_signal
+    }
+
+    /// Begins the one transaction a handler does all its work in: inbox,
+    /// events, snapshots, outbox and consumer position commit together.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        let inner = match &self.shared.pools {
+            Pools::Sqlite { writer, .. } => {
+                TxInner::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await.during("beginning a transaction")?)
+            }
+            Pools::Postgres(pool) => TxInner::Postgres(pool.begin().await.during("beginning a transaction")?),
+        };
+        Ok(Tx { inner, store: self.clone(), wrote_outbox: false })
+    }
+
+    pub(crate) async fn reader(&self) -> Result<Pooled, StoreError> {
+        Ok(match &self.shared.pools {
+            Pools::Sqlite { readers, .. } => Pooled::Sqlite(readers.acquire().await.during("acquiring a reader")?),
+            Pools::Postgres(pool) => Pooled::Postgres(pool.acquire().await.during("acquiring a connection")?),
+        })
+    }
+
+    async fn writer(&self) -> Result<Pooled, StoreError> {
+        Ok(match &self.shared.pools {
+            Pools::Sqlite { writer, .. } => Pooled::Sqlite(writer.acquire().await.during("acquiring the writer")?),
+            Pools::Postgres(pool) => Pooled::Postgres(pool.acquire().await.during("acquiring a connection")?),
+        })
+    }
+
+    /// Appends events to a stream and writes outbox rows, in one transaction.
+    ///
+    /// A stale (or future) `expected` version is [`StoreError::Conflict`] and
+    /// writes nothing; so does any failure before commit.
+    pub async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        outbox: &[OutboxMessage],
+    ) -> Result<Appended, StoreError> {
+        // One statement is atomic on its own: skip BEGIN/COMMIT round trips.
+        // SQLite writes one statement per event; PostgreSQL one per append.
+        let one_statement = match self.backend() {
+            Backend::Sqlite => events.len() == 1,
+            Backend::Postgres => !events.is_empty(),
+        };
+        if outbox.is_empty() && one_statement {
+            let mut c = self.writer().await?;
+            return dispatch!(c.conn(), append(stream, expected, events));
+        }
+        let mut tx = self.begin().await?;
+        let appended = tx.append(stream, expected, events).await?;
+        tx.enqueue(outbox).await?;
+        tx.commit().await?;
+        Ok(appended)
+    }
+
+    /// The events of a stream with a version above `after_version`, oldest first.
+    pub async fn read_stream(&self, stream: &StreamId, after_version: u64) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut c = self.reader().await?;
+        dispatch!(c.conn(), read_stream(stream, after_version))
+    }
+
+    /// Up to `limit` events after global position `after`, in commit order.
+    /// Start at 0; continue from the last position returned. Never skips an
+    /// event that commits later, never returns one twice.
+    pub async fn read_all(&self, after: i64, limit: u32) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut c = self.reader().await?;
+        dispatch!(c.conn(), read_all(after, limit))
+    }
+
+    /// Every event carrying this correlation id, in commit order.
+    pub async fn read_correlated(&self, correlation_id: CorrelationId) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut c = self.reader().await?;
+        dispatch!(c.conn(), read_correlated(correlation_id))
+    }
+
+    /// The version of a stream's last event (0 when it has none).
+    pub async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        let mut c = self.reader().await?;
+        dispatch!(c.conn(), stream_version(stream))
+    }
+
+    /// The global position of the newest event (0 when the store is empty).
+    pub async fn head_position(&self) -> Result<i64, StoreError> {
+        let mut c = self.reader().await?;
+        dispatch!(c.conn(), head_position())
+    }
+
+    /// A consumer's stored resume points.
+    pub async fn positions(&self, consumer: &str) -> Result<Vec<ConsumerPosition>, StoreError> {
+        let mut c = self.reader().await?;
+        dispatch!(c.conn(), positions(consumer))
+    }
+
+    /// Hands up to `limit` unpublished outbox rows to `relay`, oldest first,
+    /// for `lease`. Rows claimed by another live relay are skipped; rows whose
+    /// lease ran out (their relay died) are claimed again.
+    pub async fn claim_outbox(
+        &self,
+        relay: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedMessage>, StoreError> {
+        let mut c = self.writer().await?;
+        dispatch!(c.conn(), claim(relay, limit, lease))
+    }
+
+    /// Marks claimed rows published (after the broker acknowledged them).
+    /// Returns how many rows were newly marked.
+    pub async fn mark_published(&self, ids: &[i64]) -> Result<u64, StoreError> {
+        let mut c = self.writer().await?;
+        dispatch!(c.conn(), mark_published(ids))
+    }
+
+    /// Gives claimed rows back at once (publishing failed), so any relay can
+    /// try them again without waiting for the lease.
+    pub async fn release_claims(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let mut c = self.writer().await?;
+        dispatch!(c.conn(), release(ids))
+    }
+
+    /// Puts rows published within `window` back in the queue, to be sent
+    /// again: what a relay does when its broker came back empty. Consumers
+    /// drop the duplicates through their inboxes.
+    pub async fn unpublish_recent(&self, window: Duration) -> Result<u64, StoreError> {
+        let mut c = self.writer().await?;
+        dispatch!(c.conn(), unpublish_recent(window))
+    }
+
+    /// How many outbox rows wait to be published.
+    pub async fn outbox_backlog(&self) -> Result<u64, StoreError> {
+        let mut c = self.reader().await?;
+        dispatch!(c.conn(), outbox_backlog())
+    }
+
+    /// Deletes outbox rows published longer than `published_before` ago and
+    /// inbox rows received longer than `received_before` ago. Unpublished rows
+    /// are never deleted. Keep the inbox window longer than any re-delivery
+    /// window (broker retention, relay re-publish window).
+    pub async fn prune(&self, published_before: Duration, received_before: Duration) -> Result<Pruned, StoreError> {
+        let mut c = self.writer().await?;
+        dispatch!(c.conn(), prune(published_before, received_before))
+    }
+
+    /// Closes the pools.
+    pub async fn close(&self) {
+        match &self.shared.pools {
+            Pools::Sqlite { writer, readers } => {
+                readers.close().await;
+                writer.close().await;
+            }
+            Pools::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+enum TxInner {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// One database transaction of a store. Dropped without [`Tx::commit`], it
+/// rolls back and leaves no trace: no events, no outbox rows, no inbox entry.
+pub struct Tx {
+    inner: TxInner,
+    store: EventStore,
+    wrote_outbox: bool,
+}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx").field("backend", &self.store.backend()).field("wrote_outbox", &self.wrote_outbox).finish()
+    }
+}
+
+impl Tx {
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match &mut self.inner {
+            TxInner::Sqlite(t) => Conn::Sqlite(t),
+            TxInner::Postgres(t) => Conn::Postgres(t),
+        }
+    }
+
+    /// The SQLite connection of this transaction, for a service's own tables.
+    pub fn sqlite(&mut self) -> Option<&mut SqliteConnection> {
+        match &mut self.inner {
+            TxInner::Sqlite(t) => Some(&mut **t),
+            TxInner::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL connection of this transaction, for a service's own tables.
+    pub fn postgres(&mut self) -> Option<&mut PgConnection> {
+        match &mut self.inner {
+            TxInner::Postgres(t) => Some(&mut **t),
+            TxInner::Sqlite(_) => None,
+        }
+    }
+
+    /// The store this transaction belongs to.
+    pub fn store(&self) -> &EventStore {
+        &self.store
+    }
+
+    /// Appends events to a stream (see [`EventStore::append`]).
+    ///
+    /// On PostgreSQL a failed append aborts the whole transaction: drop it and
+    /// start again.
+    pub async fn append(
+        &mut self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<Appended, StoreError> {
+        if events.is_empty() {
+            return Ok(Appended { version: expected.as_u64(), last_position: 0 });
+        }
+        dispatch!(self.conn(), append(stream, expected, events))
+    }
+
+    /// Writes outbox rows; the relay sees them once this transaction commits.
+    pub async fn enqueue(&mut self, messages: &[OutboxMessage]) -> Result<(), StoreError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self.conn(), enqueue(messages))?;
+        self.wrote_outbox = true;
+        Ok(())
+    }
+
+    /// Records that `consumer` handles `event_id`. True the first time; false
+    /// when it was already recorded (a duplicate delivery: skip it).
+    pub async fn inbox_record(&mut self, consumer: &str, event_id: EventId) -> Result<bool, StoreError> {
+        dispatch!(self.conn(), inbox_record(consumer, event_id))
+    }
+
+    /// Stores where `consumer` resumes, with the effects of what it handled.
+    pub async fn save_position(&mut self, consumer: &str, position: &ConsumerPosition) -> Result<(), StoreError> {
+        dispatch!(self.conn(), save_position(consumer, position))
+    }
+
+    /// The events of a stream above `after_version`, as this transaction sees them.
+    pub async fn read_stream(
+        &mut self,
+        stream: &StreamId,
+        after_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        dispatch!(self.conn(), read_stream(stream, after_version))
+    }
+
+    /// The version of a stream's last event, as this transaction sees it.
+    pub async fn stream_version(&mut self, stream: &StreamId) -> Result<u64, StoreError> {
+        dispatch!(self.conn(), stream_version(stream))
+    }
+
+    /// Writes (or replaces with a newer) snapshot of a stream.
+    pub async fn save_snapshot(&mut self, stream: &StreamId, snapshot: &SnapshotRecord) -> Result<(), StoreError> {
+        dispatch!(self.conn(), save_snapshot(stream, snapshot))
+    }
+
+    /// Commits everything this transaction wrote, then wakes the relay if it
+    /// wrote outbox rows.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self.inner {
+            TxInner::Sqlite(t) => t.commit().await,
+            TxInner::Postgres(t) => t.commit().await,
+        }
+        .during("committing")?;
+        if self.wrote_outbox {
+            self.store.outbox_signal().notify_one();
+        }
+        Ok(())
+    }
+
+    /// Rolls back everything this transaction wrote.
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self.inner {
+            TxInner::Sqlite(t) => t.rollback().await,
+            TxInner::Postgres(t) => t.rollback().await,
+        }
+        .during("rolling back")
+    }
+}

@@ -1,0 +1,470 @@
+//! The event store's contract, run on SQLite and on PostgreSQL.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Ledger, LedgerEvent, event, message_for};
+use tokio::sync::Barrier;
+use udders_eventstore::{
+    Aggregate, ConsumerPosition, EventMetadata, EventStore, ExpectedVersion, NewEvent, SnapshotRecord, StoreError,
+    StreamId,
+};
+use udders_kernel::EventId;
+use uuid::Uuid;
+
+fn stream(name: &str) -> StreamId {
+    StreamId::new("test", format!("{name}.{}", Uuid::new_v4().simple()))
+}
+
+on_both_backends! {
+    /// Eight writers race for every version: one wins, seven get Conflict.
+    async fn concurrent_appends_to_one_stream_have_one_winner_per_version(store: EventStore) {
+        const WRITERS: usize = 8;
+        const ROUNDS: u64 = 25;
+        let stream = stream("race");
+        let barrier = Arc::new(Barrier::new(WRITERS));
+        let mut tasks = Vec::new();
+        for _ in 0..WRITERS {
+            let (store, stream, barrier) = (store.clone(), stream.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut outcome = Vec::new();
+                for round in 0..ROUNDS {
+                    barrier.wait().await;
+                    let result = store.append(&stream, ExpectedVersion::from_u64(round), &[event(round)], &[]).await;
+                    outcome.push(match result {
+                        Ok(appended) => {
+                            assert_eq!(appended.version, round + 1);
+                            true
+                        }
+                        Err(e) if e.is_conflict() => false,
+                        Err(e) => panic!("append failed with something other than a conflict: {e}"),
+                    });
+                    barrier.wait().await;
+                }
+                outcome
+            }));
+        }
+        let mut wins_per_round = vec![0; ROUNDS as usize];
+        for task in tasks {
+            for (round, won) in task.await.unwrap().into_iter().enumerate() {
+                wins_per_round[round] += usize::from(won);
+            }
+        }
+        assert!(wins_per_round.iter().all(|w| *w == 1), "one winner per version: {wins_per_round:?}");
+        let stored = store.read_stream(&stream, 0).await.unwrap();
+        let versions: Vec<u64> = stored.iter().map(|e| e.version).collect();
+        assert_eq!(versions, (1..=ROUNDS).collect::<Vec<_>>(), "versions have no gaps and no repeats");
+    }
+}
+
+on_both_backends! {
+    /// A version the stream has not reached yet is refused too: no gaps.
+    async fn an_expected_version_ahead_of_the_stream_is_a_conflict(store: EventStore) {
+        let stream = stream("ahead");
+        store.append(&stream, ExpectedVersion::NoStream, &[event(1)], &[]).await.unwrap();
+        let err = store.append(&stream, ExpectedVersion::Exact(5), &[event(2)], &[]).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+        let err = store.append(&stream, ExpectedVersion::NoStream, &[event(3)], &[]).await.unwrap_err();
+        assert!(err.is_conflict(), "{err}");
+        assert_eq!(store.stream_version(&stream).await.unwrap(), 1);
+        let ok = store.append(&stream, ExpectedVersion::Exact(1), &[event(4), event(5), event(6)], &[]).await.unwrap();
+        assert_eq!(ok.version, 4);
+    }
+}
+
+on_both_backends! {
+    async fn an_event_id_is_stored_once(store: EventStore) {
+        let first = event(1);
+        store.append(&stream("a"), ExpectedVersion::NoStream, std::slice::from_ref(&first), &[]).await.unwrap();
+        let other = stream("b");
+        let err = store.append(&other, ExpectedVersion::NoStream, &[event(2), first.clone()], &[]).await.unwrap_err();
+        match err {
+            StoreError::DuplicateEventId { event_id, .. } => assert_eq!(event_id, first.event_id.to_string()),
+            other => panic!("expected DuplicateEventId, got {other}"),
+        }
+        assert_eq!(store.stream_version(&other).await.unwrap(), 0, "nothing of the failed append is kept");
+    }
+}
+
+on_both_backends! {
+    /// Outbox rows exist if and only if the append committed.
+    async fn outbox_rows_exist_only_if_the_append_committed(store: EventStore) {
+        let s = stream("outbox");
+        // 1. A transaction that dies after its inserts, before commit.
+        let e1 = event(1);
+        let mut tx = store.begin().await.unwrap();
+        tx.append(&s, ExpectedVersion::NoStream, std::slice::from_ref(&e1)).await.unwrap();
+        tx.enqueue(&[message_for(&e1)]).await.unwrap();
+        drop(tx);
+        assert_eq!(store.stream_version(&s).await.unwrap(), 0);
+        assert_eq!(store.outbox_backlog().await.unwrap(), 0);
+
+        // 2. A failure injected after the event insert: the outbox insert
+        //    collides with an existing message id, so the whole append fails.
+        let e2 = event(2);
+        store.append(&stream("other"), ExpectedVersion::NoStream, std::slice::from_ref(&e2), &[message_for(&e2)]).await.unwrap();
+        let e3 = event(3);
+        let mut colliding = message_for(&e3);
+        colliding.message_id = *e2.event_id.as_uuid();
+        let err = store.append(&s, ExpectedVersion::NoStream, &[e3], &[colliding]).await.unwrap_err();
+        assert!(matches!(err, StoreError::DuplicateMessageId { .. }), "{err}");
+        assert_eq!(store.stream_version(&s).await.unwrap(), 0, "the events went with the failed outbox insert");
+        assert_eq!(store.outbox_backlog().await.unwrap(), 1, "only the committed append's row");
+
+        // 3. A committed append: both are there.
+        let e4 = event(4);
+        store.append(&s, ExpectedVersion::NoStream, std::slice::from_ref(&e4), &[message_for(&e4)]).await.unwrap();
+        assert_eq!(store.stream_version(&s).await.unwrap(), 1);
+        let claimed = store.claim_outbox("relay", 10, Duration::from_secs(30)).await.unwrap();
+        let ids: Vec<Uuid> = claimed.iter().map(|c| c.message.message_id).collect();
+        assert_eq!(ids, vec![*e2.event_id.as_uuid(), *e4.event_id.as_uuid()]);
+        assert_eq!(claimed[1].message, message_for(&e4), "the row comes back as written");
+    }
+}
+
+on_both_backends! {
+    async fn a_commit_with_outbox_rows_wakes_the_relay(store: EventStore) {
+        let notified = store.outbox_signal().notified();
+        let e = event(1);
+        store.append(&stream("wake"), ExpectedVersion::NoStream, std::slice::from_ref(&e), &[message_for(&e)]).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(1), notified).await.expect("the relay signal fired");
+    }
+}
+
+on_both_backends! {
+    /// Relays claiming at the same time never get the same row, and together
+    /// they get every row.
+    async fn two_relays_never_claim_the_same_row(store: EventStore) {
+        const ROWS: usize = 600;
+        for chunk in 0..(ROWS / 50) {
+            let events: Vec<NewEvent> = (0..50).map(|i| event((chunk * 50 + i) as u64)).collect();
+            let messages: Vec<_> = events.iter().map(message_for).collect();
+            store.append(&stream("bulk"), ExpectedVersion::NoStream, &events, &messages).await.unwrap();
+        }
+        let mut relays = Vec::new();
+        for relay in ["relay-a", "relay-b", "relay-c"] {
+            let store = store.clone();
+            relays.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let claimed = store.claim_outbox(relay, 7, Duration::from_secs(60)).await.unwrap();
+                    if claimed.is_empty() {
+                        break mine;
+                    }
+                    let ids: Vec<i64> = claimed.iter().map(|c| c.id).collect();
+                    assert_eq!(store.mark_published(&ids).await.unwrap(), ids.len() as u64);
+                    mine.extend(ids);
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        let mut seen = HashSet::new();
+        let mut per_relay = Vec::new();
+        for relay in relays {
+            let ids = relay.await.unwrap();
+            per_relay.push(ids.len());
+            for id in ids {
+                assert!(seen.insert(id), "row {id} was claimed twice");
+            }
+        }
+        assert_eq!(seen.len(), ROWS, "every row was claimed ({per_relay:?} per relay)");
+        assert_eq!(store.outbox_backlog().await.unwrap(), 0);
+    }
+}
+
+on_both_backends! {
+    /// A relay that claims rows and dies leaves them to be claimed again once
+    /// its lease runs out; nothing is lost.
+    async fn a_crashed_claim_is_claimed_again_after_its_lease(store: EventStore) {
+        let events: Vec<NewEvent> = (0..3).map(event).collect();
+        let messages: Vec<_> = events.iter().map(message_for).collect();
+        store.append(&stream("lease"), ExpectedVersion::NoStream, &events, &messages).await.unwrap();
+
+        let lease = Duration::from_millis(300);
+        let first = store.claim_outbox("relay-that-dies", 10, lease).await.unwrap();
+        assert_eq!(first.len(), 3);
+        assert!(first.iter().all(|c| c.attempts == 1));
+        assert!(store.claim_outbox("relay-2", 10, lease).await.unwrap().is_empty(), "leased rows are not handed out");
+
+        tokio::time::sleep(lease + Duration::from_millis(100)).await;
+        let again = store.claim_outbox("relay-2", 10, lease).await.unwrap();
+        let ids = |c: &[udders_eventstore::ClaimedMessage]| c.iter().map(|c| c.id).collect::<Vec<_>>();
+        assert_eq!(ids(&again), ids(&first), "the same rows, in the same order");
+        assert!(again.iter().all(|c| c.attempts == 2), "each claim is counted");
+
+        // A release hands rows back at once.
+        store.release_claims(&ids(&again)).await.unwrap();
+        let third = store.claim_outbox("relay-3", 10, lease).await.unwrap();
+        assert_eq!(ids(&third), ids(&first));
+        assert_eq!(store.mark_published(&ids(&third)).await.unwrap(), 3);
+        assert_eq!(store.mark_published(&ids(&third)).await.unwrap(), 0, "marking twice is harmless");
+        assert_eq!(store.unpublish_recent(Duration::from_secs(60)).await.unwrap(), 3, "a broker lost them: send again");
+        assert_eq!(ids(&store.claim_outbox("relay-4", 10, lease).await.unwrap()), ids(&first));
+        store.mark_published(&ids(&first)).await.unwrap();
+        tokio::time::sleep(lease + Duration::from_millis(100)).await;
+        assert!(store.claim_outbox("relay-2", 10, lease).await.unwrap().is_empty(), "published rows stay published");
+    }
+}
+
+on_both_backends! {
+    async fn the_inbox_says_seen_the_second_time(store: EventStore) {
+        let id = EventId::from_uuid(Uuid::now_v7());
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.inbox_record("credit", id).await.unwrap(), "new the first time");
+        assert!(!tx.inbox_record("credit", id).await.unwrap(), "seen within the same transaction");
+        tx.commit().await.unwrap();
+
+        let mut tx = store.begin().await.unwrap();
+        assert!(!tx.inbox_record("credit", id).await.unwrap(), "seen after commit");
+        assert!(tx.inbox_record("inventory", id).await.unwrap(), "each consumer has its own inbox");
+        tx.rollback().await.unwrap();
+
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.inbox_record("inventory", id).await.unwrap(), "a rolled-back entry was never recorded");
+        tx.commit().await.unwrap();
+    }
+}
+
+on_both_backends! {
+    /// The consumer position commits or rolls back with the handler's effects.
+    async fn consumer_positions_commit_with_the_handler(store: EventStore) {
+        let at = |offset: i64| ConsumerPosition {
+            topic: "order".into(),
+            partition: 3,
+            next_offset: offset,
+            last_record: Some(format!("record-{}", offset - 1)),
+        };
+        let mut tx = store.begin().await.unwrap();
+        tx.save_position("credit", &at(10)).await.unwrap();
+        tx.save_position("credit", &ConsumerPosition { partition: 0, ..at(4) }).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = store.begin().await.unwrap();
+        let e = event(1);
+        tx.append(&stream("pos"), ExpectedVersion::NoStream, &[e]).await.unwrap();
+        tx.save_position("credit", &at(11)).await.unwrap();
+        drop(tx); // the handler crashed before commit
+
+        let positions = store.positions("credit").await.unwrap();
+        assert_eq!(positions, vec![ConsumerPosition { partition: 0, ..at(4) }, at(10)]);
+        assert!(store.positions("nobody").await.unwrap().is_empty());
+    }
+}
+
+on_both_backends! {
+    /// Readers paging through the global log while writers commit (and some
+    /// roll back) see every committed event exactly once, in commit order,
+    /// each stream in version order.
+    async fn the_global_log_returns_every_committed_event_once_under_concurrent_writers(store: EventStore) {
+        const WRITERS: u64 = 6;
+        const APPENDS: u64 = 120;
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (store, done) = (store.clone(), done.clone());
+            tokio::spawn(async move {
+                let (mut after, mut seen) = (0, Vec::new());
+                loop {
+                    let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                    let page = store.read_all(after, 37).await.unwrap();
+                    if page.is_empty() && finished {
+                        break seen;
+                    }
+                    for e in page {
+                        assert!(e.position > after, "positions only grow");
+                        after = e.position;
+                        seen.push(e);
+                    }
+                }
+            })
+        };
+        let mut writers = Vec::new();
+        for w in 0..WRITERS {
+            let store = store.clone();
+            writers.push(tokio::spawn(async move {
+                let s = stream(&format!("writer{w}"));
+                let mut committed = Vec::new();
+                for i in 0..APPENDS {
+                    let batch: Vec<NewEvent> = (0..1 + i % 3).map(|k| event(i * 10 + k)).collect();
+                    let mut tx = store.begin().await.unwrap();
+                    let version = committed.len() as u64;
+                    tx.append(&s, ExpectedVersion::from_u64(version), &batch).await.unwrap();
+                    if i % 5 == 4 {
+                        drop(tx); // rolled back: its positions are never seen
+                        continue;
+                    }
+                    tokio::task::yield_now().await;
+                    tx.commit().await.unwrap();
+                    committed.extend(batch.into_iter().map(|e| e.event_id));
+                }
+                committed
+            }));
+        }
+        let mut committed = HashSet::new();
+        for w in writers {
+            committed.extend(w.await.unwrap());
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let seen = reader.await.unwrap();
+        let ids: Vec<EventId> = seen.iter().map(|e| e.event_id).collect();
+        let unique: HashSet<EventId> = ids.iter().copied().collect();
+        assert_eq!(unique.len(), ids.len(), "no event was returned twice");
+        assert_eq!(unique, committed, "every committed event, and nothing else, was returned");
+        let mut last_version: BTreeMap<&str, u64> = BTreeMap::new();
+        for e in &seen {
+            let last = last_version.entry(&e.stream).or_default();
+            assert_eq!(e.version, *last + 1, "stream {} in version order", e.stream);
+            *last = e.version;
+        }
+        assert_eq!(store.head_position().await.unwrap(), seen.last().unwrap().position);
+    }
+}
+
+on_both_backends! {
+    async fn events_keep_their_metadata_and_correlation(store: EventStore) {
+        let correlation = udders_kernel::CorrelationId::from_uuid(Uuid::now_v7());
+        let cause = EventId::from_uuid(Uuid::now_v7());
+        let mut e = event(9);
+        e.metadata = EventMetadata {
+            correlation_id: Some(correlation),
+            causation_id: Some(cause),
+            occurred_at: udders_kernel::Timestamp::from_micros(1_795_356_185_123_456),
+        };
+        let s = stream("meta");
+        store.append(&s, ExpectedVersion::NoStream, &[e.clone(), event(10)], &[]).await.unwrap();
+        let stored = store.read_stream(&s, 0).await.unwrap();
+        assert_eq!(stored[0].metadata, e.metadata);
+        assert_eq!(stored[0].payload, e.payload);
+        assert_eq!((stored[0].stream.as_str(), stored[0].category.as_str()), (s.as_str(), "test"));
+        let correlated = store.read_correlated(correlation).await.unwrap();
+        assert_eq!(correlated.iter().map(|e| e.event_id).collect::<Vec<_>>(), vec![e.event_id]);
+        assert!(stored[0].recorded_at.micros() > 1_700_000_000_000_000, "recorded by the database clock");
+    }
+}
+
+on_both_backends! {
+    /// An event the aggregate does not know is an error that names the
+    /// stream, the version and the type.
+    async fn an_unknown_event_type_names_stream_version_and_type(store: EventStore) {
+        type L = Ledger<0>;
+        let id = Uuid::new_v4();
+        let s = L::stream(id);
+        let mut bogus = event(1);
+        bogus.event_type = "Embezzled".into();
+        store.append(&s, ExpectedVersion::NoStream, &[event(5), bogus], &[]).await.unwrap();
+        let err = store.load::<L>(id).await.unwrap_err();
+        match &err {
+            StoreError::UnknownEvent { stream, version, event_type, .. } => {
+                assert_eq!((stream.as_str(), *version, event_type.as_str()), (s.as_str(), 2, "Embezzled"));
+            }
+            other => panic!("expected UnknownEvent, got {other}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains(s.as_str()) && text.contains("version 2") && text.contains("Embezzled"), "{text}");
+
+        let mut future = event(1);
+        future.schema_version = 9;
+        let s2 = L::stream(Uuid::new_v4());
+        store.append(&s2, ExpectedVersion::NoStream, &[future], &[]).await.unwrap();
+        let id2 = s2.as_str().trim_start_matches("ledger-").to_owned();
+        let err = store.load::<L>(id2).await.unwrap_err().to_string();
+        assert!(err.contains("schema version 9"), "{err}");
+    }
+}
+
+on_both_backends! {
+    /// Snapshots every N: a load starts from the newest snapshot and folds
+    /// only the events after it.
+    async fn a_load_starts_from_the_newest_snapshot(store: EventStore) {
+        type L = Ledger<10>;
+        let id = Uuid::new_v4();
+        let mut loaded = store.load::<L>(id).await.unwrap();
+        for i in 0..23 {
+            let mut tx = store.begin().await.unwrap();
+            tx.record::<L>(&mut loaded, vec![LedgerEvent::Deposited { amount: i }], EventMetadata::default()).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        let fresh = store.load::<L>(id).await.unwrap();
+        assert_eq!((fresh.version, fresh.snapshot_version, fresh.replayed), (23, Some(20), 3));
+        assert_eq!(fresh.state, loaded.state);
+        assert_eq!(fresh.state, store.load_without_snapshot::<L>(id).await.unwrap().state);
+        assert_eq!(fresh.state.balance, (0..23).sum::<i64>());
+    }
+}
+
+on_both_backends! {
+    /// A snapshot written by an older state schema is ignored, and the state
+    /// is rebuilt from the events.
+    async fn a_snapshot_of_another_state_schema_is_ignored(store: EventStore) {
+        type L = Ledger<0>;
+        let id = Uuid::new_v4();
+        let s = L::stream(id);
+        store.append(&s, ExpectedVersion::NoStream, &[event(3), event(4)], &[]).await.unwrap();
+        let stale = SnapshotRecord { version: 2, state_schema: 0, state: serde_json::json!({ "balance": 1_000_000 }) };
+        let unreadable = SnapshotRecord { version: 2, state_schema: 1, state: serde_json::json!("not a ledger") };
+        for snapshot in [stale, unreadable] {
+            let mut tx = store.begin().await.unwrap();
+            tx.save_snapshot(&s, &snapshot).await.unwrap();
+            tx.commit().await.unwrap();
+            let loaded = store.load::<L>(id).await.unwrap();
+            assert_eq!((loaded.version, loaded.snapshot_version, loaded.replayed), (2, None, 2));
+            assert_eq!(loaded.state.balance, 7);
+        }
+        // A snapshot ahead of its events (a restored backup) is not trusted.
+        let ahead = SnapshotRecord { version: 5, state_schema: 1, state: serde_json::to_value(common::LedgerState::default()).unwrap() };
+        let mut tx = store.begin().await.unwrap();
+        tx.save_snapshot(&s, &ahead).await.unwrap();
+        tx.commit().await.unwrap();
+        let loaded = store.load::<L>(id).await.unwrap();
+        assert_eq!((loaded.version, loaded.snapshot_version, loaded.state.balance), (2, None, 7));
+    }
+}
+
+on_both_backends! {
+    /// Pruning removes published outbox rows and inbox rows past their window,
+    /// and never an unpublished row.
+    async fn pruning_removes_only_old_published_and_old_inbox_rows(store: EventStore) {
+        let events: Vec<NewEvent> = (0..4).map(event).collect();
+        let messages: Vec<_> = events.iter().map(message_for).collect();
+        store.append(&stream("prune"), ExpectedVersion::NoStream, &events, &messages).await.unwrap();
+        let claimed = store.claim_outbox("relay", 2, Duration::from_secs(60)).await.unwrap();
+        store.mark_published(&claimed.iter().map(|c| c.id).collect::<Vec<_>>()).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        for e in &events {
+            tx.inbox_record("credit", e.event_id).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        let hour = Duration::from_secs(3600);
+        assert_eq!(store.prune(hour, hour).await.unwrap(), udders_eventstore::Pruned::default(), "nothing is old yet");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let pruned = store.prune(Duration::ZERO, Duration::ZERO).await.unwrap();
+        assert_eq!((pruned.outbox_rows, pruned.inbox_rows), (2, 4));
+        assert_eq!(store.outbox_backlog().await.unwrap(), 2, "unpublished rows stay");
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.inbox_record("credit", events[0].event_id).await.unwrap(), "a pruned inbox entry is forgotten");
+    }
+}
+
+#[tokio::test]
+async fn opening_a_store_twice_applies_migrations_once_and_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("svc.db").display());
+    let s = stream("reopen");
+    {
+        let store = EventStore::connect(&url, &Default::default()).await.unwrap();
+        store.append(&s, ExpectedVersion::NoStream, &[event(1)], &[]).await.unwrap();
+        store.close().await;
+    }
+    let store = EventStore::connect(&url, &Default::default()).await.unwrap();
+    assert_eq!(store.stream_version(&s).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn an_unsupported_url_is_a_clear_error() {
+    let err = EventStore::connect("mysql://user:secret@host/db", &Default::default()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("unsupported database URL") && !text.contains("secret"), "{text}");
+}

@@ -1,0 +1,137 @@
+//! The embedded broker: Tansu, the Kafka-compatible broker, linked into our
+//! binary with memory storage. It keeps nothing across a restart, which is
+//! exactly the fault the event stores and outboxes must survive.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+use tansu_broker::broker::Broker;
+use tansu_broker::coordinator::group::administrator::Controller;
+use tansu_storage::StorageContainer;
+use tokio::task::JoinHandle;
+use url::Url;
+
+use crate::{KafkaSettings, MessagingError};
+
+/// A running embedded broker. Dropping it (or [`EmbeddedBroker::stop`]) stops
+/// it and loses everything it held.
+#[derive(Debug)]
+pub struct EmbeddedBroker {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl EmbeddedBroker {
+    /// Starts a broker listening on `addr` (use a loopback address) and waits
+    /// until it answers metadata requests.
+    pub async fn start(addr: SocketAddr) -> Result<Self, MessagingError> {
+        let url = Url::parse(&format!("tcp://{addr}")).map_err(|e| MessagingError::Broker(e.to_string()))?;
+        let storage = Url::parse("memory://tansu/").map_err(|e| MessagingError::Broker(e.to_string()))?;
+        let mut broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
+            .node_id(1)
+            .cluster_id("udders")
+            .incarnation_id(uuid::Uuid::new_v4())
+            .advertised_listener(url.clone())
+            .storage(storage)
+            .listener(url)
+            .silent(true)
+            .build()
+            .await
+            .map_err(|e| MessagingError::Broker(format!("building the broker: {e:?}")))?;
+        let task = tokio::spawn(async move {
+            if let Err(error) = broker.serve(tokio::time::Instant::now()).await {
+                tracing::error!(?error, "the embedded broker stopped");
+            }
+        });
+        let broker = Self { addr, task };
+        wait_for_broker(&KafkaSettings::new(addr.to_string()), Duration::from_secs(20)).await?;
+        tracing::info!(%addr, "embedded broker ready (memory storage)");
+        Ok(broker)
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bootstrap string for clients.
+    pub fn bootstrap(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Stops the broker and waits until its port is free again.
+    pub async fn stop(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while tokio::net::TcpStream::connect(self.addr).await.is_ok() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Waits until a broker answers a metadata request.
+pub async fn wait_for_broker(settings: &KafkaSettings, timeout: Duration) -> Result<(), MessagingError> {
+    let config = settings.admin_config();
+    let bootstrap = settings.bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = config.create().map_err(MessagingError::Kafka)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match consumer.fetch_metadata(None, Duration::from_millis(500)) {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(MessagingError::Broker(format!("no broker answered at {bootstrap}: {e}")));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    })
+    .await
+    .map_err(|e| MessagingError::Broker(e.to_string()))?
+}
+
+/// Creates the topics that do not exist yet, each with the configured number
+/// of partitions. Idempotent: a topic that exists is left as it is. Returns
+/// how many topics had to be created.
+pub async fn ensure_topics(settings: &KafkaSettings, topics: &[String]) -> Result<usize, MessagingError> {
+    let admin: AdminClient<DefaultClientContext> = settings.admin_config().create().map_err(MessagingError::Kafka)?;
+    let new: Vec<NewTopic<'_>> =
+        topics.iter().map(|t| NewTopic::new(t, settings.partitions, TopicReplication::Fixed(1))).collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin.create_topics(&new, &options).await.map_err(MessagingError::Kafka)?;
+    let mut created = 0;
+    for result in results {
+        match result {
+            Ok(_) => created += 1,
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(MessagingError::Broker(format!("creating topic {topic}: {code}")));
+            }
+        }
+    }
+    Ok(created)
+}
+
+/// Assigns every partition of `topic` to `consumer`, each from its start.
+pub fn assign_from_start<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), MessagingError> {
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning).map_err(MessagingError::Kafka)?;
+    }
+    consumer.assign(&tpl).map_err(MessagingError::Kafka)
+}

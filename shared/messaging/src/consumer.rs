@@ -1,0 +1,893 @@
+//! The at-least-once consumer loop with an inbox and a dead-letter topic.
+//!
+//! It reads the topics its patterns need, assigned directly (no group join
+//! wait), starting from the positions stored in the service database. Each
+//! record is handled in ONE transaction: inbox entry (a duplicate is skipped),
+//! the handler's effects, and the new position commit together, so a restart
+//! resumes exactly. Records already fetched are taken together, up to
+//! `max_batch`, into one such transaction; if anything in it fails, it rolls
+//! back and its records are handled one by one. A failing handler is retried with backoff a bounded number
+//! of times; then the record goes to the dead-letter topic with its origin,
+//! the error and the attempt count in headers, and the partition moves on.
+//! Malformed records (missing or garbled headers, bad JSON, unknown event
+//! type or version, oversized) are dead-lettered at once. A database that is
+//! away is waited for, never dead-lettered.
+//!
+//! Resuming, and a broker that comes back empty: every stored position N
+//! carries the id of the record at N-1. On start, and after the client
+//! reported every broker down, each partition is assigned at N-1 and *gated*:
+//! - the record at N-1 arrives with the stored id: the log is the one we
+//!   left; resume at N;
+//! - a later offset arrives instead, or nothing within a second: Tansu
+//!   answers a fetch from inside a record batch with the next batch (or
+//!   nothing, inside the last one; see `tests/tansu_behaviour.rs`), so the
+//!   partition is read again from its start, skipping (not handling)
+//!   everything before N-1 until the record at N-1 is confirmed. Every later
+//!   re-assignment scans this way rather than probing;
+//! - the record at N-1 is missing or different, or the log is shorter: the
+//!   broker lost the log. The partition is replayed from its start and the
+//!   inbox drops what was already handled.
+//!
+//! Every re-assignment uses a fresh client, so no record fetched for an
+//! earlier assignment can arrive after it.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use futures::FutureExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use udders_contracts::{Catalog, Envelope, Pattern};
+use udders_eventstore::{ConsumerPosition, EventStore, StoreError, Tx};
+
+use crate::MessagingError;
+use crate::kafka::{KafkaSettings, WatchfulContext};
+
+/// Headers added to a dead-lettered record (its own headers are kept).
+pub mod dead_letter {
+    /// The topic it was read from.
+    pub const ORIGINAL_TOPIC: &str = "dlq_original_topic";
+    /// Its partition there.
+    pub const ORIGINAL_PARTITION: &str = "dlq_original_partition";
+    /// Its offset there.
+    pub const ORIGINAL_OFFSET: &str = "dlq_original_offset";
+    /// Why it was dead-lettered.
+    pub const ERROR: &str = "dlq_error";
+    /// How many times the handler tried it (0: malformed, never handled).
+    pub const ATTEMPTS: &str = "dlq_attempts";
+    /// Which consumer gave up on it.
+    pub const CONSUMER: &str = "dlq_consumer";
+}
+
+/// One record, parsed and routed, as a handler sees it.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// The route (subscription) that matched its subject.
+    pub route: String,
+    /// Its CloudEvents attributes.
+    pub envelope: Envelope,
+    /// Its key (the order id).
+    pub key: String,
+    /// Its JSON payload.
+    pub payload: Value,
+    /// Where it was read.
+    pub topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+}
+
+/// A handler's failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct HandlerError {
+    /// What went wrong.
+    pub message: String,
+    /// True: retrying cannot help; dead-letter at once.
+    pub permanent: bool,
+}
+
+impl HandlerError {
+    /// A failure worth retrying.
+    pub fn retry(message: impl Into<String>) -> Self {
+        Self { message: message.into(), permanent: false }
+    }
+
+    /// A failure no retry can mend (for example a payload that breaks a rule of its schema).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self { message: message.into(), permanent: true }
+    }
+}
+
+impl From<StoreError> for HandlerError {
+    fn from(e: StoreError) -> Self {
+        Self::retry(e.to_string())
+    }
+}
+
+/// What a service does with one record, inside the consumer's transaction.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one record. Everything written through `tx` commits with the
+    /// inbox entry and the new position, or not at all.
+    fn handle(&self, tx: &mut Tx, event: &Incoming) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// How a consumer behaves.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Names the consumer in the inbox and positions (usually the service).
+    pub name: String,
+    /// The topics to read.
+    pub topics: Vec<String>,
+    /// Routes in priority order: the first pattern matching a subject wins;
+    /// a record no pattern matches is skipped.
+    pub routes: Vec<(String, Pattern)>,
+    /// Where records it gives up on go.
+    pub dead_letter_topic: String,
+    /// Event types it accepts (subject and `ce_type` must be catalogued).
+    pub catalog: Arc<Catalog>,
+    /// Handler attempts before a record is dead-lettered.
+    pub max_attempts: u32,
+    /// First retry delay; doubles each attempt.
+    pub retry_backoff: Duration,
+    /// Larger records (key + value + headers) are dead-lettered.
+    pub max_record_bytes: usize,
+    /// How often positions of skipped records are stored.
+    pub position_flush: Duration,
+    /// Records handled in one transaction at most (whatever is already
+    /// fetched, up to this).
+    pub max_batch: usize,
+}
+
+impl ConsumerConfig {
+    /// Defaults for a consumer named `name`.
+    pub fn new(name: impl Into<String>, catalog: Arc<Catalog>, dead_letter_topic: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            topics: Vec::new(),
+            routes: Vec::new(),
+            dead_letter_topic: dead_letter_topic.into(),
+            catalog,
+            max_attempts: 5,
+            retry_backoff: Duration::from_millis(20),
+            max_record_bytes: 1 << 20,
+            position_flush: Duration::from_millis(500),
+            max_batch: 256,
+        }
+    }
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Handled,
+    Duplicate,
+    Skipped,
+    DeadLettered,
+}
+
+/// Counts of what the consumer did, for tests and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsumerStats {
+    /// Records handled (effects committed).
+    pub handled: u64,
+    /// Records dropped by the inbox as already handled.
+    pub duplicates: u64,
+    /// Records no route matched.
+    pub skipped: u64,
+    /// Records sent to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// Times positions were checked after the broker was lost.
+    pub broker_recoveries: u64,
+}
+
+type PartitionKey = (String, i32);
+
+struct Loop<H> {
+    store: EventStore,
+    settings: KafkaSettings,
+    config: ConsumerConfig,
+    handler: H,
+    producer: FutureProducer,
+    /// Next offset and last record id per partition, as far as read.
+    seen: HashMap<PartitionKey, (i64, Option<String>)>,
+    /// Positions of skipped records not yet stored.
+    unsaved: HashMap<PartitionKey, (i64, Option<String>)>,
+    /// Partitions whose resume point is not yet confirmed.
+    gates: HashMap<PartitionKey, Gate>,
+    /// How the next assignment starts these partitions.
+    restarts: HashMap<PartitionKey, Restart>,
+    /// True after the first assignment (later ones scan instead of probing).
+    assigned_before: bool,
+    /// Clients created so far (names them `<consumer>-<n>`).
+    clients: u32,
+    /// The client in use, for the watchdog that unassigns it when the broker goes.
+    current: Arc<std::sync::Mutex<Option<Arc<StreamConsumer<WatchfulContext>>>>>,
+    context: WatchfulContext,
+    stats: watch::Sender<ConsumerStats>,
+}
+
+/// A partition whose resume point `next` is being confirmed: the record at
+/// `next - 1` must carry the id `last`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Gate {
+    /// Assigned at `next - 1`; waiting for its first record.
+    Probing { next: i64, last: String, since: Instant },
+    /// Assigned at the start; skipping up to `next - 1`.
+    Scanning { next: i64, last: String },
+}
+
+/// How a partition starts at the next assignment, after a gate decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Restart {
+    /// From the start, skipping up to the resume point.
+    Scan,
+    /// From the start, handling everything (the log is not the one we left).
+    Replay,
+}
+
+/// What to do after a batch.
+enum Step {
+    Continue,
+    Reassign,
+}
+
+/// What a partition's gate says about one record.
+enum Passage {
+    /// Handle it.
+    Pass,
+    /// Already handled (or the confirming record itself): skip it.
+    Skip,
+    /// The partition must be assigned again (see `restarts`).
+    Reassign,
+}
+
+/// A running consumer's view for its owner.
+#[derive(Debug, Clone)]
+pub struct ConsumerWatch {
+    ready: watch::Receiver<bool>,
+    stats: watch::Receiver<ConsumerStats>,
+}
+
+impl ConsumerWatch {
+    /// True once partitions are assigned and records flow.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Waits until ready.
+    pub async fn wait_ready(&mut self) {
+        let _ = self.ready.wait_for(|r| *r).await;
+    }
+
+    /// What it has done so far.
+    pub fn stats(&self) -> ConsumerStats {
+        *self.stats.borrow()
+    }
+}
+
+/// Starts a consumer on the current runtime. It runs until `cancel`.
+pub fn spawn_consumer<H: Handler>(
+    store: EventStore,
+    settings: KafkaSettings,
+    config: ConsumerConfig,
+    handler: H,
+    cancel: CancellationToken,
+) -> Result<(tokio::task::JoinHandle<Result<(), MessagingError>>, ConsumerWatch), MessagingError> {
+    let producer: FutureProducer = settings.producer_config().create().map_err(MessagingError::Kafka)?;
+    let (ready_tx, ready) = watch::channel(false);
+    let (stats_tx, stats) = watch::channel(ConsumerStats::default());
+    let lp = Loop {
+        store,
+        settings,
+        config,
+        handler,
+        producer,
+        seen: HashMap::new(),
+        unsaved: HashMap::new(),
+        gates: HashMap::new(),
+        restarts: HashMap::new(),
+        assigned_before: false,
+        clients: 0,
+        current: Arc::default(),
+        context: WatchfulContext::default(),
+        stats: stats_tx,
+    };
+    let task = tokio::spawn(lp.run(cancel, ready_tx));
+    Ok((task, ConsumerWatch { ready, stats }))
+}
+
+fn fingerprint(message: &OwnedMessage) -> Option<String> {
+    let headers = message.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == udders_contracts::envelope::ID)
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(str::to_owned)
+}
+
+impl<H: Handler> Loop<H> {
+    async fn run(mut self, cancel: CancellationToken, ready: watch::Sender<bool>) -> Result<(), MessagingError> {
+        // Stop fetching the moment every broker is down (see WatchfulContext):
+        // the sentinel hears it at once, the watchdog unassigns the client in
+        // use, and the loop replaces that client.
+        let _sentinel =
+            crate::kafka::Sentinel::start(&self.settings, self.context.clone()).map_err(MessagingError::Kafka)?;
+        let watchdog = {
+            let (context, current, cancel) = (self.context.clone(), self.current.clone(), cancel.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = context.broker_lost() => {
+                            let client = current.lock().map(|c| c.clone()).unwrap_or(None);
+                            if let Some(client) = client {
+                                let _ = client.unassign();
+                            }
+                        }
+                    }
+                }
+            })
+        };
+        let result = self.consume(cancel, ready).await;
+        watchdog.abort();
+        result
+    }
+
+    async fn consume(&mut self, cancel: CancellationToken, ready: watch::Sender<bool>) -> Result<(), MessagingError> {
+        let Some(mut consumer) = self.assign_when_possible(&cancel).await else { return Ok(()) };
+        let _ = ready.send(true);
+        tracing::info!(consumer = %self.config.name, topics = ?self.config.topics, "consumer running");
+        let mut flush = tokio::time::interval(self.config.position_flush);
+        loop {
+            let message = tokio::select! {
+                () = cancel.cancelled() => break,
+                () = self.context.broker_lost() => {
+                    self.context.take_broker_lost();
+                    tracing::warn!(consumer = %self.config.name, "every broker is down: dropping the client; positions will be checked against the log");
+                    let Some(c) = self.replace_client(consumer, &cancel, Some(&ready)).await else { break };
+                    consumer = c;
+                    continue;
+                }
+                _ = flush.tick() => {
+                    self.flush_skipped().await;
+                    if self.probe_timed_out() {
+                        let Some(c) = self.replace_client(consumer, &cancel, None).await else { break };
+                        consumer = c;
+                    } else if self.context.take_broker_lost() {
+                        tracing::warn!(consumer = %self.config.name, "every broker was down: checking positions against the log");
+                        let Some(c) = self.replace_client(consumer, &cancel, Some(&ready)).await else { break };
+                        consumer = c;
+                    }
+                    continue;
+                }
+                received = consumer.recv() => match received {
+                    Ok(message) => message.detach(),
+                    Err(error) => {
+                        tracing::debug!(consumer = %self.config.name, %error, "receive failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                }
+            };
+            // Take whatever else is already fetched, up to a batch.
+            let mut batch = vec![message];
+            while batch.len() < self.config.max_batch {
+                match consumer.recv().now_or_never() {
+                    Some(Ok(more)) => batch.push(more.detach()),
+                    _ => break,
+                }
+            }
+            if let Step::Reassign = self.process_batch(&batch, &cancel).await {
+                let Some(c) = self.replace_client(consumer, &cancel, None).await else { break };
+                consumer = c;
+            }
+        }
+        self.flush_skipped().await;
+        Ok(())
+    }
+
+    /// Destroys the client in use and assigns a fresh one (`None` when
+    /// cancelled). After a broker loss (`ready` given) the consumer reports
+    /// not ready meanwhile, and the recovery is counted.
+    async fn replace_client(
+        &mut self,
+        old: Arc<StreamConsumer<WatchfulContext>>,
+        cancel: &CancellationToken,
+        ready: Option<&watch::Sender<bool>>,
+    ) -> Option<Arc<StreamConsumer<WatchfulContext>>> {
+        if let Some(ready) = ready {
+            let _ = ready.send(false);
+        }
+        self.forget_client();
+        drop(old);
+        let fresh = self.assign_when_possible(cancel).await?;
+        if let Some(ready) = ready {
+            self.stats.send_modify(|s| s.broker_recoveries += 1);
+            let _ = ready.send(true);
+        }
+        Some(fresh)
+    }
+
+    /// Drops the watchdog's handle on the client in use, so dropping the
+    /// loop's handle destroys the client at once.
+    fn forget_client(&self) {
+        if let Ok(mut current) = self.current.lock() {
+            *current = None;
+        }
+    }
+
+    /// A probe unanswered for a second means the resume point lies inside
+    /// the last batch of a Tansu log: scan that partition instead.
+    fn probe_timed_out(&mut self) -> bool {
+        let stuck: Vec<PartitionKey> = self
+            .gates
+            .iter()
+            .filter(|(_, g)| matches!(g, Gate::Probing { since, .. } if since.elapsed() > Duration::from_secs(1)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &stuck {
+            self.restarts.insert(key.clone(), Restart::Scan);
+        }
+        !stuck.is_empty()
+    }
+
+    /// Assigns, retrying until the broker and topics are there; `None` when cancelled.
+    async fn assign_when_possible(
+        &mut self,
+        cancel: &CancellationToken,
+    ) -> Option<Arc<StreamConsumer<WatchfulContext>>> {
+        loop {
+            let attempt = async {
+                crate::broker::wait_for_broker(&self.settings, Duration::from_secs(5)).await?;
+                self.assign().await
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return None,
+                result = attempt => match result {
+                    Ok(consumer) => {
+                        let consumer = Arc::new(consumer);
+                        if let Ok(mut current) = self.current.lock() {
+                            *current = Some(consumer.clone());
+                        }
+                        return Some(consumer);
+                    }
+                    Err(error) => {
+                        tracing::info!(consumer = %self.config.name, %error, "waiting for the broker and topics");
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn count(&self, outcome: Option<Outcome>) {
+        self.stats.send_modify(|s| match outcome {
+            Some(Outcome::Handled) => s.handled += 1,
+            Some(Outcome::Duplicate) => s.duplicates += 1,
+            Some(Outcome::Skipped) => s.skipped += 1,
+            Some(Outcome::DeadLettered) => s.dead_lettered += 1,
+            None => {}
+        });
+    }
+
+    /// Makes sure the dead-letter topic exists, then assigns every partition
+    /// of every topic to a fresh client, gated at its resume point.
+    async fn assign(&mut self) -> Result<StreamConsumer<WatchfulContext>, MessagingError> {
+        let dlq = [self.config.dead_letter_topic.clone()];
+        crate::broker::ensure_topics(&self.settings, &dlq).await?;
+        let partitions = self.partitions().await?;
+        let stored: HashMap<PartitionKey, ConsumerPosition> = self
+            .store
+            .positions(&self.config.name)
+            .await?
+            .into_iter()
+            .map(|p| ((p.topic.clone(), p.partition), p))
+            .collect();
+        self.clients += 1;
+        let consumer: StreamConsumer<WatchfulContext> = self
+            .settings
+            .consumer_config(&self.config.name)
+            .set("client.id", format!("{}-{}", self.config.name, self.clients))
+            .create_with_context(self.context.clone())
+            .map_err(MessagingError::Kafka)?;
+        tracing::debug!(consumer = %self.config.name, client = self.clients, "new consumer client");
+        let mut tpl = TopicPartitionList::new();
+        self.gates.clear();
+        for key in partitions {
+            let known = self
+                .seen
+                .get(&key)
+                .cloned()
+                .or_else(|| stored.get(&key).map(|p| (p.next_offset, p.last_record.clone())));
+            let restart = self.restarts.remove(&key);
+            let offset = match (known, restart) {
+                (_, Some(Restart::Replay)) | (None, _) | (Some((0, _)), _) | (Some((_, None)), _) => {
+                    if restart == Some(Restart::Replay) {
+                        tracing::warn!(consumer = %self.config.name, topic = %key.0, partition = key.1,
+                            "the log is not the one this position was taken in (broker lost it?): replaying the partition");
+                        self.seen.remove(&key);
+                    }
+                    Offset::Beginning
+                }
+                // A probe is only worth it once: after that, scanning cannot
+                // get stuck, so one partition's fallback never re-probes another.
+                (Some((next, Some(last))), Some(Restart::Scan)) | (Some((next, Some(last))), None)
+                    if self.assigned_before =>
+                {
+                    self.gates.insert(key.clone(), Gate::Scanning { next, last });
+                    Offset::Beginning
+                }
+                (Some((next, Some(last))), _) => {
+                    self.gates.insert(key.clone(), Gate::Probing { next, last, since: Instant::now() });
+                    Offset::Offset(next - 1)
+                }
+            };
+            tpl.add_partition_offset(&key.0, key.1, offset).map_err(MessagingError::Kafka)?;
+        }
+        consumer.assign(&tpl).map_err(MessagingError::Kafka)?;
+        self.assigned_before = true;
+        Ok(consumer)
+    }
+
+    async fn partitions(&self) -> Result<Vec<PartitionKey>, MessagingError> {
+        let config = self.settings.consumer_config(&format!("{}-metadata", self.config.name));
+        let topics = self.config.topics.clone();
+        tokio::task::spawn_blocking(move || {
+            let client: BaseConsumer = config.create().map_err(MessagingError::Kafka)?;
+            let mut keys = Vec::new();
+            for topic in &topics {
+                let metadata =
+                    client.fetch_metadata(Some(topic), Duration::from_secs(5)).map_err(MessagingError::Kafka)?;
+                let partitions = metadata.topics().first().map(|t| (t.error(), t.partitions().len()));
+                match partitions {
+                    Some((None, n)) if n > 0 => keys.extend((0..n as i32).map(|p| (topic.clone(), p))),
+                    _ => return Err(MessagingError::Broker(format!("topic {topic} does not exist yet"))),
+                }
+            }
+            Ok(keys)
+        })
+        .await
+        .map_err(|e| MessagingError::Broker(e.to_string()))?
+    }
+
+    /// Applies the partition's gate, if it has one, to a record.
+    fn gate(&mut self, message: &OwnedMessage) -> Passage {
+        let key = (message.topic().to_owned(), message.partition());
+        let Some(gate) = self.gates.get(&key).cloned() else { return Passage::Pass };
+        let fingerprint = fingerprint(message);
+        let offset = message.offset();
+        let (next, last, probing) = match &gate {
+            Gate::Probing { next, last, .. } => (*next, last, true),
+            Gate::Scanning { next, last } => (*next, last, false),
+        };
+        if offset < next - 1 && !probing {
+            return Passage::Skip; // before the resume point: handled already
+        }
+        if offset == next - 1 && fingerprint.as_deref() == Some(last.as_str()) {
+            self.gates.remove(&key);
+            self.seen.insert(key, (next, fingerprint));
+            return Passage::Skip; // the log is the one we left: resume after it
+        }
+        if offset > next - 1 && probing {
+            self.restarts.insert(key, Restart::Scan);
+            return Passage::Reassign;
+        }
+        if offset < next - 1 {
+            // Probing, and the broker reset us to an earlier start: the log is shorter.
+            tracing::warn!(consumer = %self.config.name, topic = %key.0, partition = key.1,
+                "the log is shorter than this position (broker lost it?): replaying the partition");
+            self.gates.remove(&key);
+            self.seen.remove(&key);
+            Passage::Pass
+        } else {
+            self.restarts.insert(key, Restart::Replay);
+            Passage::Reassign
+        }
+    }
+
+    /// Gates, parses and routes a batch of records; handles the routed ones
+    /// in one transaction. Records ahead of a malformed one (or of a
+    /// re-assignment) are committed first, so no stored position ever passes
+    /// a record that was not handled.
+    async fn process_batch(&mut self, batch: &[OwnedMessage], cancel: &CancellationToken) -> Step {
+        let mut ready: Vec<(usize, Incoming)> = Vec::new();
+        for (i, message) in batch.iter().enumerate() {
+            match self.gate(message) {
+                Passage::Skip => continue,
+                Passage::Reassign => {
+                    self.handle_ready(batch, &mut ready, cancel).await;
+                    return Step::Reassign;
+                }
+                Passage::Pass => {}
+            }
+            let key = (message.topic().to_owned(), message.partition());
+            let next = (message.offset() + 1, fingerprint(message));
+            match self.parse(message) {
+                Err(reason) => {
+                    self.handle_ready(batch, &mut ready, cancel).await;
+                    let outcome = self.dead_letter(message, &reason, 0, cancel).await;
+                    self.seen.insert(key, next);
+                    self.count(Some(outcome));
+                }
+                Ok(None) => {
+                    self.unsaved.insert(key.clone(), next.clone());
+                    self.seen.insert(key, next);
+                    self.count(Some(Outcome::Skipped));
+                }
+                Ok(Some(incoming)) => ready.push((i, incoming)),
+            }
+        }
+        self.handle_ready(batch, &mut ready, cancel).await;
+        Step::Continue
+    }
+
+    /// Handles routed records: all in one transaction, or, when that fails,
+    /// one by one with retries and the dead-letter topic.
+    async fn handle_ready(
+        &mut self,
+        batch: &[OwnedMessage],
+        ready: &mut Vec<(usize, Incoming)>,
+        cancel: &CancellationToken,
+    ) {
+        let items = std::mem::take(ready);
+        if items.len() > 1 {
+            let together: Vec<(&Incoming, Option<String>)> =
+                items.iter().map(|(i, incoming)| (incoming, fingerprint(&batch[*i]))).collect();
+            match self.attempt(&together).await {
+                Ok(outcomes) => {
+                    for ((incoming, record_id), outcome) in together.into_iter().zip(outcomes) {
+                        self.committed(incoming, record_id);
+                        self.count(Some(outcome));
+                    }
+                    return;
+                }
+                Err(Failure::Handler(error)) => {
+                    tracing::debug!(consumer = %self.config.name, %error, "a batch failed; handling its records one by one");
+                }
+                Err(Failure::Store(error)) => {
+                    tracing::debug!(consumer = %self.config.name, %error, "a batch failed; handling its records one by one");
+                }
+            }
+        }
+        for (i, incoming) in &items {
+            let message = &batch[*i];
+            let outcome = self.handle(message, incoming, fingerprint(message), cancel).await;
+            if outcome.is_some() {
+                self.committed(incoming, fingerprint(message));
+            }
+            self.count(outcome);
+        }
+    }
+
+    /// Notes a record whose effects and position are committed.
+    fn committed(&mut self, incoming: &Incoming, fingerprint: Option<String>) {
+        let key = (incoming.topic.clone(), incoming.partition);
+        let next = incoming.offset + 1;
+        if self.unsaved.get(&key).is_some_and(|(n, _)| *n <= next) {
+            self.unsaved.remove(&key);
+        }
+        if self.seen.get(&key).is_none_or(|(n, _)| *n <= next) {
+            self.seen.insert(key, (next, fingerprint));
+        }
+    }
+
+    /// One transaction for one or several records (each with the id of its
+    /// record, for the position): inbox entries, effects, and the last
+    /// position of each partition.
+    async fn attempt(&self, items: &[(&Incoming, Option<String>)]) -> Result<Vec<Outcome>, Failure> {
+        let mut tx = self.store.begin().await.map_err(Failure::Store)?;
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut positions: HashMap<PartitionKey, ConsumerPosition> = HashMap::new();
+        for (incoming, record_id) in items {
+            let fresh = tx.inbox_record(&self.config.name, incoming.envelope.id).await.map_err(Failure::Store)?;
+            if fresh {
+                self.handler.handle(&mut tx, incoming).await.map_err(Failure::Handler)?;
+            }
+            outcomes.push(if fresh { Outcome::Handled } else { Outcome::Duplicate });
+            positions.insert(
+                (incoming.topic.clone(), incoming.partition),
+                ConsumerPosition {
+                    topic: incoming.topic.clone(),
+                    partition: incoming.partition,
+                    next_offset: incoming.offset + 1,
+                    last_record: record_id.clone(),
+                },
+            );
+        }
+        for position in positions.values() {
+            tx.save_position(&self.config.name, position).await.map_err(Failure::Store)?;
+        }
+        tx.commit().await.map_err(Failure::Store)?;
+        Ok(outcomes)
+    }
+
+    /// `Ok(None)`: no route wants it. `Err`: malformed, with the reason.
+    fn parse(&self, message: &OwnedMessage) -> Result<Option<Incoming>, String> {
+        let payload = message.payload().unwrap_or_default();
+        let header_bytes: usize =
+            message.headers().map_or(0, |h| h.iter().map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len)).sum());
+        let size = payload.len() + message.key().map_or(0, <[u8]>::len) + header_bytes;
+        if size > self.config.max_record_bytes {
+            return Err(format!("record of {size} bytes is over the limit of {} bytes", self.config.max_record_bytes));
+        }
+        let headers: Vec<(&str, Option<&[u8]>)> =
+            message.headers().map(|h| h.iter().map(|h| (h.key, h.value)).collect()).unwrap_or_default();
+        let envelope = Envelope::from_headers(headers).map_err(|e| e.to_string())?;
+        let Some((route, _)) = self.config.routes.iter().find(|(_, p)| p.matches(&envelope.subject)) else {
+            return Ok(None);
+        };
+        let spec = self.config.catalog.spec_of(&envelope.subject).ok_or_else(|| {
+            format!("no catalogued event has the subject {} (unknown type or version)", envelope.subject)
+        })?;
+        if spec.cloudevents_type() != envelope.event_type {
+            return Err(format!(
+                "ce_type {:?} does not belong to subject {} (expected {:?})",
+                envelope.event_type,
+                envelope.subject,
+                spec.cloudevents_type()
+            ));
+        }
+        let key = message.key().map(|k| std::str::from_utf8(k).map_err(|_| "the key is not UTF-8".to_owned()));
+        let key = key.transpose()?.ok_or("the record has no key")?.to_owned();
+        let payload: Value = serde_json::from_slice(payload).map_err(|e| format!("the value is not JSON: {e}"))?;
+        Ok(Some(Incoming {
+            route: route.clone(),
+            envelope,
+            key,
+            payload,
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+        }))
+    }
+
+    async fn handle(
+        &mut self,
+        message: &OwnedMessage,
+        incoming: &Incoming,
+        fingerprint: Option<String>,
+        cancel: &CancellationToken,
+    ) -> Option<Outcome> {
+        let one = [(incoming, fingerprint)];
+        let mut attempts = 0;
+        let mut backoff = self.config.retry_backoff;
+        loop {
+            match self.attempt(&one).await {
+                Ok(outcomes) => return outcomes.first().copied(),
+                Err(Failure::Store(error)) => {
+                    // The database, not the record: wait for it, never dead-letter.
+                    tracing::warn!(consumer = %self.config.name, %error, "store unavailable; retrying");
+                }
+                Err(Failure::Handler(error)) => {
+                    attempts += 1;
+                    if error.permanent || attempts >= self.config.max_attempts {
+                        let reason = format!("handler failed: {error}");
+                        return Some(self.dead_letter(message, &reason, attempts, cancel).await);
+                    }
+                    tracing::debug!(consumer = %self.config.name, attempts, %error, "handler failed; retrying");
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return None,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Sends a record to the dead-letter topic (retrying until the broker
+    /// takes it), then stores the position past it.
+    async fn dead_letter(
+        &mut self,
+        message: &OwnedMessage,
+        reason: &str,
+        attempts: u32,
+        cancel: &CancellationToken,
+    ) -> Outcome {
+        tracing::warn!(consumer = %self.config.name, topic = message.topic(), partition = message.partition(),
+            offset = message.offset(), %reason, attempts, "dead-lettering a record");
+        let mut headers = OwnedHeaders::new();
+        if let Some(original) = message.headers() {
+            for h in original.iter() {
+                headers = headers.insert(Header { key: h.key, value: h.value });
+            }
+        }
+        let (partition, offset, attempts_text) =
+            (message.partition().to_string(), message.offset().to_string(), attempts.to_string());
+        for (key, value) in [
+            (dead_letter::ORIGINAL_TOPIC, message.topic()),
+            (dead_letter::ORIGINAL_PARTITION, partition.as_str()),
+            (dead_letter::ORIGINAL_OFFSET, offset.as_str()),
+            (dead_letter::ERROR, reason),
+            (dead_letter::ATTEMPTS, attempts_text.as_str()),
+            (dead_letter::CONSUMER, self.config.name.as_str()),
+        ] {
+            headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
+        }
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let mut record = FutureRecord::to(&self.config.dead_letter_topic).headers(headers.clone());
+            if let Some(key) = message.key() {
+                record = record.key(key);
+            }
+            if let Some(payload) = message.payload() {
+                record = record.payload(payload);
+            }
+            match self.producer.send(record, Duration::from_secs(0)).await {
+                Ok(_) => break,
+                Err((error, _)) => {
+                    tracing::warn!(%error, "dead-letter topic unreachable; retrying");
+                    if cancel.is_cancelled() {
+                        return Outcome::DeadLettered;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        let position = ConsumerPosition {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            next_offset: message.offset() + 1,
+            last_record: fingerprint(message),
+        };
+        self.save_positions(std::slice::from_ref(&position)).await;
+        self.unsaved.remove(&(position.topic, position.partition));
+        Outcome::DeadLettered
+    }
+
+    async fn flush_skipped(&mut self) {
+        if self.unsaved.is_empty() {
+            return;
+        }
+        let positions: Vec<ConsumerPosition> = self
+            .unsaved
+            .drain()
+            .map(|((topic, partition), (next_offset, last_record))| ConsumerPosition {
+                topic,
+                partition,
+                next_offset,
+                last_record,
+            })
+            .collect();
+        self.save_positions(&positions).await;
+    }
+
+    async fn save_positions(&self, positions: &[ConsumerPosition]) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let result: Result<(), StoreError> = async {
+                let mut tx = self.store.begin().await?;
+                for p in positions {
+                    tx.save_position(&self.config.name, p).await?;
+                }
+                tx.commit().await
+            }
+            .await;
+            match result {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::warn!(consumer = %self.config.name, %error, "cannot store positions; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+}
+
+enum Failure {
+    Store(StoreError),
+    Handler(HandlerError),
+}

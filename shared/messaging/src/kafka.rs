@@ -1,0 +1,156 @@
+//! rdkafka settings in one place, and a client context that notices when
+//! every broker is gone (so a relay or consumer can check for a broker that
+//! came back empty).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use rdkafka::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+
+/// Where the brokers are and how topics are laid out.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `host:port[,host:port…]`.
+    pub bootstrap: String,
+    /// Partitions of every topic Udders creates.
+    pub partitions: i32,
+    /// Upper bound of a fetch's wait for data. Tansu holds a fetch for this
+    /// long even when data arrives, so one hop costs up to about twice this
+    /// (ADR 0006: 5 ms, for a p99 under 20 ms per hop).
+    pub fetch_wait_max_ms: u32,
+}
+
+impl KafkaSettings {
+    /// Settings for a broker at `bootstrap` with the default 6 partitions.
+    pub fn new(bootstrap: impl Into<String>) -> Self {
+        Self { bootstrap: bootstrap.into(), partitions: 6, fetch_wait_max_ms: 5 }
+    }
+
+    /// Settings every client shares.
+    fn base_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        // Nagle plus delayed ACKs add up to 40 ms to small requests on loopback.
+        c.set("bootstrap.servers", &self.bootstrap).set("socket.nagle.disable", "true").set("log_level", "3");
+        c
+    }
+
+    /// A producer: idempotent, `acks=all`, bounded delivery time so a
+    /// missing broker shows up as failed deliveries rather than a hang.
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut c = self.base_config();
+        c.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "0")
+            .set("message.timeout.ms", "10000")
+            .set("reconnect.backoff.max.ms", "1000");
+        c
+    }
+
+    /// A consumer with manual positions: no auto commit, no auto offset
+    /// store; `earliest` when a stored position lies beyond the log.
+    pub fn consumer_config(&self, group: &str) -> ClientConfig {
+        let mut c = self.base_config();
+        c.set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("allow.auto.create.topics", "false")
+            .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "2000")
+            .set("reconnect.backoff.max.ms", "1000")
+            .set("topic.metadata.refresh.interval.ms", "2000");
+        c
+    }
+
+    /// An admin client.
+    pub fn admin_config(&self) -> ClientConfig {
+        self.base_config()
+    }
+}
+
+/// A client context that notices "all brokers down" events.
+///
+/// Why it matters: a broker that comes back empty recreates topics under new
+/// ids, and a client that fetched from the old broker must not talk to the
+/// new one. librdkafka 2.12 crashes (NULL `strcmp` in
+/// `rd_kafka_metadata_update_op`) on the leader-discovery tags Tansu sends for
+/// a topic it lost, and an idempotent producer's id means nothing to the new
+/// broker. Owners therefore stop and replace their clients when this fires.
+#[derive(Debug, Clone, Default)]
+pub struct WatchfulContext {
+    state: Arc<BrokerWatch>,
+}
+
+/// What a [`WatchfulContext`] saw.
+#[derive(Debug, Default)]
+pub struct BrokerWatch {
+    lost: AtomicBool,
+    losses: AtomicU64,
+    signal: tokio::sync::Notify,
+}
+
+impl WatchfulContext {
+    /// True (once) after every broker was reported down since the last call.
+    pub fn take_broker_lost(&self) -> bool {
+        self.state.lost.swap(false, Ordering::SeqCst)
+    }
+
+    /// How many times every broker was reported down.
+    pub fn losses(&self) -> u64 {
+        self.state.losses.load(Ordering::SeqCst)
+    }
+
+    /// Completes when every broker is next reported down.
+    pub async fn broker_lost(&self) {
+        self.state.signal.notified().await;
+    }
+}
+
+impl ClientContext for WatchfulContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
+            self.state.lost.store(true, Ordering::SeqCst);
+            self.state.losses.fetch_add(1, Ordering::SeqCst);
+            self.state.signal.notify_waiters();
+            tracing::warn!(%reason, "every broker is down");
+        } else {
+            tracing::debug!(%error, %reason, "kafka client error");
+        }
+    }
+}
+
+impl ConsumerContext for WatchfulContext {}
+
+impl ProducerContext for WatchfulContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &DeliveryResult<'_>, (): ()) {}
+}
+
+/// A client that sends nothing and is polled by its own thread, so that its
+/// context hears "all brokers down" at once. A consumer's own client reports
+/// it only after every record already fetched has been read, which can be
+/// too late.
+pub struct Sentinel {
+    _producer: ThreadedProducer<WatchfulContext>,
+}
+
+impl std::fmt::Debug for Sentinel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sentinel")
+    }
+}
+
+impl Sentinel {
+    /// Starts a sentinel reporting to `context`.
+    pub fn start(settings: &KafkaSettings, context: WatchfulContext) -> Result<Self, KafkaError> {
+        let mut config = settings.admin_config();
+        config.set("client.id", "udders-sentinel");
+        Ok(Self { _producer: config.create_with_context(context)? })
+    }
+}

@@ -1,0 +1,49 @@
+//! Kafka for Udders: the embedded broker, the outbox relay, and the
+//! at-least-once consumer with inbox deduplication and a dead-letter topic.
+//!
+//! What lives here: [`EmbeddedBroker`] (Tansu, linked in, memory storage),
+//! topic creation, [`KafkaSettings`] (every rdkafka setting in one place),
+//! [`Relay`], [`spawn_consumer`] with its [`Handler`] trait, [`outbound`]
+//! (an event as an outbox row with its CloudEvents headers), and [`tap`].
+//!
+//! What must not: domain rules. Handlers (in the services) decide; this crate
+//! moves records, stores positions and never loses an accepted event.
+
+pub mod broker;
+mod consumer;
+mod kafka;
+pub mod outbound;
+mod relay;
+pub mod tap;
+
+pub use broker::{EmbeddedBroker, assign_from_start, ensure_topics, wait_for_broker};
+pub use consumer::{
+    ConsumerConfig, ConsumerStats, ConsumerWatch, Handler, HandlerError, Incoming, dead_letter, spawn_consumer,
+};
+pub use kafka::{KafkaSettings, WatchfulContext};
+pub use relay::{Relay, RelayConfig};
+
+/// An error of the messaging layer.
+#[derive(Debug, thiserror::Error)]
+pub enum MessagingError {
+    /// The Kafka client failed.
+    #[error("kafka client: {0}")]
+    Kafka(#[source] rdkafka::error::KafkaError),
+    /// The broker is missing or refused something.
+    #[error("broker: {0}")]
+    Broker(String),
+    /// Some records of a batch were not acknowledged.
+    #[error("{failed} records not acknowledged ({published} were): {source}")]
+    Publish {
+        /// How many failed.
+        failed: usize,
+        /// How many went through.
+        published: usize,
+        /// The first failure.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] udders_eventstore::StoreError),
+}

@@ -1,0 +1,216 @@
+//! The relay: publishes outbox rows to Kafka and marks them published once
+//! the broker acknowledged them.
+//!
+//! Many sends are in flight at once (one claimed batch), each awaited on its
+//! delivery report; nothing is flushed per message. The relay wakes on the
+//! store's outbox signal after every commit, and polls as a fallback. While
+//! the broker is away it retries with backoff and loses nothing: a row is
+//! marked published only after its acknowledgement, and a claim it could not
+//! finish is released (or expires) and is claimed again.
+//!
+//! A broker that comes back empty: the relay recreates its topic, and when
+//! the topic had to be created it re-queues the rows published within
+//! `republish_window`, so that consumers can read what the broker lost.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use tokio_util::sync::CancellationToken;
+use udders_eventstore::{ClaimedMessage, EventStore};
+
+use crate::MessagingError;
+use crate::broker::{ensure_topics, wait_for_broker};
+use crate::kafka::{KafkaSettings, WatchfulContext};
+
+/// How a relay behaves.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Names this relay's claims (for example `credit-1`).
+    pub relay_id: String,
+    /// The topic this relay's service owns; recreated when missing.
+    pub topic: String,
+    /// Rows claimed and sent at once.
+    pub batch: u32,
+    /// How long a claim is held before another relay may take it.
+    pub lease: Duration,
+    /// How often to look for rows when no commit signalled any.
+    pub poll_interval: Duration,
+    /// Rows published this recently are sent again after the broker came back empty.
+    pub republish_window: Duration,
+    /// The longest wait between retries while the broker is away.
+    pub max_backoff: Duration,
+    /// How long a shutdown may spend publishing what is left.
+    pub drain_timeout: Duration,
+}
+
+impl RelayConfig {
+    /// Defaults for the relay of `topic`.
+    pub fn new(relay_id: impl Into<String>, topic: impl Into<String>) -> Self {
+        Self {
+            relay_id: relay_id.into(),
+            topic: topic.into(),
+            batch: 1000,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(500),
+            republish_window: Duration::from_secs(600),
+            max_backoff: Duration::from_secs(2),
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A relay for one store.
+pub struct Relay {
+    store: EventStore,
+    settings: KafkaSettings,
+    config: RelayConfig,
+    producer: FutureProducer<WatchfulContext>,
+    context: WatchfulContext,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay").field("config", &self.config).finish()
+    }
+}
+
+impl Relay {
+    /// A relay publishing `store`'s outbox through the brokers of `settings`.
+    pub fn new(store: EventStore, settings: KafkaSettings, config: RelayConfig) -> Result<Self, MessagingError> {
+        let context = WatchfulContext::default();
+        let producer =
+            settings.producer_config().create_with_context(context.clone()).map_err(MessagingError::Kafka)?;
+        Ok(Self { store, settings, config, producer, context })
+    }
+
+    /// Makes sure the topic exists; when it had to be created (a new or an
+    /// emptied broker), re-queues the recent window. Returns the rows re-queued.
+    pub async fn recover(&self) -> Result<u64, MessagingError> {
+        let created = ensure_topics(&self.settings, std::slice::from_ref(&self.config.topic)).await?;
+        if created == 0 {
+            return Ok(0);
+        }
+        let requeued = self.store.unpublish_recent(self.config.republish_window).await?;
+        if requeued > 0 {
+            tracing::warn!(topic = %self.config.topic, requeued, "topic was missing: the broker lost its log; publishing the recent window again");
+        }
+        Ok(requeued)
+    }
+
+    /// Claims one batch, sends it, and marks what was acknowledged.
+    /// Returns how many rows were published.
+    pub async fn publish_once(&self) -> Result<usize, MessagingError> {
+        let claimed = self.store.claim_outbox(&self.config.relay_id, self.config.batch, self.config.lease).await?;
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let sends = claimed.iter().map(|row| self.send(row));
+        let results = join_all(sends).await;
+        let (mut done, mut failed, mut missing_topic, mut first_error) = (Vec::new(), Vec::new(), false, None);
+        for (row, result) in claimed.iter().zip(results) {
+            match result {
+                Ok(()) => done.push(row.id),
+                Err(e) => {
+                    missing_topic |= e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition);
+                    failed.push(row.id);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if !done.is_empty() {
+            self.store.mark_published(&done).await?;
+        }
+        if let Some(error) = first_error {
+            self.store.release_claims(&failed).await?;
+            if missing_topic {
+                self.recover().await?;
+            }
+            return Err(MessagingError::Publish { failed: failed.len(), published: done.len(), source: error });
+        }
+        Ok(done.len())
+    }
+
+    async fn send(&self, row: &ClaimedMessage) -> Result<(), rdkafka::error::KafkaError> {
+        let headers = crate::outbound::record_headers(&row.message.headers);
+        let record =
+            FutureRecord::to(&row.message.topic).key(&row.message.key).payload(&row.message.payload).headers(headers);
+        self.producer.send(record, Duration::from_secs(0)).await.map(|_| ()).map_err(|(e, _)| e)
+    }
+
+    /// Runs until cancelled, then publishes what is left (bounded by
+    /// `drain_timeout`) and flushes the producer.
+    pub async fn run(mut self, cancel: CancellationToken) -> Result<(), MessagingError> {
+        let mut backoff = Duration::from_millis(50);
+        let mut recovered = false;
+        loop {
+            if cancel.is_cancelled() {
+                break;
+            }
+            if self.context.take_broker_lost() {
+                // The producer's id and sequence numbers belong to the broker
+                // that went away: start over with a new producer.
+                self.context = WatchfulContext::default();
+                self.producer = self
+                    .settings
+                    .producer_config()
+                    .create_with_context(self.context.clone())
+                    .map_err(MessagingError::Kafka)?;
+                recovered = false;
+            }
+            if !recovered {
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    result = wait_for_broker(&self.settings, Duration::from_secs(2)) => {
+                        if result.is_err() { continue; }
+                    }
+                }
+                match self.recover().await {
+                    Ok(_) => recovered = true,
+                    Err(error) => {
+                        tracing::warn!(%error, "relay cannot reach the broker yet");
+                        tokio::time::sleep(backoff).await;
+                        continue;
+                    }
+                }
+            }
+            match self.publish_once().await {
+                Ok(n) if n as u32 >= self.config.batch => backoff = Duration::from_millis(50),
+                Ok(_) => {
+                    backoff = Duration::from_millis(50);
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        () = self.store.outbox_signal().notified() => {}
+                        () = tokio::time::sleep(self.config.poll_interval) => {}
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, ?backoff, "relay could not publish; retrying");
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(self.config.max_backoff);
+                }
+            }
+        }
+        self.drain().await
+    }
+
+    async fn drain(&self) -> Result<(), MessagingError> {
+        let deadline = tokio::time::Instant::now() + self.config.drain_timeout;
+        while tokio::time::Instant::now() < deadline {
+            match tokio::time::timeout_at(deadline, self.publish_once()).await {
+                Ok(Ok(0)) | Err(_) => break,
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "relay stopped with rows unpublished; they stay in the outbox");
+                    break;
+                }
+            }
+        }
+        let _ = self.producer.flush(Duration::from_secs(1));
+        Ok(())
+    }
+}

@@ -1,0 +1,298 @@
+//! The messaging layer against the embedded broker: nothing accepted is lost,
+//! every effect happens once, bad records are dead-lettered, and broker loss
+//! is survived.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::*;
+use rdkafka::Message;
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use udders_kernel::EventId;
+use udders_messaging::outbound::record_headers;
+use udders_messaging::{Relay, assign_from_start, dead_letter, ensure_topics};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn assert_once(effects: &[String], published: &[EventId]) {
+    let unique: HashSet<&String> = effects.iter().collect();
+    assert_eq!(unique.len(), effects.len(), "an effect happened twice");
+    let expected: HashSet<String> = published.iter().map(ToString::to_string).collect();
+    let got: HashSet<String> = effects.iter().cloned().collect();
+    assert_eq!(got.len(), expected.len(), "effects: {} of {} events", got.len(), expected.len());
+    assert_eq!(got, expected, "every published event has exactly one effect");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_thousand_events_arrive_and_each_effect_happens_once_even_when_delivered_twice() {
+    let Rig { broker: _broker, stores, settings, .. } = rig().await;
+    let published = publish(&stores.publisher, 10_000, None).await;
+    let running = start(&stores, &settings, consumer_config(5), true);
+
+    eventually(MINUTE, "10,000 events handled", || async { running.watch.stats().handled >= 10_000 }).await;
+    // Deliver every record a second time.
+    assert_eq!(stores.publisher.unpublish_recent(Duration::from_secs(3600)).await.unwrap(), 10_000);
+    stores.publisher.outbox_signal().notify_one();
+    eventually(MINUTE, "10,000 duplicates dropped", || async { running.watch.stats().duplicates >= 10_000 }).await;
+
+    let stats = running.watch.stats();
+    assert_eq!((stats.handled, stats.duplicates, stats.dead_lettered), (10_000, 10_000, 0));
+    assert_once(&effects(&stores.consumer).await, &published);
+    // The consumer can see a record before the relay has its delivery report
+    // and marks the row published: the backlog drains shortly after.
+    eventually(MINUTE, "outbox drained", || async { stores.publisher.outbox_backlog().await.unwrap() == 0 }).await;
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_killed_between_produce_and_mark_published_sends_again_and_the_duplicate_is_dropped() {
+    let Rig { broker: _broker, stores, settings, .. } = rig().await;
+    ensure_topics(&settings, &[TOPIC.to_owned()]).await.unwrap();
+    let published = publish(&stores.publisher, 300, None).await;
+
+    // A relay claims and produces, then dies before marking anything.
+    let mut doomed = relay_config();
+    doomed.relay_id = "doomed".into();
+    doomed.lease = Duration::from_millis(500);
+    let claimed = stores.publisher.claim_outbox("doomed", 1000, doomed.lease).await.unwrap();
+    assert_eq!(claimed.len(), 300);
+    let producer: FutureProducer = settings.producer_config().create().unwrap();
+    for row in &claimed {
+        let headers = record_headers(&row.message.headers);
+        let record = FutureRecord::to(TOPIC).key(&row.message.key).payload(&row.message.payload).headers(headers);
+        producer.send(record, Duration::from_secs(5)).await.unwrap();
+    }
+    assert_eq!(stores.publisher.outbox_backlog().await.unwrap(), 300, "nothing was marked");
+
+    // The next relay takes the rows over when the lease expires.
+    let running = start(&stores, &settings, consumer_config(5), true);
+    eventually(MINUTE, "all rows published", || async { stores.publisher.outbox_backlog().await.unwrap() == 0 }).await;
+    eventually(MINUTE, "300 handled, 300 duplicates", || async {
+        let s = running.watch.stats();
+        s.handled == 300 && s.duplicates == 300
+    })
+    .await;
+    assert_once(&effects(&stores.consumer).await, &published);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_malformed_records_among_valid_ones_go_to_the_dead_letter_topic_without_a_stall() {
+    let Rig { broker: _broker, stores, settings, .. } = rig().await;
+    ensure_topics(&settings, &[TOPIC.to_owned()]).await.unwrap();
+    let producer: FutureProducer = settings.producer_config().create().unwrap();
+    let mut valid = Vec::new();
+    let mut malformed = 0;
+    for i in 0..1000 {
+        let env = envelope(SUBJECT);
+        let key = uuid::Uuid::now_v7().to_string();
+        let mut headers: Vec<(String, Option<Vec<u8>>)> =
+            env.headers().into_iter().map(|(k, v)| (k, Some(v.into_bytes()))).collect();
+        let mut payload = serde_json::json!({ "order_id": key, "n": i }).to_string().into_bytes();
+        if i % 33 == 16 && malformed < 30 {
+            malformed += 1;
+            match malformed % 6 {
+                0 => payload = b"{not json".to_vec(),
+                1 => headers.retain(|(k, _)| k != "ce_subject"),
+                2 => headers.iter_mut().filter(|(k, _)| k == "ce_id").for_each(|(_, v)| *v = Some(vec![0xff, 0xfe])),
+                3 => headers
+                    .iter_mut()
+                    .filter(|(k, _)| k == "ce_subject")
+                    .for_each(|(_, v)| *v = Some(b"order/init/9.9/icecream/udders/mango/sg/web".to_vec())),
+                4 => payload = vec![b' '; 100 * 1024],
+                _ => headers.iter_mut().filter(|(k, _)| k == "ce_time").for_each(|(_, v)| *v = None),
+            }
+        } else {
+            valid.push(env.id);
+        }
+        let mut owned = OwnedHeaders::new();
+        for (k, v) in &headers {
+            owned = owned.insert(Header { key: k, value: v.as_deref() });
+        }
+        let record = FutureRecord::to(TOPIC).key(&key).payload(&payload).headers(owned);
+        producer.send(record, Duration::from_secs(5)).await.unwrap();
+    }
+    assert_eq!((malformed, valid.len()), (30, 970));
+
+    let running = start(&stores, &settings, consumer_config(5), false);
+    eventually(MINUTE, "970 handled and 30 dead-lettered", || async {
+        let s = running.watch.stats();
+        s.handled + s.dead_lettered == 1000
+    })
+    .await;
+    let stats = running.watch.stats();
+    assert_eq!((stats.handled, stats.dead_lettered), (970, 30));
+    assert_once(&effects(&stores.consumer).await, &valid);
+
+    // The dead-letter topic holds exactly the 30, each with its origin and reason.
+    let dlq = udders_contracts::Service::Credit.dead_letter_topic();
+    let reader: BaseConsumer = settings.consumer_config("dlq-reader").create().unwrap();
+    assign_from_start(&reader, &dlq, settings.partitions).unwrap();
+    let mut dead = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = reader.poll(Duration::from_millis(100)) {
+            let header = |name: &str| {
+                m.headers().and_then(|h| {
+                    h.iter()
+                        .find(|x| x.key == name)
+                        .and_then(|x| x.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+                })
+            };
+            assert_eq!(header(dead_letter::ORIGINAL_TOPIC).as_deref(), Some(TOPIC));
+            assert_eq!(header(dead_letter::ATTEMPTS).as_deref(), Some("0"), "malformed records are never handled");
+            assert!(header(dead_letter::ORIGINAL_OFFSET).is_some());
+            dead.push(header(dead_letter::ERROR).unwrap());
+        }
+    }
+    assert_eq!(dead.len(), 30, "exactly the malformed records: {dead:#?}");
+    for expected in [
+        "not JSON",
+        "header ce_subject is missing",
+        "header ce_id is not UTF-8",
+        "no catalogued event",
+        "over the limit",
+        "header ce_time is null",
+    ] {
+        assert!(dead.iter().any(|d| d.contains(expected)), "a record dead-lettered for {expected:?}: {dead:#?}");
+    }
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_handler_is_retried_then_its_record_is_dead_lettered_and_the_partition_moves_on() {
+    let Rig { broker: _broker, stores, settings, .. } = rig().await;
+    let published = publish(&stores.publisher, 200, Some(50)).await;
+    let running = start(&stores, &settings, consumer_config(3), true);
+    eventually(MINUTE, "196 handled and 4 dead-lettered", || async {
+        let s = running.watch.stats();
+        s.handled == 196 && s.dead_lettered == 4
+    })
+    .await;
+    let succeeded: Vec<EventId> =
+        published.iter().enumerate().filter(|(i, _)| i % 50 != 49).map(|(_, id)| *id).collect();
+    assert_once(&effects(&stores.consumer).await, &succeeded);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_consumer_restarted_mid_stream_resumes_at_its_stored_position() {
+    let Rig { broker: _broker, stores, settings, .. } = rig().await;
+    let published = publish(&stores.publisher, 3000, None).await;
+    let relay = Relay::new(stores.publisher.clone(), settings.clone(), relay_config()).unwrap();
+    let relay_cancel = tokio_util::sync::CancellationToken::new();
+    let relay = tokio::spawn(relay.run(relay_cancel.clone()));
+
+    // One millisecond per record: 3,000 records take at least 3 s, so stopping
+    // after the first 1,000 is always mid-stream.
+    let first = start_with(&stores, &settings, consumer_config(5), false, Recorder { pace: Duration::from_millis(1) });
+    eventually(MINUTE, "a first part handled", || async { first.watch.stats().handled >= 1000 }).await;
+    let before = first.watch.stats();
+    first.stop().await;
+    let handled_first = effects(&stores.consumer).await.len() as u64;
+    assert!(handled_first >= before.handled && handled_first < 3000, "stopped mid-stream at {handled_first}");
+
+    let second = start(&stores, &settings, consumer_config(5), false);
+    eventually(MINUTE, "the rest handled", || async { second.watch.stats().handled + handled_first >= 3000 }).await;
+    let stats = second.watch.stats();
+    assert_eq!(stats.duplicates, 0, "the restart re-read nothing it had handled");
+    assert_eq!(stats.handled + handled_first, 3000, "and skipped nothing");
+    assert_once(&effects(&stores.consumer).await, &published);
+    second.stop().await;
+    relay_cancel.cancel();
+    relay.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn everything_recovers_when_the_broker_starts_after_the_services() {
+    let addr = free_addr();
+    let stores = stores().await;
+    let settings = settings(addr);
+    let running = start(&stores, &settings, consumer_config(5), true);
+    let published = publish(&stores.publisher, 500, None).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!running.watch.is_ready(), "no broker yet");
+    assert_eq!(stores.publisher.outbox_backlog().await.unwrap(), 500, "nothing lost while the broker is away");
+
+    let _broker = start_broker(addr).await;
+    eventually(MINUTE, "500 handled", || async { running.watch.stats().handled == 500 }).await;
+    assert_once(&effects(&stores.consumer).await, &published);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_restarted_empty_mid_stream_loses_nothing_and_repeats_no_effect() {
+    let Rig { addr, broker, stores, settings } = rig().await;
+    let running = start(&stores, &settings, consumer_config(5), true);
+    let mut published = publish(&stores.publisher, 5000, None).await;
+    eventually(MINUTE, "a first part handled", || async { running.watch.stats().handled >= 2000 }).await;
+
+    broker.stop().await;
+    let during = publish(&stores.publisher, 2000, None).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _broker = start_broker(addr).await;
+    published.extend(during);
+    published.extend(publish(&stores.publisher, 3000, None).await);
+
+    eventually(Duration::from_secs(120), "10,000 handled", || async { running.watch.stats().handled >= 10_000 }).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stats = running.watch.stats();
+    assert_eq!((stats.handled, stats.dead_lettered), (10_000, 0), "{stats:?}");
+    assert!(stats.broker_recoveries >= 1, "the consumer noticed the broker loss: {stats:?}");
+    assert_once(&effects(&stores.consumer).await, &published);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tap_prints_only_the_events_its_pattern_matches() {
+    let Rig { broker: _broker, stores, settings, .. } = rig().await;
+    ensure_topics(&settings, &[TOPIC.to_owned()]).await.unwrap();
+    // Two subjects: web in Singapore, store711 in Malaysia.
+    let producer: FutureProducer = settings.producer_config().create().unwrap();
+    let mut from_711 = Vec::new();
+    for (i, subject) in
+        ["order/init/1.1/icecream/udders/mango/sg/web", "order/init/1.1/icecream/udders/durian/my/store711"]
+            .iter()
+            .cycle()
+            .take(20)
+            .enumerate()
+    {
+        let env = envelope(subject);
+        if subject.ends_with("store711") {
+            from_711.push(env.id.to_string());
+        }
+        let headers = record_headers(&env.headers());
+        let key = format!("order-{i}");
+        producer
+            .send(FutureRecord::to(TOPIC).key(&key).payload("{}").headers(headers), Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+    let pattern: udders_contracts::Pattern = "order/*/*/*/*/*/*/store711".parse().unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tap = {
+        let (lines, cancel, settings) = (lines.clone(), cancel.clone(), settings.clone());
+        tokio::spawn(async move {
+            udders_messaging::tap::tap(&settings, &pattern, &[TOPIC.to_owned()], None, cancel, |line| {
+                lines.lock().unwrap().push(line);
+            })
+            .await
+        })
+    };
+    eventually(MINUTE, "10 lines", || async { lines.lock().unwrap().len() >= 10 }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cancel.cancel();
+    tap.await.unwrap().unwrap();
+    let lines = lines.lock().unwrap();
+    let mut ids: Vec<String> = lines.iter().map(|l| l.id.clone()).collect();
+    ids.sort();
+    from_711.sort();
+    assert_eq!(ids, from_711, "exactly the store711 events");
+    assert!(lines.iter().all(|l| l.subject.ends_with("/my/store711") && l.key.starts_with("order-")));
+    drop(stores);
+}

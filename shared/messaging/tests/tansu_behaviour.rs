@@ -1,0 +1,62 @@
+//! What the consumer must work around in the embedded broker (Tansu 0.6),
+//! checked, so a Tansu upgrade that changes it is noticed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use udders_messaging::ensure_topics;
+
+async fn first_offset_read_from(settings: &udders_messaging::KafkaSettings, topic: &str, from: i64) -> Option<i64> {
+    let reader: BaseConsumer = settings.consumer_config("probe").create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(from)).unwrap();
+    reader.assign(&tpl).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = reader.poll(Duration::from_millis(100)) {
+            return Some(m.offset());
+        }
+    }
+    None
+}
+
+/// Tansu answers a fetch that starts inside a record batch with the next
+/// batch: the rest of the batch is skipped. Kafka returns the whole batch and
+/// the client drops what lies before the offset. The consumer therefore
+/// never trusts a seek into the middle of the log (see consumer.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_from_inside_a_batch_starts_at_the_next_batch() {
+    let addr = free_addr();
+    let _broker = start_broker(addr).await;
+    let settings = settings(addr);
+    ensure_topics(&udders_messaging::KafkaSettings { partitions: 1, ..settings.clone() }, &["probe".to_owned()])
+        .await
+        .unwrap();
+    let producer: FutureProducer = settings.producer_config().create().unwrap();
+    // 100 records sent at once travel as one batch (or a few).
+    let sends: Vec<_> = (0..100)
+        .map(|i| {
+            let p = producer.clone();
+            async move {
+                p.send(FutureRecord::to("probe").partition(0).key("k").payload(&format!("{i}")), Duration::from_secs(5))
+                    .await
+            }
+        })
+        .collect();
+    futures::future::join_all(sends).await.into_iter().for_each(|r| assert!(r.is_ok()));
+    // Then ten records one by one: batches of one.
+    for i in 100..110 {
+        let payload = format!("{i}");
+        let record = FutureRecord::to("probe").partition(0).key("k").payload(&payload);
+        producer.send(record, Duration::from_secs(5)).await.unwrap();
+    }
+    assert_eq!(first_offset_read_from(&settings, "probe", 0).await, Some(0));
+    assert_eq!(first_offset_read_from(&settings, "probe", 105).await, Some(105), "a batch of one starts where asked");
+    let inside = first_offset_read_from(&settings, "probe", 50).await.unwrap();
+    assert!(inside > 50, "Tansu now returns offset 50 itself: the scan-from-the-start fallback may be obsolete");
+}

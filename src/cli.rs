@@ -1,0 +1,114 @@
+//! The command line of `udders`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Event-sourced ice-cream order processing, choreographed over Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "udders", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the demo in one process. So far: opens (and migrates) the six
+    /// service databases and reports on them.
+    Up(UpArgs),
+    /// Run the embedded Kafka-compatible broker (Tansu, memory storage) with
+    /// every Udders topic created. It keeps nothing across a restart.
+    Broker(BrokerArgs),
+    /// Print the event catalog: every event, its publisher, topic, payload
+    /// schema and subscribers.
+    Catalog(CatalogArgs),
+    /// Print every event whose subject matches PATTERN as it passes.
+    Tap(TapArgs),
+    /// Measure a layer and print its figures.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    /// Where the broker listens (use a loopback address).
+    #[arg(long, env = "UDDERS_BROKER_ADDR", default_value = "127.0.0.1:9092")]
+    pub broker_addr: std::net::SocketAddr,
+    /// Partitions of every topic.
+    #[arg(long, env = "UDDERS_PARTITIONS", default_value_t = 6)]
+    pub partitions: i32,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CatalogFormat {
+    /// Events with schemas and subscribers, and the subscriptions.
+    Json,
+    /// An AsyncAPI 3.0 document.
+    Asyncapi,
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: CatalogFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct TapArgs {
+    /// A subject pattern, for example 'order/>' or 'order/*/*/*/*/*/*/store711'.
+    pub pattern: String,
+    /// The broker to read from.
+    #[arg(long, env = "UDDERS_BROKER_ADDR", default_value = "127.0.0.1:9092")]
+    pub broker_addr: String,
+    /// Print matching events already in the log too, not only new ones.
+    #[arg(long)]
+    pub from_beginning: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Where the service databases live (one SQLite file per service).
+    #[arg(long, env = "UDDERS_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Bench {
+    /// The event store: appends against raw INSERTs, and loads with and
+    /// without snapshots, on SQLite (and PostgreSQL with --postgres).
+    Store(StoreBenchArgs),
+    /// The messaging layer: relay, broker, consumer and inbox against raw
+    /// rdkafka produce and consume, and per-hop latency at a steady rate.
+    Messaging(MessagingBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MessagingBenchArgs {
+    /// Events carried through the pipeline (and raw produce/consume).
+    #[arg(long, default_value_t = 10_000)]
+    pub events: u32,
+    /// Rate of the latency run, events per second.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u32,
+    /// Length of the latency run, seconds.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u32,
+    /// Also measure on PostgreSQL, in throwaway schemas of this database.
+    #[arg(long, env = "UDDERS_BENCH_POSTGRES_URL")]
+    pub postgres: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreBenchArgs {
+    /// Single-event appends (and raw INSERTs) to time, per backend.
+    #[arg(long, default_value_t = 5000)]
+    pub events: u32,
+    /// Events in the aggregate whose load time is measured.
+    #[arg(long, default_value_t = 1000)]
+    pub aggregate_events: u32,
+    /// Also measure PostgreSQL, in a throwaway schema of this database.
+    #[arg(long, env = "UDDERS_BENCH_POSTGRES_URL")]
+    pub postgres: Option<String>,
+}

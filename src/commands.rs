@@ -1,0 +1,81 @@
+//! The small commands: `broker`, `catalog`, `tap`.
+
+use std::io::Write;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use udders_contracts::{Catalog, Pattern};
+use udders_messaging::{EmbeddedBroker, KafkaSettings, ensure_topics, tap::tap as tap_events};
+
+use crate::cli::{BrokerArgs, CatalogArgs, CatalogFormat, TapArgs};
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+pub async fn broker(args: BrokerArgs) -> anyhow::Result<()> {
+    let catalog = Catalog::udders()?;
+    let broker = EmbeddedBroker::start(args.broker_addr).await.context("starting the embedded broker")?;
+    let settings = KafkaSettings { partitions: args.partitions, ..KafkaSettings::new(broker.bootstrap()) };
+    let topics: Vec<String> = catalog.all_topics().into_iter().collect();
+    ensure_topics(&settings, &topics).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "udders broker: listening on {} (memory storage: keeps nothing across a restart)", broker.addr())?;
+    writeln!(out, "topics ({} partitions each): {}", args.partitions, topics.join(", "))?;
+    drop(out);
+    shutdown_signal().await;
+    broker.stop().await;
+    Ok(())
+}
+
+pub fn catalog(args: CatalogArgs) -> anyhow::Result<()> {
+    let catalog = Catalog::udders()?;
+    let text = match args.format {
+        CatalogFormat::Json => serde_json::to_string_pretty(&catalog.to_json())?,
+        CatalogFormat::Asyncapi => udders_contracts::yaml::to_yaml(&catalog.to_asyncapi()),
+    };
+    writeln!(std::io::stdout().lock(), "{text}")?;
+    Ok(())
+}
+
+pub async fn tap(args: TapArgs) -> anyhow::Result<()> {
+    let pattern: Pattern = args.pattern.parse().with_context(|| format!("the pattern {:?}", args.pattern))?;
+    let catalog = Catalog::udders()?;
+    let topics: Vec<String> = {
+        let matched: std::collections::BTreeSet<&str> = catalog.matched_by(&pattern).map(|e| e.topic()).collect();
+        anyhow::ensure!(!matched.is_empty(), "the pattern {pattern} matches no catalogued event");
+        matched.into_iter().map(str::to_owned).collect()
+    };
+    let since = (!args.from_beginning).then(|| udders_kernel::Timestamp::from_micros(now_micros()));
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop.cancel();
+    });
+    let settings = KafkaSettings::new(args.broker_addr);
+    eprintln!("tap: listening for {pattern} on {} (Ctrl-C to stop)", topics.join(", "));
+    tap_events(&settings, &pattern, &topics, since, cancel, |line| {
+        let _ = writeln!(std::io::stdout().lock(), "{}  key={}  id={}", line.subject, line.key, line.id);
+    })
+    .await?;
+    Ok(())
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
