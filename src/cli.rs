@@ -14,8 +14,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the demo in one process. So far: opens (and migrates) the six
-    /// service databases and reports on them.
+    /// Run the demo in one process: the embedded broker, the six services
+    /// (one SQLite database each) and the POS API on one HTTP port.
     Up(UpArgs),
     /// Run the embedded Kafka-compatible broker (Tansu, memory storage) with
     /// every Udders topic created. It keeps nothing across a restart.
@@ -25,9 +25,43 @@ pub enum Command {
     Catalog(CatalogArgs),
     /// Print every event whose subject matches PATTERN as it passes.
     Tap(TapArgs),
+    /// Drive a running system with orders at a steady rate, then report
+    /// throughput, latency, outcomes and the invariants.
+    Load(LoadArgs),
+    /// Drop a service's read models and rebuild them from its event log
+    /// (run it while `udders up` is stopped).
+    Replay(ReplayArgs),
     /// Measure a layer and print its figures.
     #[command(subcommand)]
     Bench(Bench),
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Orders to post.
+    #[arg(long, default_value_t = 1000)]
+    pub orders: u64,
+    /// Orders per second.
+    #[arg(long, default_value_t = 200)]
+    pub rate: u32,
+    /// The system's HTTP address.
+    #[arg(long, env = "UDDERS_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// POSTs in flight at most.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// How long to wait for the last orders to finish, seconds.
+    #[arg(long, default_value_t = 120)]
+    pub wait_secs: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The service: order, validation, credit, inventory, payment or fulfillment.
+    pub service: String,
+    /// Where the service databases live.
+    #[arg(long, env = "UDDERS_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +106,18 @@ pub struct UpArgs {
     /// Where the service databases live (one SQLite file per service).
     #[arg(long, env = "UDDERS_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// The HTTP port of the POS API and every query.
+    #[arg(long, env = "UDDERS_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: std::net::SocketAddr,
+    /// Where the embedded broker listens.
+    #[arg(long, env = "UDDERS_BROKER_ADDR", default_value = "127.0.0.1:9092")]
+    pub broker_addr: std::net::SocketAddr,
+    /// Partitions of every topic.
+    #[arg(long, env = "UDDERS_PARTITIONS", default_value_t = 6)]
+    pub partitions: i32,
+    /// The saga deadline: an order not finished by then is called off (`order/expired`).
+    #[arg(long, env = "UDDERS_SAGA_DEADLINE", default_value = "30s", value_parser = crate::up::parse_duration)]
+    pub saga_deadline: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]

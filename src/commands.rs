@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use udders_contracts::{Catalog, Pattern};
 use udders_messaging::{EmbeddedBroker, KafkaSettings, ensure_topics, tap::tap as tap_events};
 
-use crate::cli::{BrokerArgs, CatalogArgs, CatalogFormat, TapArgs};
+use crate::cli::{BrokerArgs, CatalogArgs, CatalogFormat, ReplayArgs, TapArgs};
 
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
@@ -78,4 +78,22 @@ pub async fn tap(args: TapArgs) -> anyhow::Result<()> {
 
 fn now_micros() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
+pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let service = udders_contracts::Service::from_name(&args.service).with_context(|| {
+        format!("{:?} is not a service (order, validation, credit, inventory, payment, fulfillment)", args.service)
+    })?;
+    let path = args.data_dir.join(format!("{service}.db"));
+    anyhow::ensure!(path.exists(), "no database at {}", path.display());
+    let store = udders_eventstore::EventStore::open_sqlite(&path, &udders_eventstore::StoreOptions::default()).await?;
+    let started = std::time::Instant::now();
+    let folded = udders::replay::replay(service, &store).await?;
+    store.close().await;
+    writeln!(
+        std::io::stdout().lock(),
+        "{service}: read models rebuilt from {folded} aggregates in {:.2}s",
+        started.elapsed().as_secs_f64()
+    )?;
+    Ok(())
 }

@@ -4,6 +4,7 @@
 mod bench;
 mod cli;
 mod commands;
+mod load;
 mod up;
 
 use clap::Parser;
@@ -22,6 +23,8 @@ async fn main() -> anyhow::Result<()> {
         cli::Command::Broker(args) => commands::broker(args).await,
         cli::Command::Catalog(args) => commands::catalog(args),
         cli::Command::Tap(args) => commands::tap(args).await,
+        cli::Command::Load(args) => load::run(args).await,
+        cli::Command::Replay(args) => commands::replay(args).await,
         cli::Command::Bench(cli::Bench::Store(args)) => bench::store::run(args).await,
         cli::Command::Bench(cli::Bench::Messaging(args)) => bench::messaging::run(args).await,
     }

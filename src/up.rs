@@ -1,40 +1,62 @@
-//! `udders up`: the one-process demo.
-//!
-//! Today it opens the six service databases (creating and migrating them)
-//! and reports what they hold. The broker, the services and the HTTP API
-//! come with the messaging and saga layers.
+//! `udders up`: the whole system in one process, until Ctrl-C.
 
-use anyhow::Context;
-use udders_eventstore::{EventStore, StoreOptions};
+use std::io::Write;
+use std::time::Duration;
+
+use udders::system::{System, SystemConfig};
 
 use crate::cli::UpArgs;
-
-/// The six services, each with its own database.
-pub const SERVICES: [&str; 6] = ["order", "validation", "credit", "inventory", "payment", "fulfillment"];
+use crate::commands::shutdown_signal;
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
-    let mut out = String::new();
-    for service in SERVICES {
-        let path = args.data_dir.join(format!("{service}.db"));
-        let store = EventStore::open_sqlite(&path, &StoreOptions::default())
-            .await
-            .with_context(|| format!("opening the {service} store at {}", path.display()))?;
-        let events = store.head_position().await?;
-        let backlog = store.outbox_backlog().await?;
-        out.push_str(&format!(
-            "  {service:<12} {:<28} events: {events:<8} outbox backlog: {backlog}\n",
-            path.display()
-        ));
-        store.close().await;
+    let mut config = SystemConfig::new(&args.data_dir);
+    config.http_addr = args.http_addr;
+    config.broker_addr = args.broker_addr;
+    config.partitions = args.partitions;
+    config.deadline = args.saga_deadline;
+    let system = System::start(config).await?;
+    tokio::select! {
+        ready = system.wait_ready(Duration::from_secs(60)) => ready?,
+        () = shutdown_signal() => return system.stop().await,
     }
-    #[allow(clippy::print_stdout)]
+    let base = format!("http://{}", system.http_addr);
     {
-        println!("udders: event stores ready\n{out}");
-        println!(
-            "The broker, the six services and the POS API are not built yet (see 'What works today' in README.md)."
-        );
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "udders is up: broker, six services and the POS API (data in {})", args.data_dir.display())?;
+        writeln!(out, "  POS API      POST {base}/orders")?;
+        writeln!(out, "  an order     GET  {base}/orders/{{order_id}}")?;
+        writeln!(
+            out,
+            "  orders       GET  {base}/orders?status=&country=&channel=&limit=   stats: {base}/orders/stats"
+        )?;
+        writeln!(out, "  inventory    GET  {base}/inventory")?;
+        writeln!(out, "  credit       GET  {base}/customers/{{customer_id}}/credit")?;
+        writeln!(out, "  payments     GET  {base}/payments/{{order_id}}   shipments: {base}/shipments/{{order_id}}")?;
+        writeln!(out, "  catalog      GET  {base}/catalog")?;
+        writeln!(out, "  health       GET  {base}/livez  {base}/readyz  {base}/metrics")?;
+        writeln!(
+            out,
+            "  broker       {} (udders tap 'order/>' --broker-addr {})",
+            system.broker_addr, system.broker_addr
+        )?;
+        writeln!(out, "Ctrl-C stops intake, drains, then stops the broker.")?;
     }
+    shutdown_signal().await;
+    tracing::info!("stopping: intake first, then the services, then the broker");
+    system.stop().await?;
+    writeln!(std::io::stdout().lock(), "udders stopped")?;
     Ok(())
+}
+
+/// Parses `30s`, `500ms`, `2m` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 30s, 500ms or 2m"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{text:?}: unknown unit {unit:?} (use ms, s or m)")),
+    }
 }

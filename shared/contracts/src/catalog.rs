@@ -302,7 +302,9 @@ impl Catalog {
             (Payment, "stock", "inventory/>"),
             (Payment, "refund", "fulfillment/failed/>"),
             (Fulfillment, "ship", "payment/captured/>"),
+            (Inventory, "ship", "order/shipped/>"),
             (Fulfillment, "cancel", "order/cancelled/>"),
+            (Fulfillment, "cancel", "order/expired/>"),
             (Order, "follow", "**"),
         ];
         for c in compensations {
@@ -374,6 +376,12 @@ impl Catalog {
     /// The event type a subject belongs to.
     pub fn spec_of(&self, subject: &Subject) -> Option<&EventSpec> {
         self.events.iter().find(|e| e.describes(subject))
+    }
+
+    /// The event type named `domain/action`, in `version` when given (else
+    /// the first declared).
+    pub fn spec_named(&self, domain: &str, action: &str, version: Option<&str>) -> Option<&EventSpec> {
+        self.events.iter().find(|e| e.domain == domain && e.action == action && version.is_none_or(|v| e.version == v))
     }
 
     /// The services (with routes) that subscribe to an event type.

@@ -2,7 +2,7 @@
 //!
 //! What lives here: [`Subject`] (the eight-level taxonomy address) and
 //! [`Pattern`] (wildcard subscriptions over it); the integration event
-//! payloads ([`events`]); the [`Catalog`], the one declaration of which service
+//! payloads ([`events`]) and [`Integration`], all of them as one typed value; the [`Catalog`], the one declaration of which service
 //! publishes which event on which topic and who subscribes to what; the
 //! CloudEvents [`Envelope`] as Kafka headers; a JSON-to-YAML writer for the
 //! AsyncAPI document.
@@ -13,11 +13,14 @@
 mod catalog;
 pub mod envelope;
 pub mod events;
+mod integration;
 mod pattern;
+pub mod reference;
 mod subject;
 pub mod yaml;
 
 pub use catalog::{BRAND, CATEGORY, Catalog, CatalogError, EventSpec, Service, Subscription};
 pub use envelope::{Envelope, EnvelopeError};
+pub use integration::{Integration, IntegrationError};
 pub use pattern::{LevelValue, Pattern, PatternError};
 pub use subject::{LEVELS, MAX_SUBJECT_LEN, Subject, SubjectError};

@@ -2,12 +2,10 @@
 //! after it; record = encode, append, evolve, and snapshot every N events.
 
 use std::fmt;
-use std::num::NonZeroU64;
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
-use udders_kernel::{Decider, EventId};
+use udders_kernel::{Aggregate, EventId};
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -15,36 +13,15 @@ use crate::model::{Appended, EventMetadata, ExpectedVersion, NewEvent, RecordedE
 use crate::store::{Conn, EventStore, Tx, dispatch};
 use crate::{postgres, sqlite};
 
-/// A [`Decider`] that lives in the store.
-///
-/// Its events are serde enums in adjacently tagged form,
-/// `#[serde(tag = "type", content = "data")]`: the tag is stored as the event
-/// type and the content as the payload.
-pub trait Aggregate: Decider<Event: Serialize + DeserializeOwned, State: Serialize + DeserializeOwned> {
-    /// The stream category, for example `order` (streams are `order-<id>`).
-    const CATEGORY: &'static str;
-    /// Snapshot every N events; `None` never snapshots.
-    const SNAPSHOT_EVERY: Option<NonZeroU64>;
-    /// The schema version of `State`. Bump it when `State` changes shape:
-    /// snapshots of any other version are ignored and the state is rebuilt.
-    const STATE_SCHEMA: u32 = 1;
-    /// The schema version of the event payloads this build writes.
-    const EVENT_SCHEMA: u16 = 1;
-
-    /// Turns a stored payload of an older schema version into the current
-    /// one. The default accepts only [`Aggregate::EVENT_SCHEMA`].
-    fn upcast(event_type: &str, schema_version: u16, payload: Value) -> Result<Value, String> {
-        let _ = event_type;
-        if schema_version == Self::EVENT_SCHEMA {
-            Ok(payload)
-        } else {
-            Err(format!("this build reads schema version {} only", Self::EVENT_SCHEMA))
-        }
-    }
-
+/// The stream of an aggregate: `A::stream(id)` is `<CATEGORY>-<id>`.
+pub trait StreamOf {
     /// The stream of the aggregate with this id.
+    fn stream(id: impl fmt::Display) -> StreamId;
+}
+
+impl<A: Aggregate> StreamOf for A {
     fn stream(id: impl fmt::Display) -> StreamId {
-        StreamId::new(Self::CATEGORY, id)
+        StreamId::new(A::CATEGORY, id)
     }
 }
 

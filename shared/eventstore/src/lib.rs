@@ -11,6 +11,8 @@
 //!   together or not at all.
 //! - [`Aggregate`] and [`Loaded`]: typed load (newest usable snapshot plus
 //!   the events after it) and record (append, evolve, snapshot every N).
+//! - [`Document`]: read-model documents per (view, key) with filter tags,
+//!   written in the handler's transaction and dropped before a replay.
 //! - The SQL of each dialect, in `sqlite.rs` and `postgres.rs`; migrations
 //!   in `migrations/{sqlite,postgres}` at the repository root, applied when a
 //!   store opens.
@@ -19,16 +21,19 @@
 //! knows streams and rows, not orders.
 
 mod aggregate;
+mod documents;
 mod error;
 mod model;
 mod postgres;
 mod sqlite;
 mod store;
 
-pub use aggregate::{Aggregate, Loaded, decode_event, encode_event};
+pub use aggregate::{Loaded, StreamOf, decode_event, encode_event};
+pub use documents::{Document, DocumentFilter};
 pub use error::StoreError;
 pub use model::{
     Appended, ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, Pruned,
     RecordedEvent, SnapshotRecord, StreamId,
 };
 pub use store::{Backend, EventStore, StoreOptions, Tx};
+pub use udders_kernel::{Aggregate, ReadModel};

@@ -29,6 +29,11 @@ impl StreamId {
     pub fn as_str(&self) -> &str {
         &self.name
     }
+
+    /// The aggregate id: the name after `<category>-`.
+    pub fn id(&self) -> &str {
+        self.name.get(self.category.len() + 1..).unwrap_or("")
+    }
 }
 
 impl fmt::Display for StreamId {

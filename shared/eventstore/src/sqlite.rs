@@ -11,6 +11,7 @@ use sqlx::{Row, SqliteConnection};
 use udders_kernel::{CorrelationId, EventId, Timestamp};
 use uuid::Uuid;
 
+use crate::documents::{Document, DocumentFilter};
 use crate::error::{Context, StoreError, append_error, outbox_error};
 use crate::model::{
     Appended, ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, Pruned,
@@ -394,4 +395,89 @@ pub(crate) async fn prune(
         .await
         .during("pruning the inbox")?;
     Ok(Pruned { outbox_rows: outbox.rows_affected(), inbox_rows: inbox.rows_affected() })
+}
+
+pub(crate) async fn put_document(conn: &mut SqliteConnection, d: &Document) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO read_models (view, key, doc, tag_a, tag_b, tag_c, updated_at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (view, key) DO UPDATE SET doc = excluded.doc, tag_a = excluded.tag_a, tag_b = excluded.tag_b,
+             tag_c = excluded.tag_c, updated_at_us = excluded.updated_at_us",
+    )
+    .bind(&d.view)
+    .bind(&d.key)
+    .bind(d.doc.to_string())
+    .bind(&d.tags[0])
+    .bind(&d.tags[1])
+    .bind(&d.tags[2])
+    .bind(now_us())
+    .execute(&mut *conn)
+    .await
+    .during("writing a read model")?;
+    Ok(())
+}
+
+fn document_from_row(view: &str, row: &SqliteRow) -> Result<Document, StoreError> {
+    let key: String = row.get(0);
+    let doc: String = row.get(1);
+    let doc = serde_json::from_str(&doc)
+        .map_err(|e| StoreError::Corrupt { what: format!("read model {view}/{key}"), reason: e.to_string() })?;
+    Ok(Document { view: view.to_owned(), key, doc, tags: [row.get(2), row.get(3), row.get(4)] })
+}
+
+pub(crate) async fn get_document(
+    conn: &mut SqliteConnection,
+    view: &str,
+    key: &str,
+) -> Result<Option<Document>, StoreError> {
+    let row = sqlx::query("SELECT key, doc, tag_a, tag_b, tag_c FROM read_models WHERE view = ? AND key = ?")
+        .bind(view)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await
+        .during("reading a read model")?;
+    row.map(|row| document_from_row(view, &row)).transpose()
+}
+
+const LIST_NEWEST_FIRST: &str = "SELECT key, doc, tag_a, tag_b, tag_c FROM read_models WHERE view = ?1
+           AND (?2 IS NULL OR tag_a = ?2) AND (?3 IS NULL OR tag_b = ?3) AND (?4 IS NULL OR tag_c = ?4)
+         ORDER BY updated_at_us DESC, key LIMIT ?5";
+const LIST_OLDEST_FIRST: &str = "SELECT key, doc, tag_a, tag_b, tag_c FROM read_models WHERE view = ?1
+           AND (?2 IS NULL OR tag_a = ?2) AND (?3 IS NULL OR tag_b = ?3) AND (?4 IS NULL OR tag_c = ?4)
+         ORDER BY updated_at_us ASC, key LIMIT ?5";
+
+pub(crate) async fn list_documents(
+    conn: &mut SqliteConnection,
+    view: &str,
+    filter: &DocumentFilter,
+) -> Result<Vec<Document>, StoreError> {
+    let sql = if filter.oldest_first { LIST_OLDEST_FIRST } else { LIST_NEWEST_FIRST };
+    let rows = sqlx::query(sql)
+        .bind(view)
+        .bind(&filter.tags[0])
+        .bind(&filter.tags[1])
+        .bind(&filter.tags[2])
+        .bind(i64::from(filter.limit))
+        .fetch_all(&mut *conn)
+        .await
+        .during("listing a read model")?;
+    rows.iter().map(|row| document_from_row(view, row)).collect()
+}
+
+pub(crate) async fn count_documents(
+    conn: &mut SqliteConnection,
+    view: &str,
+    tag: usize,
+) -> Result<Vec<(Option<String>, u64)>, StoreError> {
+    let sql = match tag {
+        0 => "SELECT tag_a, count(*) FROM read_models WHERE view = ? GROUP BY tag_a ORDER BY tag_a",
+        1 => "SELECT tag_b, count(*) FROM read_models WHERE view = ? GROUP BY tag_b ORDER BY tag_b",
+        _ => "SELECT tag_c, count(*) FROM read_models WHERE view = ? GROUP BY tag_c ORDER BY tag_c",
+    };
+    let rows = sqlx::query(sql).bind(view).fetch_all(&mut *conn).await.during("counting a read model")?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get::<i64, _>(1) as u64)).collect())
+}
+
+pub(crate) async fn clear_documents(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM read_models").execute(&mut *conn).await.during("clearing the read models")?;
+    Ok(done.rows_affected())
 }

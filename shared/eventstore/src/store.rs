@@ -12,6 +12,7 @@ use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool,
 use tokio::sync::Notify;
 use udders_kernel::{CorrelationId, EventId};
 
+use crate::documents::{Document, DocumentFilter};
 use crate::error::{Context, StoreError};
 use crate::model::{
     Appended, ClaimedMessage, ConsumerPosition, ExpectedVersion, NewEvent, OutboxMessage, Pruned, RecordedEvent,
@@ -276,6 +277,24 @@ impl EventStore {
         dispatch!(c.conn(), stream_version(stream))
     }
 
+    /// One read-model document.
+    pub async fn document(&self, view: &str, key: &str) -> Result<Option<Document>, StoreError> {
+        let mut c = self.reader().await?;
+        dispatch!(c.conn(), get_document(view, key))
+    }
+
+    /// Documents of a view matching a filter, most recently updated first.
+    pub async fn documents(&self, view: &str, filter: &DocumentFilter) -> Result<Vec<Document>, StoreError> {
+        let mut c = self.reader().await?;
+        dispatch!(c.conn(), list_documents(view, filter))
+    }
+
+    /// How many documents of a view carry each value of tag `tag` (0, 1 or 2).
+    pub async fn count_documents(&self, view: &str, tag: usize) -> Result<Vec<(Option<String>, u64)>, StoreError> {
+        let mut c = self.reader().await?;
+        dispatch!(c.conn(), count_documents(view, tag))
+    }
+
     /// The global position of the newest event (0 when the store is empty).
     pub async fn head_position(&self) -> Result<i64, StoreError> {
         let mut c = self.reader().await?;
@@ -447,6 +466,21 @@ impl Tx {
     /// The version of a stream's last event, as this transaction sees it.
     pub async fn stream_version(&mut self, stream: &StreamId) -> Result<u64, StoreError> {
         dispatch!(self.conn(), stream_version(stream))
+    }
+
+    /// Writes (or replaces) a read-model document.
+    pub async fn put_document(&mut self, document: &Document) -> Result<(), StoreError> {
+        dispatch!(self.conn(), put_document(document))
+    }
+
+    /// Reads a read-model document as this transaction sees it.
+    pub async fn document(&mut self, view: &str, key: &str) -> Result<Option<Document>, StoreError> {
+        dispatch!(self.conn(), get_document(view, key))
+    }
+
+    /// Deletes every read-model document (before a replay rebuilds them).
+    pub async fn clear_documents(&mut self) -> Result<u64, StoreError> {
+        dispatch!(self.conn(), clear_documents())
     }
 
     /// Writes (or replaces with a newer) snapshot of a stream.

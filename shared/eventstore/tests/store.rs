@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::{Ledger, LedgerEvent, event, message_for};
 use tokio::sync::Barrier;
 use udders_eventstore::{
-    Aggregate, ConsumerPosition, EventMetadata, EventStore, ExpectedVersion, NewEvent, SnapshotRecord, StoreError,
-    StreamId,
+    ConsumerPosition, EventMetadata, EventStore, ExpectedVersion, NewEvent, SnapshotRecord, StoreError, StreamId,
+    StreamOf,
 };
 use udders_kernel::EventId;
 use uuid::Uuid;

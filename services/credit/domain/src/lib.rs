@@ -1,0 +1,486 @@
+//! Credit's pure domain: customer accounts with a limit, and the credit hold
+//! of each order.
+//!
+//! Two deciders. [`Account`] (stream `credit-<customer>`) holds the limit and
+//! the open reservations and decides whether an amount fits. [`OrderHold`]
+//! (stream `credit_hold-<order>`) remembers what this service did for one
+//! order, so every reaction is idempotent and a compensation that arrives
+//! before the reservation closes the order for good.
+//!
+//! Compensation rule shared by credit, inventory and payment: the first
+//! compensation trigger an order's hold sees is answered with exactly one
+//! `credit/released` (amount zero when nothing was held), later ones with
+//! nothing. The order service waits for these answers.
+//!
+//! What must not: I/O, clocks.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU64;
+
+use serde::{Deserialize, Serialize};
+use udders_contracts::Integration;
+use udders_contracts::events::{CreditMoved, StepRefused};
+use udders_kernel::{Aggregate, Decider, Money, ReadModel};
+
+/// Seeded credit rule: every customer gets this limit (minor units) ...
+pub const DEFAULT_LIMIT: Money = Money::from_minor(100_000);
+/// ... except this one, whose limit is zero.
+pub const BROKE_CUSTOMER: &str = "cust-broke";
+
+/// The limit a new account opens with.
+pub fn limit_for(customer: &str) -> Money {
+    if customer == BROKE_CUSTOMER { Money::ZERO } else { DEFAULT_LIMIT }
+}
+
+/// A customer's account.
+#[derive(Debug)]
+pub struct Account;
+
+/// What an account remembers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountState {
+    /// `None` until the first reservation opens the account.
+    pub limit: Option<Money>,
+    /// Sum of the open reservations.
+    pub reserved: Money,
+    /// Open reservations by order.
+    pub open: BTreeMap<String, Money>,
+}
+
+impl AccountState {
+    /// What can still be reserved.
+    pub fn available(&self) -> Money {
+        Money::from_minor(self.limit.unwrap_or(Money::ZERO).minor() - self.reserved.minor())
+    }
+}
+
+/// What an account is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountCommand {
+    /// Hold `amount` for `order`; `limit` opens a new account.
+    Reserve {
+        /// The order.
+        order: String,
+        /// Minor units.
+        amount: Money,
+        /// The limit of a new account (looked up by the caller).
+        limit: Money,
+    },
+    /// Let go of what `order` holds.
+    Release {
+        /// The order.
+        order: String,
+    },
+}
+
+/// What happened to an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum AccountEvent {
+    /// The account exists, with this limit.
+    Opened {
+        /// The limit.
+        limit: Money,
+    },
+    /// An amount is held.
+    Reserved {
+        /// The order.
+        order: String,
+        /// Minor units.
+        amount: Money,
+    },
+    /// An amount did not fit.
+    Rejected {
+        /// The order.
+        order: String,
+        /// Asked for.
+        amount: Money,
+        /// What was available.
+        available: Money,
+    },
+    /// A hold was let go.
+    Released {
+        /// The order.
+        order: String,
+        /// Minor units.
+        amount: Money,
+    },
+}
+
+/// Something an account cannot do at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountError {
+    /// A negative amount.
+    NegativeAmount,
+}
+
+impl Decider for Account {
+    type State = AccountState;
+    type Command = AccountCommand;
+    type Event = AccountEvent;
+    type Error = AccountError;
+
+    fn initial_state() -> AccountState {
+        AccountState::default()
+    }
+
+    fn decide(state: &AccountState, command: AccountCommand) -> Result<Vec<AccountEvent>, AccountError> {
+        match command {
+            AccountCommand::Reserve { order, amount, limit } => {
+                if amount.is_negative() {
+                    return Err(AccountError::NegativeAmount);
+                }
+                if state.open.contains_key(&order) {
+                    return Ok(Vec::new());
+                }
+                let mut events = Vec::new();
+                let mut available = state.available();
+                if state.limit.is_none() {
+                    events.push(AccountEvent::Opened { limit });
+                    available = Money::from_minor(limit.minor() - state.reserved.minor());
+                }
+                events.push(if amount <= available {
+                    AccountEvent::Reserved { order, amount }
+                } else {
+                    AccountEvent::Rejected { order, amount, available }
+                });
+                Ok(events)
+            }
+            AccountCommand::Release { order } => Ok(match state.open.get(&order) {
+                Some(amount) => vec![AccountEvent::Released { order, amount: *amount }],
+                None => Vec::new(),
+            }),
+        }
+    }
+
+    fn evolve(mut state: AccountState, event: &AccountEvent) -> AccountState {
+        match event {
+            AccountEvent::Opened { limit } => state.limit = Some(*limit),
+            AccountEvent::Reserved { order, amount } => {
+                state.reserved = state.reserved + *amount;
+                state.open.insert(order.clone(), *amount);
+            }
+            AccountEvent::Rejected { .. } => {}
+            AccountEvent::Released { order, amount } => {
+                state.reserved = Money::from_minor(state.reserved.minor() - amount.minor());
+                state.open.remove(order);
+            }
+        }
+        state
+    }
+}
+
+impl Aggregate for Account {
+    const CATEGORY: &'static str = "credit";
+    const SNAPSHOT_EVERY: Option<NonZeroU64> = NonZeroU64::new(50);
+}
+
+/// The credit side of one order.
+#[derive(Debug)]
+pub struct OrderHold;
+
+/// Where an order's credit stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HoldStatus {
+    /// Nothing decided yet.
+    #[default]
+    Unseen,
+    /// An amount is held on the customer's account.
+    Held {
+        /// The customer.
+        customer: String,
+        /// Minor units.
+        amount: Money,
+    },
+    /// The amount did not fit the limit.
+    Refused,
+    /// The hold was let go.
+    Released,
+    /// A compensation came first: nothing will be held for this order.
+    Closed,
+}
+
+/// What credit remembers of one order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldState {
+    /// Where it stands.
+    pub status: HoldStatus,
+    /// A compensation trigger was answered.
+    pub answered: bool,
+}
+
+/// What an order's hold is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldCommand {
+    /// The account decided on the reservation (`Reserved` or `Rejected`).
+    Note(AccountEvent, String),
+    /// A compensation trigger arrived, caused by `cause` (`payment/declined`, ...).
+    Compensate {
+        /// The trigger's name.
+        cause: String,
+    },
+}
+
+/// What happened to an order's credit. Every variant is published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum HoldEvent {
+    /// `credit/reserved`
+    Held(CreditMoved),
+    /// `credit/rejected`
+    Refused(StepRefused),
+    /// `credit/released`, amount zero when nothing was held.
+    Released(CreditMoved),
+}
+
+impl Decider for OrderHold {
+    type State = HoldState;
+    type Command = (String, HoldCommand);
+    type Event = HoldEvent;
+    type Error = std::convert::Infallible;
+
+    fn initial_state() -> HoldState {
+        HoldState::default()
+    }
+
+    fn decide(state: &HoldState, (order_id, command): (String, HoldCommand)) -> Result<Vec<HoldEvent>, Self::Error> {
+        Ok(match command {
+            HoldCommand::Note(decision, customer) if state.status == HoldStatus::Unseen => match decision {
+                AccountEvent::Reserved { amount, .. } => vec![HoldEvent::Held(CreditMoved {
+                    order_id,
+                    customer_id: customer,
+                    amount: amount.minor(),
+                    cause: None,
+                })],
+                AccountEvent::Rejected { amount, available, .. } => vec![HoldEvent::Refused(StepRefused {
+                    order_id,
+                    reason: format!(
+                        "credit: {} needed, {} available for {customer}",
+                        amount.minor(),
+                        available.minor()
+                    ),
+                })],
+                AccountEvent::Opened { .. } | AccountEvent::Released { .. } => Vec::new(),
+            },
+            HoldCommand::Note(..) => Vec::new(),
+            HoldCommand::Compensate { .. } if state.answered => Vec::new(),
+            HoldCommand::Compensate { cause } => {
+                let (customer_id, amount) = match &state.status {
+                    HoldStatus::Held { customer, amount } => (customer.clone(), amount.minor()),
+                    _ => (String::new(), 0),
+                };
+                vec![HoldEvent::Released(CreditMoved { order_id, customer_id, amount, cause: Some(cause) })]
+            }
+        })
+    }
+
+    fn evolve(mut state: HoldState, event: &HoldEvent) -> HoldState {
+        match event {
+            HoldEvent::Held(e) => {
+                state.status = HoldStatus::Held { customer: e.customer_id.clone(), amount: Money::from_minor(e.amount) }
+            }
+            HoldEvent::Refused(_) => state.status = HoldStatus::Refused,
+            HoldEvent::Released(_) => {
+                state.answered = true;
+                state.status = match state.status {
+                    HoldStatus::Held { .. } => HoldStatus::Released,
+                    HoldStatus::Unseen => HoldStatus::Closed,
+                    other => other,
+                };
+            }
+        }
+        state
+    }
+}
+
+impl Aggregate for OrderHold {
+    const CATEGORY: &'static str = "credit_hold";
+    const SNAPSHOT_EVERY: Option<NonZeroU64> = None;
+}
+
+impl HoldEvent {
+    /// The integration event it is published as.
+    pub fn integration(&self) -> Integration {
+        match self {
+            HoldEvent::Held(e) => Integration::CreditReserved(e.clone()),
+            HoldEvent::Refused(e) => Integration::CreditRejected(e.clone()),
+            HoldEvent::Released(e) => Integration::CreditReleased(e.clone()),
+        }
+    }
+}
+
+/// What credit does with an incoming event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reaction {
+    /// Reserve the order's total on the customer's account.
+    Reserve {
+        /// The order.
+        order: String,
+        /// The customer.
+        customer: String,
+        /// Minor units.
+        amount: Money,
+    },
+    /// Answer a compensation trigger.
+    Compensate {
+        /// The order.
+        order: String,
+        /// The trigger's name.
+        cause: String,
+    },
+}
+
+/// Maps an incoming integration event to what credit does; `None` ignores it.
+pub fn react(event: &Integration) -> Option<Reaction> {
+    match event {
+        Integration::OrderValidated(e) => Some(Reaction::Reserve {
+            order: e.order_id.clone(),
+            customer: e.customer_id.clone(),
+            amount: Money::from_minor(e.total),
+        }),
+        e if e.is_compensation_trigger() && !matches!(e, Integration::CreditRejected(_)) => {
+            let (domain, action) = e.name();
+            Some(Reaction::Compensate { order: e.order_id().to_owned(), cause: format!("{domain}/{action}") })
+        }
+        _ => None,
+    }
+}
+
+/// The read model of an account: `GET /customers/{id}/credit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditView {
+    /// The customer.
+    pub customer_id: String,
+    /// The limit.
+    pub limit: i64,
+    /// Sum of open reservations.
+    pub reserved: i64,
+    /// `limit - reserved`.
+    pub available: i64,
+    /// Open reservations.
+    pub open_reservations: usize,
+}
+
+/// The account's read model, folded from its state.
+pub fn credit_view(customer: &str, state: &AccountState) -> CreditView {
+    CreditView {
+        customer_id: customer.to_owned(),
+        limit: state.limit.unwrap_or(limit_for(customer)).minor(),
+        reserved: state.reserved.minor(),
+        available: state.limit.unwrap_or(limit_for(customer)).minor() - state.reserved.minor(),
+        open_reservations: state.open.len(),
+    }
+}
+
+impl ReadModel for Account {
+    const VIEW: &'static str = "credit";
+    type Doc = CreditView;
+
+    fn project(key: &str, _: Option<CreditView>, state: &AccountState, _: &AccountEvent) -> Option<CreditView> {
+        Some(credit_view(key, state))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use udders_kernel::testing::given;
+
+    use super::*;
+
+    fn reserve(order: &str, amount: i64, limit: i64) -> AccountCommand {
+        AccountCommand::Reserve {
+            order: order.into(),
+            amount: Money::from_minor(amount),
+            limit: Money::from_minor(limit),
+        }
+    }
+
+    #[test]
+    fn the_first_reservation_opens_the_account_and_holds_the_amount() {
+        let state = given::<Account>([]).when(reserve("o-1", 1200, 100_000)).then([
+            AccountEvent::Opened { limit: Money::from_minor(100_000) },
+            AccountEvent::Reserved { order: "o-1".into(), amount: Money::from_minor(1200) },
+        ]);
+        assert_eq!(state.available(), Money::from_minor(98_800));
+    }
+
+    #[test]
+    fn an_amount_above_what_is_available_is_rejected_not_held() {
+        given::<Account>([
+            AccountEvent::Opened { limit: Money::from_minor(1000) },
+            AccountEvent::Reserved { order: "o-1".into(), amount: Money::from_minor(600) },
+        ])
+        .when(reserve("o-2", 500, 1000))
+        .then([AccountEvent::Rejected {
+            order: "o-2".into(),
+            amount: Money::from_minor(500),
+            available: Money::from_minor(400),
+        }]);
+    }
+
+    #[test]
+    fn a_customer_with_limit_zero_is_rejected() {
+        assert_eq!(limit_for(BROKE_CUSTOMER), Money::ZERO);
+        let events = Account::decide(&AccountState::default(), reserve("o-1", 500, 0)).unwrap();
+        assert!(matches!(events[1], AccountEvent::Rejected { .. }), "{events:?}");
+    }
+
+    #[test]
+    fn reserving_twice_for_one_order_holds_once_and_release_is_idempotent() {
+        let history = [
+            AccountEvent::Opened { limit: Money::from_minor(1000) },
+            AccountEvent::Reserved { order: "o-1".into(), amount: Money::from_minor(600) },
+        ];
+        given::<Account>(history.clone()).when(reserve("o-1", 600, 1000)).then([]);
+        let mut released = history.to_vec();
+        released.push(AccountEvent::Released { order: "o-1".into(), amount: Money::from_minor(600) });
+        given::<Account>(history)
+            .when(AccountCommand::Release { order: "o-1".into() })
+            .then([AccountEvent::Released { order: "o-1".into(), amount: Money::from_minor(600) }]);
+        let state = given::<Account>(released.clone()).when(AccountCommand::Release { order: "o-1".into() }).then([]);
+        assert_eq!((state.reserved, state.open.len()), (Money::ZERO, 0));
+    }
+
+    fn held() -> HoldEvent {
+        HoldEvent::Held(CreditMoved { order_id: "o-1".into(), customer_id: "c".into(), amount: 600, cause: None })
+    }
+
+    #[test]
+    fn payment_declined_releases_the_held_credit_once() {
+        let compensate = || ("o-1".to_owned(), HoldCommand::Compensate { cause: "payment/declined".into() });
+        let released = HoldEvent::Released(CreditMoved {
+            order_id: "o-1".into(),
+            customer_id: "c".into(),
+            amount: 600,
+            cause: Some("payment/declined".into()),
+        });
+        let state = given::<OrderHold>([held()]).when(compensate()).then([released.clone()]);
+        assert_eq!(state.status, HoldStatus::Released);
+        given::<OrderHold>([held(), released]).when(compensate()).then([]);
+    }
+
+    #[test]
+    fn a_compensation_before_the_reservation_answers_zero_and_closes_the_order() {
+        let state = given::<OrderHold>([])
+            .when(("o-1".into(), HoldCommand::Compensate { cause: "order/cancelled".into() }))
+            .then([HoldEvent::Released(CreditMoved {
+                order_id: "o-1".into(),
+                customer_id: String::new(),
+                amount: 0,
+                cause: Some("order/cancelled".into()),
+            })]);
+        assert_eq!(state.status, HoldStatus::Closed);
+        let late = AccountEvent::Reserved { order: "o-1".into(), amount: Money::from_minor(1) };
+        assert!(OrderHold::decide(&state, ("o-1".into(), HoldCommand::Note(late, "c".into()))).unwrap().is_empty());
+    }
+
+    #[test]
+    fn credit_reacts_to_valid_orders_and_to_every_trigger_but_its_own_rejection() {
+        let refused = StepRefused { order_id: "o-1".into(), reason: "x".into() };
+        assert!(react(&Integration::CreditRejected(refused.clone())).is_none());
+        assert_eq!(
+            react(&Integration::StockRejected(refused)),
+            Some(Reaction::Compensate { order: "o-1".into(), cause: "inventory/rejected".into() })
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! The credit service's I/O: its handler (reserve on `order/valid`, release
+//! on every compensation trigger), its read model and its HTTP route
+//! `GET /customers/{customer_id}/credit`. The rules are in
+//! `udders-credit-domain`.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use udders_contracts::Service;
+use udders_credit_domain::{
+    Account, AccountCommand, AccountState, CreditView, HoldCommand, HoldStatus, OrderHold, Reaction, credit_view,
+    limit_for, react,
+};
+use udders_eventstore::{EventStore, StoreError, Tx};
+use udders_kernel::{Decider, ReadModel};
+use udders_messaging::{Handler, HandlerError, Incoming};
+use udders_runtime::http::Problem;
+use udders_runtime::replay::rebuild;
+use udders_runtime::{Cause, Outbound, integration, record, record_viewed};
+
+/// This service.
+pub const SERVICE: Service = Service::Credit;
+
+/// Reacts to validated orders and compensation triggers.
+#[derive(Debug, Clone)]
+pub struct CreditHandler {
+    outbound: Outbound,
+}
+
+impl CreditHandler {
+    /// A handler publishing through `outbound`.
+    pub fn new(outbound: Outbound) -> Self {
+        Self { outbound }
+    }
+}
+
+impl Handler for CreditHandler {
+    async fn handle(&self, tx: &mut Tx, incoming: &Incoming) -> Result<(), HandlerError> {
+        let Some(reaction) = react(&integration(incoming)?) else { return Ok(()) };
+        let cause = Cause::of(incoming);
+        let publish = |e: &udders_credit_domain::HoldEvent| Some((e.integration(), None));
+        match reaction {
+            Reaction::Reserve { order, customer, amount } => {
+                let mut hold = tx.load::<OrderHold>(&order).await?;
+                if hold.state.status != HoldStatus::Unseen {
+                    return Ok(());
+                }
+                let mut account = tx.load::<Account>(&customer).await?;
+                let command = AccountCommand::Reserve { order: order.clone(), amount, limit: limit_for(&customer) };
+                let decided = Account::decide(&account.state, command)
+                    .map_err(|e| HandlerError::permanent(format!("credit for {order}: {e:?}")))?;
+                let outcome = decided.last().cloned();
+                record_viewed(tx, &mut account, decided, &cause, &self.outbound, |_| None).await?;
+                if let Some(outcome) = outcome {
+                    let Ok(events) = OrderHold::decide(&hold.state, (order, HoldCommand::Note(outcome, customer)));
+                    record(tx, &mut hold, events, &cause, &self.outbound, publish).await?;
+                }
+            }
+            Reaction::Compensate { order, cause: trigger } => {
+                let mut hold = tx.load::<OrderHold>(&order).await?;
+                let Ok(events) =
+                    OrderHold::decide(&hold.state, (order.clone(), HoldCommand::Compensate { cause: trigger }));
+                if let (HoldStatus::Held { customer, .. }, false) = (&hold.state.status, events.is_empty()) {
+                    let mut account = tx.load::<Account>(customer).await?;
+                    let released = Account::decide(&account.state, AccountCommand::Release { order })
+                        .map_err(|e| HandlerError::permanent(format!("{e:?}")))?;
+                    record_viewed(tx, &mut account, released, &cause, &self.outbound, |_| None).await?;
+                }
+                record(tx, &mut hold, events, &cause, &self.outbound, publish).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Drops and rebuilds this service's read models from its events.
+pub async fn replay(store: &EventStore) -> Result<usize, StoreError> {
+    let mut tx = store.begin().await?;
+    tx.clear_documents().await?;
+    let n = rebuild::<Account>(store, &mut tx).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// `GET /customers/{customer_id}/credit`.
+pub fn routes(store: EventStore) -> Router {
+    Router::new().route("/customers/{customer_id}/credit", get(credit)).with_state(store)
+}
+
+/// A customer's limit, reserved amount and what is available. A customer
+/// never seen has the seeded limit and nothing reserved.
+async fn credit(
+    State(store): State<EventStore>,
+    Path(customer): Path<String>,
+) -> Result<axum::Json<CreditView>, Problem> {
+    if udders_kernel::CustomerId::parse(customer.as_str()).is_err() {
+        return Err(Problem::bad_request(format!("{customer:?} is not a customer id")));
+    }
+    let view = match store.document(Account::VIEW, &customer).await? {
+        Some(doc) => serde_json::from_value(doc.doc).map_err(|e| Problem::internal(&e))?,
+        None => credit_view(&customer, &AccountState::default()),
+    };
+    Ok(axum::Json(view))
+}

@@ -1,0 +1,232 @@
+//! Fulfillment's pure domain: one shipment per paid order, through a
+//! simulated carrier.
+//!
+//! [`Shipment`] (stream `shipment-<order>`) ships when `payment/captured`
+//! arrives: postal code `00000` is undeliverable (`fulfillment/failed`, which
+//! sets off refund and restock), anything else ships (`order/shipped`). An
+//! order cancelled or expired before its capture arrives is never shipped.
+//! A cancel that arrives after the parcel left changes nothing here.
+//!
+//! What must not: I/O, clocks.
+
+use std::num::NonZeroU64;
+
+use serde::{Deserialize, Serialize};
+use udders_contracts::Integration;
+use udders_contracts::events::{OrderShipped, StepRefused};
+use udders_kernel::{Aggregate, Decider, ReadModel};
+
+/// The postal code the simulated carrier cannot deliver to.
+pub const UNDELIVERABLE: &str = "00000";
+/// Where an order without a postal code goes: collected in store.
+pub const PICKUP: &str = "pickup";
+
+/// One order's shipment.
+#[derive(Debug)]
+pub struct Shipment;
+
+/// Where a shipment stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShipmentState {
+    /// Nothing yet.
+    #[default]
+    Unseen,
+    /// With the carrier.
+    Shipped {
+        /// The carrier's id.
+        shipment_id: String,
+        /// Where it goes.
+        postal_code: String,
+    },
+    /// The carrier refused it.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// Called off before shipping.
+    Cancelled {
+        /// `order/cancelled` or `order/expired`.
+        cause: String,
+    },
+}
+
+/// What a shipment is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShipmentCommand {
+    /// The order is paid: ship it.
+    Ship {
+        /// Where to, if given.
+        postal_code: Option<String>,
+    },
+    /// The order was called off.
+    CallOff {
+        /// Its trigger.
+        cause: String,
+    },
+}
+
+/// What happened to a shipment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum ShipmentEvent {
+    /// `order/shipped`
+    Shipped(OrderShipped),
+    /// `fulfillment/failed`
+    Failed(StepRefused),
+    /// Called off before shipping (not published).
+    CalledOff {
+        /// Its trigger.
+        cause: String,
+    },
+}
+
+impl Decider for Shipment {
+    type State = ShipmentState;
+    type Command = (String, ShipmentCommand);
+    type Event = ShipmentEvent;
+    type Error = std::convert::Infallible;
+
+    fn initial_state() -> ShipmentState {
+        ShipmentState::Unseen
+    }
+
+    fn decide(
+        state: &ShipmentState,
+        (order_id, command): (String, ShipmentCommand),
+    ) -> Result<Vec<ShipmentEvent>, Self::Error> {
+        if *state != ShipmentState::Unseen {
+            return Ok(Vec::new());
+        }
+        Ok(vec![match command {
+            ShipmentCommand::Ship { postal_code } => {
+                let postal_code = postal_code.unwrap_or_else(|| PICKUP.to_owned());
+                if postal_code == UNDELIVERABLE {
+                    ShipmentEvent::Failed(StepRefused {
+                        order_id,
+                        reason: format!("the carrier cannot deliver to postal code {postal_code}"),
+                    })
+                } else {
+                    ShipmentEvent::Shipped(OrderShipped {
+                        shipment_id: format!("shp_{order_id}"),
+                        order_id,
+                        postal_code,
+                    })
+                }
+            }
+            ShipmentCommand::CallOff { cause } => ShipmentEvent::CalledOff { cause },
+        }])
+    }
+
+    fn evolve(_state: ShipmentState, event: &ShipmentEvent) -> ShipmentState {
+        match event {
+            ShipmentEvent::Shipped(e) => {
+                ShipmentState::Shipped { shipment_id: e.shipment_id.clone(), postal_code: e.postal_code.clone() }
+            }
+            ShipmentEvent::Failed(e) => ShipmentState::Failed { reason: e.reason.clone() },
+            ShipmentEvent::CalledOff { cause } => ShipmentState::Cancelled { cause: cause.clone() },
+        }
+    }
+}
+
+impl Aggregate for Shipment {
+    const CATEGORY: &'static str = "shipment";
+    const SNAPSHOT_EVERY: Option<NonZeroU64> = None;
+}
+
+impl ShipmentEvent {
+    /// The integration event it is published as, if any.
+    pub fn integration(&self) -> Option<Integration> {
+        match self {
+            ShipmentEvent::Shipped(e) => Some(Integration::OrderShipped(e.clone())),
+            ShipmentEvent::Failed(e) => Some(Integration::FulfillmentFailed(e.clone())),
+            ShipmentEvent::CalledOff { .. } => None,
+        }
+    }
+}
+
+/// What fulfillment does with an incoming event: the order id and the command.
+pub fn react(event: &Integration) -> Option<(String, ShipmentCommand)> {
+    let command = match event {
+        Integration::PaymentCaptured(e) => ShipmentCommand::Ship { postal_code: e.postal_code.clone() },
+        Integration::OrderCancelled(_) | Integration::OrderExpired(_) => {
+            let (domain, action) = event.name();
+            ShipmentCommand::CallOff { cause: format!("{domain}/{action}") }
+        }
+        _ => return None,
+    };
+    Some((event.order_id().to_owned(), command))
+}
+
+/// The read model of a shipment: `GET /shipments/{order_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipmentView {
+    /// The order.
+    pub order_id: String,
+    /// `SHIPPED`, `FAILED` or `CANCELLED`.
+    pub status: String,
+    /// The carrier's id, once shipped.
+    pub shipment_id: Option<String>,
+    /// Where it went.
+    pub postal_code: Option<String>,
+    /// Why it failed or was called off.
+    pub reason: Option<String>,
+}
+
+/// The shipment's read model, folded from its state; `None` before anything happened.
+pub fn shipment_view(order_id: &str, state: &ShipmentState) -> Option<ShipmentView> {
+    let (status, shipment_id, postal_code, reason) = match state {
+        ShipmentState::Unseen => return None,
+        ShipmentState::Shipped { shipment_id, postal_code } => {
+            ("SHIPPED", Some(shipment_id.clone()), Some(postal_code.clone()), None)
+        }
+        ShipmentState::Failed { reason } => ("FAILED", None, None, Some(reason.clone())),
+        ShipmentState::Cancelled { cause } => ("CANCELLED", None, None, Some(cause.clone())),
+    };
+    Some(ShipmentView { order_id: order_id.to_owned(), status: status.to_owned(), shipment_id, postal_code, reason })
+}
+
+impl ReadModel for Shipment {
+    const VIEW: &'static str = "shipments";
+    type Doc = ShipmentView;
+
+    fn project(key: &str, _: Option<ShipmentView>, state: &ShipmentState, _: &ShipmentEvent) -> Option<ShipmentView> {
+        shipment_view(key, state)
+    }
+
+    fn tags(doc: &ShipmentView) -> [Option<String>; 3] {
+        [Some(doc.status.clone()), None, None]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use udders_kernel::testing::given;
+
+    use super::*;
+
+    fn ship(postal_code: Option<&str>) -> (String, ShipmentCommand) {
+        ("o-1".into(), ShipmentCommand::Ship { postal_code: postal_code.map(Into::into) })
+    }
+
+    #[test]
+    fn a_paid_order_ships_once() {
+        let shipped = ShipmentEvent::Shipped(OrderShipped {
+            order_id: "o-1".into(),
+            shipment_id: "shp_o-1".into(),
+            postal_code: "12345".into(),
+        });
+        given::<Shipment>([]).when(ship(Some("12345"))).then([shipped.clone()]);
+        given::<Shipment>([shipped]).when(ship(Some("12345"))).then([]);
+    }
+
+    #[test]
+    fn postal_code_00000_is_undeliverable() {
+        let events = Shipment::decide(&ShipmentState::Unseen, ship(Some(UNDELIVERABLE))).unwrap();
+        assert!(matches!(&events[..], [ShipmentEvent::Failed(f)] if f.reason.contains("00000")), "{events:?}");
+    }
+
+    #[test]
+    fn an_order_called_off_before_its_capture_arrives_is_never_shipped() {
+        given::<Shipment>([ShipmentEvent::CalledOff { cause: "order/cancelled".into() }]).when(ship(None)).then([]);
+    }
+}

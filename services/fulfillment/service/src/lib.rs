@@ -1,0 +1,66 @@
+//! The fulfillment service's I/O: its handler (ship on `payment/captured`,
+//! stand down on cancel or expiry), its read model and
+//! `GET /shipments/{order_id}`. The rules are in `udders-fulfillment-domain`.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use udders_contracts::Service;
+use udders_eventstore::{EventStore, StoreError, Tx};
+use udders_fulfillment_domain::{Shipment, ShipmentView, react};
+use udders_kernel::{Decider, ReadModel};
+use udders_messaging::{Handler, HandlerError, Incoming};
+use udders_runtime::http::Problem;
+use udders_runtime::replay::rebuild;
+use udders_runtime::{Cause, Outbound, integration, record_viewed};
+
+/// This service.
+pub const SERVICE: Service = Service::Fulfillment;
+
+/// Ships paid orders.
+#[derive(Debug, Clone)]
+pub struct FulfillmentHandler {
+    outbound: Outbound,
+}
+
+impl FulfillmentHandler {
+    /// A handler publishing through `outbound`.
+    pub fn new(outbound: Outbound) -> Self {
+        Self { outbound }
+    }
+}
+
+impl Handler for FulfillmentHandler {
+    async fn handle(&self, tx: &mut Tx, incoming: &Incoming) -> Result<(), HandlerError> {
+        let Some((order, command)) = react(&integration(incoming)?) else { return Ok(()) };
+        let mut shipment = tx.load::<Shipment>(&order).await?;
+        let Ok(events) = Shipment::decide(&shipment.state, (order, command));
+        let publish = |e: &udders_fulfillment_domain::ShipmentEvent| e.integration().map(|i| (i, None));
+        record_viewed(tx, &mut shipment, events, &Cause::of(incoming), &self.outbound, publish).await?;
+        Ok(())
+    }
+}
+
+/// Drops and rebuilds this service's read models from its events.
+pub async fn replay(store: &EventStore) -> Result<usize, StoreError> {
+    let mut tx = store.begin().await?;
+    tx.clear_documents().await?;
+    let n = rebuild::<Shipment>(store, &mut tx).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// `GET /shipments/{order_id}`.
+pub fn routes(store: EventStore) -> Router {
+    Router::new().route("/shipments/{order_id}", get(shipment)).with_state(store)
+}
+
+async fn shipment(
+    State(store): State<EventStore>,
+    Path(order): Path<String>,
+) -> Result<axum::Json<ShipmentView>, Problem> {
+    match store.document(Shipment::VIEW, &order).await? {
+        Some(doc) => Ok(axum::Json(serde_json::from_value(doc.doc).map_err(|e| Problem::internal(&e))?)),
+        None => Err(Problem::not_found(format!("no shipment for order {order}"))),
+    }
+}

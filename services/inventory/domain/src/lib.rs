@@ -1,0 +1,605 @@
+//! Inventory's pure domain: stock per flavour and country, and the stock
+//! reservation of each order.
+//!
+//! [`Stock`] (stream `stock-<flavour>-<country>`) counts what is on hand,
+//! reserved and shipped; it refuses to reserve more than is available.
+//! [`Reservation`] (stream `reservation-<order>`) decides for a whole order
+//! at once, all lines or none, from the availability the caller looked up,
+//! and remembers the outcome so reactions are idempotent. Stock leaves the
+//! warehouse when `order/shipped` arrives; a compensation releases what is
+//! still held (restock), and one that arrives first closes the order. If the
+//! carrier took a parcel whose hold was already released (a cancel or the
+//! deadline raced the shipment), the goods still leave the books: what left
+//! the warehouse always equals what shipped.
+//!
+//! What must not: I/O, clocks.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU64;
+
+use serde::{Deserialize, Serialize};
+use udders_contracts::Integration;
+use udders_contracts::events::{OrderLine, StepRefused, StockMoved};
+use udders_kernel::{Aggregate, Decider, ReadModel};
+
+/// Seeded stock per flavour and country.
+pub const INITIAL_STOCK: i64 = 1000;
+
+/// The seeded stock of a flavour (durian is never in stock).
+pub fn initial_stock(flavor: &str) -> i64 {
+    if flavor == "durian" { 0 } else { INITIAL_STOCK }
+}
+
+/// The id of a stock stream: `<flavour>-<country>`.
+pub fn stock_id(flavor: &str, country: &str) -> String {
+    format!("{flavor}-{country}")
+}
+
+/// Quantities per flavour, lines of one flavour added up.
+pub fn per_flavor(lines: &[OrderLine]) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for line in lines {
+        *out.entry(line.flavor.clone()).or_insert(0) += i64::from(line.quantity);
+    }
+    out
+}
+
+/// One flavour in one country.
+#[derive(Debug)]
+pub struct Stock;
+
+/// The counters of one stock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockState {
+    /// In the warehouse (reserved or not).
+    pub on_hand: i64,
+    /// Held for open orders.
+    pub reserved: i64,
+    /// Left the warehouse with a shipment.
+    pub shipped: i64,
+}
+
+impl StockState {
+    /// What can still be reserved.
+    pub fn available(&self) -> i64 {
+        self.on_hand - self.reserved
+    }
+}
+
+/// What a stock is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StockCommand {
+    /// Add to what is on hand (seeding).
+    Restock(i64),
+    /// Hold for an order.
+    Reserve(String, i64),
+    /// Let go of an order's hold.
+    Release(String, i64),
+    /// An order's hold left with its shipment.
+    Ship(String, i64),
+    /// An order's goods left although its hold had been released (the
+    /// carrier took it before the call-off reached fulfillment).
+    ShipReleased(String, i64),
+}
+
+/// What happened to a stock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum StockEvent {
+    /// Added to on hand.
+    Restocked {
+        /// How many.
+        quantity: i64,
+    },
+    /// Held for an order.
+    Reserved {
+        /// The order.
+        order: String,
+        /// How many.
+        quantity: i64,
+    },
+    /// An order's hold was let go.
+    Released {
+        /// The order.
+        order: String,
+        /// How many.
+        quantity: i64,
+    },
+    /// Left the warehouse.
+    Shipped {
+        /// The order.
+        order: String,
+        /// How many.
+        quantity: i64,
+    },
+    /// Left the warehouse after its hold was released.
+    ShippedReleased {
+        /// The order.
+        order: String,
+        /// How many.
+        quantity: i64,
+    },
+}
+
+/// A stock command that breaks the counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StockError {
+    /// Not enough available (a concurrent reservation came first).
+    Short {
+        /// Asked for.
+        wanted: i64,
+        /// Available.
+        available: i64,
+    },
+    /// More released or shipped than is reserved, or a negative quantity.
+    Inconsistent(&'static str),
+}
+
+impl Decider for Stock {
+    type State = StockState;
+    type Command = StockCommand;
+    type Event = StockEvent;
+    type Error = StockError;
+
+    fn initial_state() -> StockState {
+        StockState::default()
+    }
+
+    fn decide(state: &StockState, command: StockCommand) -> Result<Vec<StockEvent>, StockError> {
+        let quantity = match &command {
+            StockCommand::Restock(q)
+            | StockCommand::Reserve(_, q)
+            | StockCommand::Release(_, q)
+            | StockCommand::Ship(_, q)
+            | StockCommand::ShipReleased(_, q) => *q,
+        };
+        if quantity < 0 {
+            return Err(StockError::Inconsistent("negative quantity"));
+        }
+        Ok(vec![match command {
+            StockCommand::Restock(quantity) => StockEvent::Restocked { quantity },
+            StockCommand::Reserve(order, quantity) => {
+                if quantity > state.available() {
+                    return Err(StockError::Short { wanted: quantity, available: state.available() });
+                }
+                StockEvent::Reserved { order, quantity }
+            }
+            StockCommand::Release(order, quantity) => {
+                if quantity > state.reserved {
+                    return Err(StockError::Inconsistent("release of more than is reserved"));
+                }
+                StockEvent::Released { order, quantity }
+            }
+            StockCommand::Ship(order, quantity) => {
+                if quantity > state.reserved {
+                    return Err(StockError::Inconsistent("shipment of more than is reserved"));
+                }
+                StockEvent::Shipped { order, quantity }
+            }
+            StockCommand::ShipReleased(order, quantity) => {
+                if quantity > state.on_hand {
+                    return Err(StockError::Inconsistent("shipment of more than is on hand"));
+                }
+                StockEvent::ShippedReleased { order, quantity }
+            }
+        }])
+    }
+
+    fn evolve(mut state: StockState, event: &StockEvent) -> StockState {
+        match event {
+            StockEvent::Restocked { quantity } => state.on_hand += quantity,
+            StockEvent::Reserved { quantity, .. } => state.reserved += quantity,
+            StockEvent::Released { quantity, .. } => state.reserved -= quantity,
+            StockEvent::Shipped { quantity, .. } => {
+                state.reserved -= quantity;
+                state.on_hand -= quantity;
+                state.shipped += quantity;
+            }
+            StockEvent::ShippedReleased { quantity, .. } => {
+                state.on_hand -= quantity;
+                state.shipped += quantity;
+            }
+        }
+        state
+    }
+}
+
+impl Aggregate for Stock {
+    const CATEGORY: &'static str = "stock";
+    const SNAPSHOT_EVERY: Option<NonZeroU64> = NonZeroU64::new(100);
+}
+
+/// The stock reservation of one order.
+#[derive(Debug)]
+pub struct Reservation;
+
+/// Where an order's reservation stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReservationStatus {
+    /// Nothing decided yet.
+    #[default]
+    Unseen,
+    /// Held in `country`.
+    Held {
+        /// The warehouse country.
+        country: String,
+        /// The lines held.
+        items: Vec<OrderLine>,
+    },
+    /// Not enough stock.
+    Refused,
+    /// Let go (restocked); the lines are kept in case the carrier took them anyway.
+    Released {
+        /// The warehouse country.
+        country: String,
+        /// The lines that were held.
+        items: Vec<OrderLine>,
+    },
+    /// Left with the shipment.
+    Shipped,
+    /// A compensation came first: nothing will be held.
+    Closed,
+}
+
+/// What inventory remembers of one order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationState {
+    /// Where it stands.
+    pub status: ReservationStatus,
+    /// A compensation trigger was answered.
+    pub answered: bool,
+}
+
+/// What an order's reservation is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReservationCommand {
+    /// Reserve every line, or none.
+    Reserve {
+        /// The warehouse country.
+        country: String,
+        /// The lines.
+        items: Vec<OrderLine>,
+        /// Available per flavour in that country (looked up by the caller).
+        available: BTreeMap<String, i64>,
+    },
+    /// The order shipped.
+    Ship,
+    /// A compensation trigger arrived.
+    Compensate {
+        /// Its name.
+        cause: String,
+    },
+}
+
+/// What happened to an order's reservation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum ReservationEvent {
+    /// `inventory/reserved`
+    Held(StockMoved),
+    /// `inventory/rejected`
+    Refused(StepRefused),
+    /// `inventory/released`: what was let go (nothing when nothing was held).
+    Released(StockMoved),
+    /// The held lines left the warehouse (not published: `order/shipped` says it).
+    Shipped(StockMoved),
+    /// The lines left although they had been released: the carrier took the
+    /// parcel before the call-off reached fulfillment (not published).
+    ShippedAfterRelease(StockMoved),
+}
+
+impl Decider for Reservation {
+    type State = ReservationState;
+    type Command = (String, ReservationCommand);
+    type Event = ReservationEvent;
+    type Error = std::convert::Infallible;
+
+    fn initial_state() -> ReservationState {
+        ReservationState::default()
+    }
+
+    fn decide(
+        state: &ReservationState,
+        (order_id, command): (String, ReservationCommand),
+    ) -> Result<Vec<ReservationEvent>, Self::Error> {
+        Ok(match command {
+            ReservationCommand::Reserve { country, items, available } => {
+                if state.status != ReservationStatus::Unseen {
+                    return Ok(Vec::new());
+                }
+                let short: Vec<String> = per_flavor(&items)
+                    .into_iter()
+                    .filter_map(|(flavor, wanted)| {
+                        let have = available.get(&flavor).copied().unwrap_or(0);
+                        (wanted > have).then(|| format!("{flavor} in {country}: {wanted} wanted, {have} available"))
+                    })
+                    .collect();
+                if short.is_empty() {
+                    vec![ReservationEvent::Held(StockMoved { order_id, country, items, cause: None })]
+                } else {
+                    vec![ReservationEvent::Refused(StepRefused {
+                        order_id,
+                        reason: format!("out of stock: {}", short.join("; ")),
+                    })]
+                }
+            }
+            ReservationCommand::Ship => match &state.status {
+                ReservationStatus::Held { country, items } => vec![ReservationEvent::Shipped(StockMoved {
+                    order_id,
+                    country: country.clone(),
+                    items: items.clone(),
+                    cause: None,
+                })],
+                ReservationStatus::Released { country, items } => {
+                    vec![ReservationEvent::ShippedAfterRelease(StockMoved {
+                        order_id,
+                        country: country.clone(),
+                        items: items.clone(),
+                        cause: None,
+                    })]
+                }
+                _ => Vec::new(),
+            },
+            ReservationCommand::Compensate { .. } if state.answered => Vec::new(),
+            ReservationCommand::Compensate { cause } => {
+                let (country, items) = match &state.status {
+                    ReservationStatus::Held { country, items } => (country.clone(), items.clone()),
+                    _ => (String::new(), Vec::new()),
+                };
+                vec![ReservationEvent::Released(StockMoved { order_id, country, items, cause: Some(cause) })]
+            }
+        })
+    }
+
+    fn evolve(mut state: ReservationState, event: &ReservationEvent) -> ReservationState {
+        match event {
+            ReservationEvent::Held(e) => {
+                state.status = ReservationStatus::Held { country: e.country.clone(), items: e.items.clone() }
+            }
+            ReservationEvent::Refused(_) => state.status = ReservationStatus::Refused,
+            ReservationEvent::Shipped(_) | ReservationEvent::ShippedAfterRelease(_) => {
+                state.status = ReservationStatus::Shipped
+            }
+            ReservationEvent::Released(_) => {
+                state.answered = true;
+                state.status = match state.status {
+                    ReservationStatus::Held { country, items } => ReservationStatus::Released { country, items },
+                    ReservationStatus::Unseen => ReservationStatus::Closed,
+                    other => other,
+                };
+            }
+        }
+        state
+    }
+}
+
+impl Aggregate for Reservation {
+    const CATEGORY: &'static str = "reservation";
+    const SNAPSHOT_EVERY: Option<NonZeroU64> = None;
+}
+
+impl ReservationEvent {
+    /// The integration event it is published as, if any.
+    pub fn integration(&self) -> Option<Integration> {
+        match self {
+            ReservationEvent::Held(e) => Some(Integration::StockReserved(e.clone())),
+            ReservationEvent::Refused(e) => Some(Integration::StockRejected(e.clone())),
+            ReservationEvent::Released(e) => Some(Integration::StockReleased(e.clone())),
+            ReservationEvent::Shipped(_) | ReservationEvent::ShippedAfterRelease(_) => None,
+        }
+    }
+
+    /// The stock moves it implies, per (flavour, country).
+    pub fn stock_commands(&self) -> Vec<(String, StockCommand)> {
+        let (e, make): (&StockMoved, fn(String, i64) -> StockCommand) = match self {
+            ReservationEvent::Held(e) => (e, StockCommand::Reserve),
+            ReservationEvent::Released(e) => (e, StockCommand::Release),
+            ReservationEvent::Shipped(e) => (e, StockCommand::Ship),
+            ReservationEvent::ShippedAfterRelease(e) => (e, StockCommand::ShipReleased),
+            ReservationEvent::Refused(_) => return Vec::new(),
+        };
+        per_flavor(&e.items)
+            .into_iter()
+            .map(|(flavor, quantity)| (stock_id(&flavor, &e.country), make(e.order_id.clone(), quantity)))
+            .collect()
+    }
+}
+
+/// What inventory does with an incoming event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reaction {
+    /// Reserve an order's lines in a country.
+    Reserve {
+        /// The order.
+        order: String,
+        /// The warehouse country.
+        country: String,
+        /// The lines.
+        items: Vec<OrderLine>,
+    },
+    /// The order shipped.
+    Ship {
+        /// The order.
+        order: String,
+    },
+    /// Answer a compensation trigger.
+    Compensate {
+        /// The order.
+        order: String,
+        /// Its name.
+        cause: String,
+    },
+}
+
+/// Maps an incoming integration event to what inventory does.
+pub fn react(event: &Integration) -> Option<Reaction> {
+    match event {
+        Integration::OrderValidated(e) => {
+            Some(Reaction::Reserve { order: e.order_id.clone(), country: e.country.clone(), items: e.items.clone() })
+        }
+        Integration::OrderShipped(e) => Some(Reaction::Ship { order: e.order_id.clone() }),
+        e if e.is_compensation_trigger() && !matches!(e, Integration::StockRejected(_)) => {
+            let (domain, action) = e.name();
+            Some(Reaction::Compensate { order: e.order_id().to_owned(), cause: format!("{domain}/{action}") })
+        }
+        _ => None,
+    }
+}
+
+/// The read model of one stock: a row of `GET /inventory`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockView {
+    /// The flavour.
+    pub flavor: String,
+    /// The country.
+    pub country: String,
+    /// In the warehouse.
+    pub on_hand: i64,
+    /// Held for open orders.
+    pub reserved: i64,
+    /// `on_hand - reserved`.
+    pub available: i64,
+    /// Left with shipments.
+    pub shipped: i64,
+}
+
+/// The stock's read model, from its id (`flavour-country`) and state.
+pub fn stock_view(id: &str, state: &StockState) -> StockView {
+    let (flavor, country) = id.rsplit_once('-').unwrap_or((id, ""));
+    StockView {
+        flavor: flavor.to_owned(),
+        country: country.to_owned(),
+        on_hand: state.on_hand,
+        reserved: state.reserved,
+        available: state.available(),
+        shipped: state.shipped,
+    }
+}
+
+impl ReadModel for Stock {
+    const VIEW: &'static str = "inventory";
+    type Doc = StockView;
+
+    fn project(key: &str, _: Option<StockView>, state: &StockState, _: &StockEvent) -> Option<StockView> {
+        Some(stock_view(key, state))
+    }
+
+    fn tags(doc: &StockView) -> [Option<String>; 3] {
+        [Some(doc.flavor.clone()), Some(doc.country.clone()), None]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use udders_kernel::testing::given;
+
+    use super::*;
+
+    fn line(flavor: &str, quantity: u32) -> OrderLine {
+        OrderLine { flavor: flavor.into(), quantity, unit_price: 600 }
+    }
+
+    fn reserve(items: Vec<OrderLine>, available: &[(&str, i64)]) -> (String, ReservationCommand) {
+        let available = available.iter().map(|(f, n)| ((*f).to_owned(), *n)).collect();
+        ("o-1".into(), ReservationCommand::Reserve { country: "sg".into(), items, available })
+    }
+
+    fn held(items: Vec<OrderLine>) -> ReservationEvent {
+        ReservationEvent::Held(StockMoved { order_id: "o-1".into(), country: "sg".into(), items, cause: None })
+    }
+
+    #[test]
+    fn an_order_is_reserved_whole_when_every_flavour_is_available() {
+        let items = vec![line("mango", 2), line("vanilla", 1), line("mango", 3)];
+        let state =
+            given::<Reservation>([]).when(reserve(items.clone(), &[("mango", 5), ("vanilla", 1)])).then([held(items)]);
+        assert!(matches!(state.status, ReservationStatus::Held { .. }));
+    }
+
+    #[test]
+    fn one_short_flavour_refuses_the_whole_order() {
+        let events = Reservation::decide(
+            &ReservationState::default(),
+            reserve(vec![line("mango", 2), line("durian", 1)], &[("mango", 5), ("durian", 0)]),
+        )
+        .unwrap();
+        let [ReservationEvent::Refused(refused)] = events.as_slice() else { panic!("{events:?}") };
+        assert!(refused.reason.contains("durian in sg: 1 wanted, 0 available"), "{}", refused.reason);
+        assert!(events[0].stock_commands().is_empty());
+    }
+
+    #[test]
+    fn payment_declined_releases_reserved_stock_once() {
+        let items = vec![line("mango", 2)];
+        let compensate = || ("o-1".to_owned(), ReservationCommand::Compensate { cause: "payment/declined".into() });
+        let released = ReservationEvent::Released(StockMoved {
+            order_id: "o-1".into(),
+            country: "sg".into(),
+            items: items.clone(),
+            cause: Some("payment/declined".into()),
+        });
+        given::<Reservation>([held(items.clone())]).when(compensate()).then([released.clone()]);
+        assert_eq!(released.stock_commands(), vec![("mango-sg".into(), StockCommand::Release("o-1".into(), 2))]);
+        given::<Reservation>([held(items), released]).when(compensate()).then([]);
+    }
+
+    #[test]
+    fn a_compensation_before_the_reservation_closes_the_order_and_holds_nothing() {
+        let state = given::<Reservation>([])
+            .when(("o-1".into(), ReservationCommand::Compensate { cause: "order/expired".into() }))
+            .then([ReservationEvent::Released(StockMoved {
+                order_id: "o-1".into(),
+                country: String::new(),
+                items: Vec::new(),
+                cause: Some("order/expired".into()),
+            })]);
+        assert_eq!(state.status, ReservationStatus::Closed);
+        given::<Reservation>([ReservationEvent::Released(StockMoved {
+            order_id: "o-1".into(),
+            country: String::new(),
+            items: Vec::new(),
+            cause: Some("order/expired".into()),
+        })])
+        .when(reserve(vec![line("mango", 1)], &[("mango", 9)]))
+        .then([]);
+    }
+
+    #[test]
+    fn shipped_stock_leaves_the_warehouse_and_is_counted() {
+        let state = given::<Stock>([
+            StockEvent::Restocked { quantity: 10 },
+            StockEvent::Reserved { order: "o-1".into(), quantity: 4 },
+        ])
+        .when(StockCommand::Ship("o-1".into(), 4))
+        .then([StockEvent::Shipped { order: "o-1".into(), quantity: 4 }]);
+        assert_eq!(state, StockState { on_hand: 6, reserved: 0, shipped: 4 });
+    }
+
+    #[test]
+    fn goods_shipped_after_their_release_still_leave_the_warehouse() {
+        let items = vec![line("mango", 2)];
+        let released = ReservationEvent::Released(StockMoved {
+            order_id: "o-1".into(),
+            country: "sg".into(),
+            items: items.clone(),
+            cause: Some("order/expired".into()),
+        });
+        let events =
+            Reservation::decide(&Reservation::fold(&[held(items), released]), ("o-1".into(), ReservationCommand::Ship))
+                .unwrap();
+        assert_eq!(events[0].stock_commands(), vec![("mango-sg".into(), StockCommand::ShipReleased("o-1".into(), 2))]);
+        let state = given::<Stock>([StockEvent::Restocked { quantity: 10 }])
+            .when(StockCommand::ShipReleased("o-1".into(), 2))
+            .then([StockEvent::ShippedReleased { order: "o-1".into(), quantity: 2 }]);
+        assert_eq!(state, StockState { on_hand: 8, reserved: 0, shipped: 2 });
+    }
+
+    #[test]
+    fn a_stock_never_reserves_more_than_is_available() {
+        given::<Stock>([StockEvent::Restocked { quantity: 3 }])
+            .when(StockCommand::Reserve("o-1".into(), 4))
+            .then_error(StockError::Short { wanted: 4, available: 3 });
+        assert_eq!(stock_view("rumraisin-sg", &StockState { on_hand: 5, reserved: 2, shipped: 0 }).available, 3);
+        assert_eq!(initial_stock("durian"), 0);
+    }
+}

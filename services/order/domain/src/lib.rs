@@ -1,0 +1,645 @@
+//! The order service's pure domain: the order lifecycle that follows every
+//! other service's events, and the order read models.
+//!
+//! [`Order`] (stream `order-<id>`) is placed by the point of sale, then
+//! observes every event of its saga ([`Step`]) and moves through `PLACED`,
+//! `VALIDATED`, `RESERVED`, `PAID` to `COMPLETED`. A refusal by any step (or
+//! a customer cancel, or the saga deadline) moves it to `COMPENSATING`; it
+//! becomes `REJECTED` or `CANCELLED` only once every service that may hold
+//! something has answered (see [`OrderState::settled`]).
+//!
+//! What must not: I/O, clocks. Time arrives in commands.
+
+use std::num::NonZeroU64;
+
+use serde::{Deserialize, Serialize};
+use udders_contracts::Integration;
+use udders_contracts::events::{OrderCalledOff, OrderLine, OrderPlaced};
+use udders_kernel::{Aggregate, CorrelationId, Decider, ReadModel, Timestamp};
+
+/// Where an order stands, as the API shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    /// Not placed (a stream that only observed foreign events).
+    #[default]
+    Unknown,
+    /// Accepted at the point of sale.
+    Placed,
+    /// Passed its rule set.
+    Validated,
+    /// Credit and stock are held.
+    Reserved,
+    /// The card was charged.
+    Paid,
+    /// Shipped. Terminal.
+    Completed,
+    /// A step refused, or it was called off: holders are giving back.
+    Compensating,
+    /// A step refused and everything is given back. Terminal.
+    Rejected,
+    /// Cancelled by the customer or the deadline, everything given back. Terminal.
+    Cancelled,
+}
+
+impl Status {
+    /// Every status, in lifecycle order.
+    pub const ALL: [Status; 8] = [
+        Status::Placed,
+        Status::Validated,
+        Status::Reserved,
+        Status::Paid,
+        Status::Completed,
+        Status::Compensating,
+        Status::Rejected,
+        Status::Cancelled,
+    ];
+
+    /// `PLACED`, `COMPLETED`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Unknown => "UNKNOWN",
+            Status::Placed => "PLACED",
+            Status::Validated => "VALIDATED",
+            Status::Reserved => "RESERVED",
+            Status::Paid => "PAID",
+            Status::Completed => "COMPLETED",
+            Status::Compensating => "COMPENSATING",
+            Status::Rejected => "REJECTED",
+            Status::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// Parses `as_str`'s output (any case).
+    pub fn parse(text: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str().eq_ignore_ascii_case(text))
+    }
+
+    /// True for `COMPLETED`, `REJECTED` and `CANCELLED`.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Completed | Status::Rejected | Status::Cancelled)
+    }
+}
+
+/// What the order knows of a reservation (credit or stock).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Hold {
+    /// Nothing heard.
+    #[default]
+    Unknown,
+    /// Reserved.
+    Held,
+    /// The service refused.
+    Refused,
+    /// The service answered a compensation (released, or never held).
+    Released,
+}
+
+/// What the order knows of the payment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Charge {
+    /// Nothing heard.
+    #[default]
+    Unknown,
+    /// Charged.
+    Captured,
+    /// The card was declined.
+    Declined,
+    /// Payment answered a compensation (refunded, or never charged).
+    Refunded,
+}
+
+/// One observed saga event, as the order understands it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Step {
+    /// `order/init` came back from the broker.
+    Placed,
+    /// `order/valid`
+    Validated,
+    /// `order/invalid`
+    Invalidated {
+        /// Every rule broken.
+        reasons: Vec<String>,
+    },
+    /// `credit/reserved`
+    CreditReserved,
+    /// `credit/rejected`
+    CreditRejected {
+        /// Why.
+        reason: String,
+    },
+    /// `credit/released`
+    CreditReleased,
+    /// `inventory/reserved`
+    StockReserved,
+    /// `inventory/rejected`
+    StockRejected {
+        /// Why.
+        reason: String,
+    },
+    /// `inventory/released`
+    StockReleased,
+    /// `payment/captured`
+    PaymentCaptured {
+        /// Minor units.
+        amount: i64,
+    },
+    /// `payment/declined`
+    PaymentDeclined {
+        /// Why.
+        reason: String,
+    },
+    /// `payment/refunded`
+    PaymentRefunded {
+        /// Minor units (zero when nothing was captured).
+        amount: i64,
+    },
+    /// `order/shipped`
+    Shipped,
+    /// `fulfillment/failed`
+    FulfillmentFailed {
+        /// Why.
+        reason: String,
+    },
+    /// `order/cancelled` came back.
+    Cancelled,
+    /// `order/expired` came back.
+    Expired,
+}
+
+impl Step {
+    /// What an integration event means for an order.
+    pub fn of(event: &Integration) -> Step {
+        match event {
+            Integration::OrderPlaced(_) => Step::Placed,
+            Integration::OrderValidated(_) => Step::Validated,
+            Integration::OrderInvalidated(e) => Step::Invalidated { reasons: e.reasons.clone() },
+            Integration::CreditReserved(_) => Step::CreditReserved,
+            Integration::CreditRejected(e) => Step::CreditRejected { reason: e.reason.clone() },
+            Integration::CreditReleased(_) => Step::CreditReleased,
+            Integration::StockReserved(_) => Step::StockReserved,
+            Integration::StockRejected(e) => Step::StockRejected { reason: e.reason.clone() },
+            Integration::StockReleased(_) => Step::StockReleased,
+            Integration::PaymentCaptured(e) => Step::PaymentCaptured { amount: e.amount },
+            Integration::PaymentDeclined(e) => Step::PaymentDeclined { reason: e.reason.clone() },
+            Integration::PaymentRefunded(e) => Step::PaymentRefunded { amount: e.amount },
+            Integration::OrderShipped(_) => Step::Shipped,
+            Integration::FulfillmentFailed(e) => Step::FulfillmentFailed { reason: e.reason.clone() },
+            Integration::OrderCancelled(_) => Step::Cancelled,
+            Integration::OrderExpired(_) => Step::Expired,
+        }
+    }
+
+    /// The refusal it carries, if it is one: the reason an order is rejected for.
+    fn refusal(&self) -> Option<String> {
+        match self {
+            Step::Invalidated { reasons } => Some(format!("invalid: {}", reasons.join("; "))),
+            Step::CreditRejected { reason }
+            | Step::StockRejected { reason }
+            | Step::PaymentDeclined { reason }
+            | Step::FulfillmentFailed { reason } => Some(reason.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// One saga event seen on the wire: a line of the order's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    /// The event id (`ce_id`).
+    pub event_id: String,
+    /// Its taxonomy subject.
+    pub subject: String,
+    /// Its publisher (`ce_source`).
+    pub source: String,
+    /// When it happened (`ce_time`).
+    pub time: Timestamp,
+    /// What it means for the order.
+    pub step: Step,
+}
+
+/// An order as the point of sale placed it, priced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The order as published in `order/init`.
+    pub order: OrderPlaced,
+    /// Payload schema version, `1.1` or `1.2`.
+    pub schema_version: String,
+    /// When it was accepted.
+    pub placed_at: Timestamp,
+    /// When the saga deadline passes.
+    pub deadline: Timestamp,
+    /// A fingerprint of the request, to tell a replay from a reused key.
+    pub request_fingerprint: Option<String>,
+    /// The saga's correlation id.
+    pub correlation_id: CorrelationId,
+}
+
+/// The order.
+#[derive(Debug)]
+pub struct Order;
+
+/// Why an order is being compensated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compensation {
+    /// Where it ends: `Rejected` or `Cancelled`.
+    pub ends: Status,
+    /// Why, for people.
+    pub reason: String,
+    /// `order/invalid` needs no answers: nobody held anything.
+    pub needs_answers: bool,
+}
+
+/// What the order remembers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderState {
+    /// As placed, once placed.
+    pub placement: Option<Placement>,
+    /// Where it stands.
+    pub status: Status,
+    /// Credit.
+    pub credit: Hold,
+    /// Stock.
+    pub stock: Hold,
+    /// Payment.
+    pub payment: Charge,
+    /// The carrier took it.
+    pub shipped: bool,
+    /// Set once compensating.
+    pub compensation: Option<Compensation>,
+    /// The reason shown for a rejected or cancelled order.
+    pub reason: Option<String>,
+    /// When the status last changed.
+    pub updated_at: Timestamp,
+}
+
+impl OrderState {
+    /// True when every service that may hold something for the order has
+    /// answered: credit and stock refused or released, payment declined or
+    /// refunded, or never charged because a reservation was refused.
+    pub fn settled(&self) -> bool {
+        let Some(compensation) = &self.compensation else { return false };
+        if !compensation.needs_answers {
+            return true;
+        }
+        let done = |h: Hold| matches!(h, Hold::Refused | Hold::Released);
+        let never_charged =
+            self.payment == Charge::Unknown && (self.credit == Hold::Refused || self.stock == Hold::Refused);
+        done(self.credit)
+            && done(self.stock)
+            && (matches!(self.payment, Charge::Declined | Charge::Refunded) || never_charged)
+    }
+}
+
+/// What an order is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderCommand {
+    /// Place it (idempotent: placing again changes nothing).
+    Place(Placement),
+    /// Take note of a saga event, now.
+    Observe(Observation, Timestamp),
+    /// The customer cancels.
+    Cancel {
+        /// Now.
+        at: Timestamp,
+    },
+    /// Call it off if its deadline has passed.
+    Expire {
+        /// Now.
+        at: Timestamp,
+    },
+}
+
+/// What happened to an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum OrderEvent {
+    /// Accepted; published as `order/init`.
+    Placed(Placement),
+    /// A saga event seen.
+    Observed(Observation),
+    /// Moved forward on the happy path.
+    Advanced {
+        /// The new status.
+        status: Status,
+        /// When.
+        at: Timestamp,
+    },
+    /// A step refused: holders will give back.
+    CompensationStarted {
+        /// Why.
+        compensation: Compensation,
+        /// When.
+        at: Timestamp,
+    },
+    /// The customer cancelled; published as `order/cancelled`.
+    CancelRequested {
+        /// When.
+        at: Timestamp,
+    },
+    /// The deadline passed; published as `order/expired`.
+    Expired {
+        /// When.
+        at: Timestamp,
+    },
+    /// Every holder answered: `REJECTED` or `CANCELLED`.
+    Concluded {
+        /// The terminal status.
+        status: Status,
+        /// When.
+        at: Timestamp,
+    },
+}
+
+/// Why an order cannot do what it is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderError {
+    /// No such order.
+    NotFound,
+    /// The parcel left: too late to cancel.
+    AlreadyShipped,
+    /// It is already ending (`COMPENSATING`) or ended.
+    AlreadyEnding(Status),
+}
+
+impl std::fmt::Display for OrderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OrderError::NotFound => f.write_str("no such order"),
+            OrderError::AlreadyShipped => f.write_str("the order has shipped; it can no longer be cancelled"),
+            OrderError::AlreadyEnding(status) => {
+                write!(f, "the order is {}; it can no longer be cancelled", status.as_str())
+            }
+        }
+    }
+}
+
+impl Decider for Order {
+    type State = OrderState;
+    type Command = OrderCommand;
+    type Event = OrderEvent;
+    type Error = OrderError;
+
+    fn initial_state() -> OrderState {
+        OrderState::default()
+    }
+
+    fn decide(state: &OrderState, command: OrderCommand) -> Result<Vec<OrderEvent>, OrderError> {
+        match command {
+            OrderCommand::Place(placement) => {
+                Ok(if state.placement.is_some() { Vec::new() } else { vec![OrderEvent::Placed(placement)] })
+            }
+            OrderCommand::Cancel { at } => {
+                if state.placement.is_none() {
+                    Err(OrderError::NotFound)
+                } else if state.shipped {
+                    Err(OrderError::AlreadyShipped)
+                } else if state.status.is_terminal() || state.status == Status::Compensating {
+                    Err(OrderError::AlreadyEnding(state.status))
+                } else {
+                    Ok(vec![OrderEvent::CancelRequested { at }])
+                }
+            }
+            OrderCommand::Expire { at } => Ok(match &state.placement {
+                Some(p) if at >= p.deadline && !state.status.is_terminal() && state.status != Status::Compensating => {
+                    vec![OrderEvent::Expired { at }]
+                }
+                _ => Vec::new(),
+            }),
+            OrderCommand::Observe(observation, at) => Ok(observe(state, observation, at)),
+        }
+    }
+
+    fn evolve(mut state: OrderState, event: &OrderEvent) -> OrderState {
+        match event {
+            OrderEvent::Placed(p) => {
+                state.status = Status::Placed;
+                state.updated_at = p.placed_at;
+                state.placement = Some(p.clone());
+            }
+            OrderEvent::Observed(o) => match o.step {
+                Step::CreditReserved => state.credit = Hold::Held,
+                Step::CreditRejected { .. } => state.credit = Hold::Refused,
+                Step::CreditReleased => state.credit = Hold::Released,
+                Step::StockReserved => state.stock = Hold::Held,
+                Step::StockRejected { .. } => state.stock = Hold::Refused,
+                Step::StockReleased => state.stock = Hold::Released,
+                Step::PaymentCaptured { .. } => state.payment = Charge::Captured,
+                Step::PaymentDeclined { .. } => state.payment = Charge::Declined,
+                Step::PaymentRefunded { .. } => state.payment = Charge::Refunded,
+                Step::Shipped => state.shipped = true,
+                _ => {}
+            },
+            OrderEvent::Advanced { status, at } => {
+                state.status = *status;
+                state.updated_at = *at;
+            }
+            OrderEvent::CompensationStarted { compensation, at } => {
+                state.status = Status::Compensating;
+                state.reason = Some(compensation.reason.clone());
+                state.compensation = Some(compensation.clone());
+                state.updated_at = *at;
+            }
+            OrderEvent::CancelRequested { at } => {
+                state.status = Status::Compensating;
+                state.reason = Some("cancelled by the customer".into());
+                state.compensation = Some(Compensation {
+                    ends: Status::Cancelled,
+                    reason: "cancelled by the customer".into(),
+                    needs_answers: true,
+                });
+                state.updated_at = *at;
+            }
+            OrderEvent::Expired { at } => {
+                state.status = Status::Compensating;
+                state.reason = Some("the saga deadline passed".into());
+                state.compensation = Some(Compensation {
+                    ends: Status::Cancelled,
+                    reason: "the saga deadline passed".into(),
+                    needs_answers: true,
+                });
+                state.updated_at = *at;
+            }
+            OrderEvent::Concluded { status, at } => {
+                state.status = *status;
+                state.updated_at = *at;
+            }
+        }
+        state
+    }
+}
+
+/// The events one observation produces: the observation itself, then
+/// whatever status change it brings.
+fn observe(state: &OrderState, observation: Observation, now: Timestamp) -> Vec<OrderEvent> {
+    let at = now.max(state.updated_at);
+    let refusal = observation.step.refusal();
+    let invalid = matches!(observation.step, Step::Invalidated { .. });
+    let mut events = vec![OrderEvent::Observed(observation)];
+    let next = Order::fold_from(state.clone(), &events);
+    if next.placement.is_none() || next.status.is_terminal() {
+        return events;
+    }
+    if next.status == Status::Compensating {
+        if next.settled() {
+            let ends = next.compensation.as_ref().map_or(Status::Rejected, |c| c.ends);
+            events.push(OrderEvent::Concluded { status: ends, at });
+        }
+        return events;
+    }
+    if let Some(reason) = refusal {
+        let compensation = Compensation { ends: Status::Rejected, reason, needs_answers: !invalid };
+        events.push(OrderEvent::CompensationStarted { compensation, at });
+        let next = Order::fold_from(next, &events[events.len() - 1..]);
+        if next.settled() {
+            events.push(OrderEvent::Concluded { status: Status::Rejected, at });
+        }
+        return events;
+    }
+    let advance = if next.shipped {
+        Some(Status::Completed)
+    } else if next.payment == Charge::Captured {
+        Some(Status::Paid)
+    } else if next.credit == Hold::Held && next.stock == Hold::Held {
+        Some(Status::Reserved)
+    } else if next.status == Status::Placed
+        && matches!(events[0], OrderEvent::Observed(Observation { step: Step::Validated, .. }))
+    {
+        Some(Status::Validated)
+    } else {
+        None
+    };
+    if let Some(status) = advance.filter(|s| *s > next.status) {
+        events.push(OrderEvent::Advanced { status, at });
+    }
+    events
+}
+
+impl Aggregate for Order {
+    const CATEGORY: &'static str = "order";
+    const SNAPSHOT_EVERY: Option<NonZeroU64> = NonZeroU64::new(20);
+}
+
+impl OrderEvent {
+    /// The integration event it is published as, with the payload version
+    /// of its subject when it is not the catalog's only one.
+    pub fn integration(&self, order_id: &str) -> Option<(Integration, Option<String>)> {
+        match self {
+            OrderEvent::Placed(p) => Some((Integration::OrderPlaced(p.order.clone()), Some(p.schema_version.clone()))),
+            OrderEvent::CancelRequested { .. } => Some((
+                Integration::OrderCancelled(OrderCalledOff {
+                    order_id: order_id.to_owned(),
+                    reason: "customer".into(),
+                }),
+                None,
+            )),
+            OrderEvent::Expired { .. } => Some((
+                Integration::OrderExpired(OrderCalledOff { order_id: order_id.to_owned(), reason: "deadline".into() }),
+                None,
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// One line of an order's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// The event id.
+    pub event_id: String,
+    /// Its taxonomy subject.
+    pub subject: String,
+    /// Its publisher.
+    pub source: String,
+    /// RFC 3339.
+    pub time: String,
+}
+
+/// The order read model: `GET /orders/{id}` (and a row of `GET /orders`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderView {
+    /// The order.
+    pub order_id: String,
+    /// `PLACED` ... `CANCELLED`.
+    pub status: Status,
+    /// Why it was rejected or cancelled; null otherwise.
+    pub reason: Option<String>,
+    /// Minor units.
+    pub total: i64,
+    /// The customer.
+    pub customer_id: String,
+    /// Sales channel.
+    pub channel: String,
+    /// Country.
+    pub country: String,
+    /// The lines, priced.
+    pub items: Vec<OrderLine>,
+    /// Payload schema version.
+    pub schema_version: String,
+    /// RFC 3339.
+    pub placed_at: String,
+    /// RFC 3339: when the status last changed.
+    pub updated_at: String,
+    /// RFC 3339: when the saga deadline passes.
+    pub deadline: String,
+    /// The saga's correlation id.
+    pub correlation_id: String,
+    /// Every saga event of the order across all services, oldest first.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// Folds one event into the order's read model (`None` before it is placed).
+pub fn project(view: Option<OrderView>, state: &OrderState, event: &OrderEvent) -> Option<OrderView> {
+    let placement = state.placement.as_ref()?;
+    let mut view = view.unwrap_or_else(|| OrderView {
+        order_id: placement.order.order_id.clone(),
+        status: state.status,
+        reason: None,
+        total: placement.order.total,
+        customer_id: placement.order.customer_id.clone(),
+        channel: placement.order.channel.clone(),
+        country: placement.order.country.clone(),
+        items: placement.order.items.clone(),
+        schema_version: placement.schema_version.clone(),
+        placed_at: placement.placed_at.to_string(),
+        updated_at: placement.placed_at.to_string(),
+        deadline: placement.deadline.to_string(),
+        correlation_id: placement.correlation_id.to_string(),
+        timeline: Vec::new(),
+    });
+    view.status = state.status;
+    view.reason = if matches!(state.status, Status::Rejected | Status::Cancelled | Status::Compensating) {
+        state.reason.clone()
+    } else {
+        None
+    };
+    view.updated_at = state.updated_at.to_string();
+    if let OrderEvent::Observed(o) = event {
+        let entry = TimelineEntry {
+            event_id: o.event_id.clone(),
+            subject: o.subject.clone(),
+            source: o.source.clone(),
+            time: o.time.to_string(),
+        };
+        let at = view.timeline.partition_point(|e| e.time <= entry.time);
+        view.timeline.insert(at, entry);
+    }
+    Some(view)
+}
+
+impl ReadModel for Order {
+    const VIEW: &'static str = "orders";
+    type Doc = OrderView;
+
+    fn project(_: &str, previous: Option<OrderView>, state: &OrderState, event: &OrderEvent) -> Option<OrderView> {
+        project(previous, state, event)
+    }
+
+    fn tags(doc: &OrderView) -> [Option<String>; 3] {
+        [Some(doc.status.as_str().to_owned()), Some(doc.country.clone()), Some(doc.channel.clone())]
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,312 @@
+//! The point-of-sale API and the order queries.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use udders_contracts::events::{OrderLine, OrderPlaced};
+use udders_contracts::{Subject, reference};
+use udders_eventstore::{DocumentFilter, EventStore, StoreError};
+use udders_kernel::{CustomerId, Decider, ReadModel};
+use udders_order_domain::{Order, OrderCommand, OrderView, Placement, Status};
+use udders_runtime::http::{JsonBody, Problem};
+use udders_runtime::{Cause, Outbound, clock};
+use uuid::Uuid;
+
+use crate::{own_cause, record_order, refusal};
+
+/// What the order routes need.
+#[derive(Debug, Clone)]
+pub struct OrderApi {
+    /// The order database.
+    pub store: EventStore,
+    /// The order service's way out.
+    pub outbound: Outbound,
+    /// The saga deadline given to new orders.
+    pub deadline: Duration,
+}
+
+/// The order routes.
+pub fn routes(api: OrderApi) -> Router {
+    Router::new()
+        .route("/orders", post(place).get(list))
+        .route("/orders/stats", get(stats))
+        .route("/orders/{order_id}", get(one))
+        .route("/orders/{order_id}/cancel", post(cancel))
+        .with_state(api)
+}
+
+/// One line of `POST /orders`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemRequest {
+    /// Flavour.
+    pub flavor: String,
+    /// How many.
+    pub quantity: u32,
+}
+
+/// `payment` of `POST /orders`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PaymentRequest {
+    /// Card token: `tok_visa` is approved, `tok_declined` declined.
+    pub card_token: String,
+}
+
+/// `delivery` of `POST /orders`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeliveryRequest {
+    /// Postal code; `00000` is undeliverable.
+    #[serde(default)]
+    pub postal_code: Option<String>,
+}
+
+/// The body of `POST /orders`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlaceOrder {
+    /// Who buys.
+    pub customer_id: String,
+    /// Sales channel (`lazada`, `shopee`, `store711`, `web`, `pos`, ...).
+    pub channel: String,
+    /// Country code.
+    pub country: String,
+    /// What is bought.
+    pub items: Vec<ItemRequest>,
+    /// How it is paid.
+    pub payment: PaymentRequest,
+    /// Where it goes.
+    #[serde(default)]
+    pub delivery: Option<DeliveryRequest>,
+    /// Payload schema version, `1.1` (default) or `1.2`.
+    #[serde(default)]
+    pub schema_version: Option<String>,
+}
+
+/// The answer to `POST /orders`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Accepted {
+    /// The order.
+    pub order_id: String,
+    /// Its status now.
+    pub status: Status,
+    /// The saga's correlation id.
+    pub correlation_id: String,
+}
+
+/// The subject's product level for an order's lines.
+pub(crate) fn product_level(items: &[OrderLine]) -> String {
+    let level = reference::product_level(items.iter().map(|l| l.flavor.as_str()));
+    if is_level(&level) { level } else { "mixed".to_owned() }
+}
+
+fn is_level(text: &str) -> bool {
+    Subject::from_levels(["order", "init", "1.1", "icecream", "udders", text, "sg", "web"]).is_ok()
+}
+
+const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x7564_6465_7273_2d6f_7264_6572_2d6b_6579);
+
+/// Accepts an order (202) and starts its saga. Business refusals (unknown
+/// flavour, no credit, ...) are not HTTP errors: the order ends `REJECTED`.
+async fn place(
+    State(api): State<OrderApi>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<PlaceOrder>,
+) -> Result<Response, Problem> {
+    let customer = CustomerId::parse(request.customer_id.as_str())
+        .map_err(|e| Problem::unprocessable(format!("customer_id: {e}")))?;
+    for (field, value) in [("country", &request.country), ("channel", &request.channel)] {
+        if !is_level(value) {
+            return Err(Problem::unprocessable(format!(
+                "{field}: {value:?} must be a non-empty word without '/', '*' or '>'"
+            )));
+        }
+    }
+    let schema_version = request.schema_version.clone().unwrap_or_else(|| "1.1".to_owned());
+    if !["1.1", "1.2"].contains(&schema_version.as_str()) {
+        return Err(Problem::unprocessable(format!("schema_version: {schema_version:?} is not 1.1 or 1.2")));
+    }
+    if request.items.len() > 100 {
+        return Err(Problem::unprocessable("items: at most 100 lines"));
+    }
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => match value.to_str() {
+            Ok(key) if !key.is_empty() && key.len() <= 255 => Some(key.to_owned()),
+            _ => return Err(Problem::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")),
+        },
+    };
+    let fingerprint = serde_json::to_string(&request).map_err(|e| Problem::internal(&e))?;
+    let order_id = match &key {
+        Some(key) => Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, key.as_bytes()),
+        None => Uuid::now_v7(),
+    }
+    .to_string();
+    let items: Vec<OrderLine> = request
+        .items
+        .iter()
+        .map(|i| OrderLine {
+            flavor: i.flavor.clone(),
+            quantity: i.quantity,
+            unit_price: reference::unit_price(&i.flavor).unwrap_or(0),
+        })
+        .collect();
+    let total =
+        items.iter().map(|l| l.unit_price.saturating_mul(i64::from(l.quantity))).fold(0i64, i64::saturating_add);
+    let cause = Cause::new_saga(product_level(&items), request.country.clone(), request.channel.clone());
+    let placement = Placement {
+        order: OrderPlaced {
+            order_id: order_id.clone(),
+            customer_id: customer.to_string(),
+            channel: request.channel.clone(),
+            country: request.country.clone(),
+            items,
+            total,
+            card_token: request.payment.card_token.clone(),
+            postal_code: request.delivery.and_then(|d| d.postal_code),
+        },
+        schema_version,
+        placed_at: cause.time,
+        deadline: cause.time.plus_micros(i64::try_from(api.deadline.as_micros()).unwrap_or(i64::MAX)),
+        request_fingerprint: key.is_some().then(|| fingerprint.clone()),
+        correlation_id: cause.correlation_id,
+    };
+    // Concurrent requests with one key race for one stream: the loser of
+    // an append sees a conflict, reloads, and finds the order placed.
+    let mut attempts = 0;
+    let state = loop {
+        attempts += 1;
+        let mut tx = api.store.begin().await?;
+        let mut order = tx.load::<Order>(&order_id).await?;
+        let events = Order::decide(&order.state, OrderCommand::Place(placement.clone())).map_err(refusal)?;
+        match record_order(&mut tx, &mut order, events, cause.clone(), &api.outbound).await {
+            Ok(()) => {
+                tx.commit().await?;
+                break order.state;
+            }
+            Err(StoreError::Conflict { .. }) if attempts < 10 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let placed = state.placement.as_ref().ok_or_else(|| {
+        Problem::internal(&StoreError::Encode {
+            what: format!("order {order_id}"),
+            reason: "placed but not found".into(),
+        })
+    })?;
+    if key.is_some() && placed.request_fingerprint.as_deref() != Some(fingerprint.as_str()) {
+        return Err(Problem::unprocessable("this Idempotency-Key was used for a different request"));
+    }
+    let body = Accepted {
+        order_id: order_id.clone(),
+        status: state.status,
+        correlation_id: placed.correlation_id.to_string(),
+    };
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, format!("/orders/{order_id}"))], axum::Json(body)).into_response())
+}
+
+async fn view_of(store: &EventStore, order_id: &str) -> Result<OrderView, Problem> {
+    match store.document(Order::VIEW, order_id).await? {
+        Some(doc) => serde_json::from_value(doc.doc).map_err(|e| Problem::internal(&e)),
+        None => Err(Problem::not_found(format!("no order {order_id}"))),
+    }
+}
+
+/// One order with its timeline across all six services.
+async fn one(State(api): State<OrderApi>, Path(order_id): Path<String>) -> Result<axum::Json<OrderView>, Problem> {
+    Ok(axum::Json(view_of(&api.store, &order_id).await?))
+}
+
+/// The customer cancels: 202 while the order has not shipped, 409 after.
+async fn cancel(State(api): State<OrderApi>, Path(order_id): Path<String>) -> Result<Response, Problem> {
+    let now = clock::now();
+    let mut tx = api.store.begin().await?;
+    let mut order = tx.load::<Order>(&order_id).await?;
+    let events = Order::decide(&order.state, OrderCommand::Cancel { at: now }).map_err(refusal)?;
+    let cause = own_cause(&order, now).ok_or_else(|| Problem::not_found(format!("no order {order_id}")))?;
+    record_order(&mut tx, &mut order, events, cause, &api.outbound).await?;
+    tx.commit().await?;
+    let view = view_of(&api.store, &order_id).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(view)).into_response())
+}
+
+/// Filters of `GET /orders`.
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    country: Option<String>,
+    channel: Option<String>,
+    limit: Option<u32>,
+}
+
+/// A row of `GET /orders`: the order without its timeline.
+#[derive(Debug, Serialize)]
+struct OrderSummary {
+    order_id: String,
+    status: Status,
+    reason: Option<String>,
+    total: i64,
+    customer_id: String,
+    channel: String,
+    country: String,
+    placed_at: String,
+    updated_at: String,
+}
+
+async fn list(
+    State(api): State<OrderApi>,
+    Query(q): Query<ListQuery>,
+) -> Result<axum::Json<Vec<OrderSummary>>, Problem> {
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(Status::parse(s).ok_or_else(|| Problem::bad_request(format!("status: unknown {s:?}")))?),
+    };
+    let filter = DocumentFilter {
+        tags: [status.map(|s| s.as_str().to_owned()), q.country, q.channel],
+        limit: q.limit.unwrap_or(50).min(100_000),
+        oldest_first: false,
+    };
+    let rows = api
+        .store
+        .documents(Order::VIEW, &filter)
+        .await?
+        .into_iter()
+        .filter_map(|d| serde_json::from_value::<OrderView>(d.doc).ok())
+        .map(|v| OrderSummary {
+            order_id: v.order_id,
+            status: v.status,
+            reason: v.reason,
+            total: v.total,
+            customer_id: v.customer_id,
+            channel: v.channel,
+            country: v.country,
+            placed_at: v.placed_at,
+            updated_at: v.updated_at,
+        })
+        .collect();
+    Ok(axum::Json(rows))
+}
+
+/// `GET /orders/stats`.
+#[derive(Debug, Serialize)]
+struct Stats {
+    total: u64,
+    by_status: BTreeMap<String, u64>,
+    by_country: BTreeMap<String, u64>,
+    by_channel: BTreeMap<String, u64>,
+}
+
+async fn stats(State(api): State<OrderApi>) -> Result<axum::Json<Stats>, Problem> {
+    let mut counts = Vec::new();
+    for tag in 0..3 {
+        let rows = api.store.count_documents(Order::VIEW, tag).await?;
+        counts.push(rows.into_iter().map(|(k, n)| (k.unwrap_or_default(), n)).collect::<BTreeMap<_, _>>());
+    }
+    let by_channel = counts.pop().unwrap_or_default();
+    let by_country = counts.pop().unwrap_or_default();
+    let by_status = counts.pop().unwrap_or_default();
+    Ok(axum::Json(Stats { total: by_status.values().sum(), by_status, by_country, by_channel }))
+}

@@ -1,0 +1,147 @@
+//! The order service's I/O: the point-of-sale API, the handler that follows
+//! every saga event (`**`) into the order's lifecycle and timeline, the saga
+//! deadline sweeper, and the order read models. The lifecycle rules are in
+//! `udders-order-domain`.
+//!
+//! HTTP: `POST /orders` (with `Idempotency-Key`), `GET /orders/{order_id}`,
+//! `POST /orders/{order_id}/cancel`, `GET /orders`, `GET /orders/stats`.
+
+mod api;
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use udders_contracts::Service;
+use udders_eventstore::{DocumentFilter, EventStore, Loaded, StoreError, Tx};
+use udders_kernel::{Decider, ReadModel, Timestamp};
+use udders_messaging::{Handler, HandlerError, Incoming};
+use udders_order_domain::{Observation, Order, OrderCommand, OrderError, OrderEvent, OrderView, Status, Step};
+use udders_runtime::replay::rebuild;
+use udders_runtime::{Cause, Outbound, clock, integration, record_viewed};
+
+pub use api::{OrderApi, routes};
+
+/// This service.
+pub const SERVICE: Service = Service::Order;
+
+/// The default saga deadline.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Follows every saga event into the order it belongs to.
+#[derive(Debug, Clone)]
+pub struct OrderHandler {
+    outbound: Outbound,
+}
+
+impl OrderHandler {
+    /// A handler publishing through `outbound`.
+    pub fn new(outbound: Outbound) -> Self {
+        Self { outbound }
+    }
+}
+
+impl Handler for OrderHandler {
+    async fn handle(&self, tx: &mut Tx, incoming: &Incoming) -> Result<(), HandlerError> {
+        let event = integration(incoming)?;
+        let order_id = event.order_id().to_owned();
+        let envelope = &incoming.envelope;
+        let observation = Observation {
+            event_id: envelope.id.to_string(),
+            subject: envelope.subject.to_string(),
+            source: envelope.source.clone(),
+            time: envelope.time,
+            step: Step::of(&event),
+        };
+        let mut order = tx.load::<Order>(&order_id).await?;
+        let events = Order::decide(&order.state, OrderCommand::Observe(observation, clock::now()))
+            .map_err(|e| HandlerError::permanent(format!("order {order_id}: {e}")))?;
+        record_order(tx, &mut order, events, Cause::of(incoming), &self.outbound).await?;
+        Ok(())
+    }
+}
+
+/// Records an order's events, publishes `order/init`, `order/cancelled`
+/// and `order/expired`, and folds them into the order read model.
+pub(crate) async fn record_order(
+    tx: &mut Tx,
+    order: &mut Loaded<Order>,
+    events: Vec<OrderEvent>,
+    cause: Cause,
+    outbound: &Outbound,
+) -> Result<(), StoreError> {
+    let id = order.stream.id().to_owned();
+    record_viewed(tx, order, events, &cause, outbound, |e| e.integration(&id)).await?;
+    Ok(())
+}
+
+/// The cause of an order's own follow-up events (cancel, expiry): its saga.
+pub(crate) fn own_cause(order: &Loaded<Order>, now: Timestamp) -> Option<Cause> {
+    let placement = order.state.placement.as_ref()?;
+    let mut cause = Cause::new_saga(
+        api::product_level(&placement.order.items),
+        placement.order.country.clone(),
+        placement.order.channel.clone(),
+    );
+    cause.correlation_id = placement.correlation_id;
+    cause.time = now;
+    Some(cause)
+}
+
+/// Calls off every unfinished order whose deadline has passed; returns how many.
+pub async fn expire_overdue(store: &EventStore, outbound: &Outbound) -> Result<usize, StoreError> {
+    let now = clock::now();
+    let mut expired = 0;
+    for status in [Status::Placed, Status::Validated, Status::Reserved, Status::Paid] {
+        let filter =
+            DocumentFilter { tags: [Some(status.as_str().to_owned()), None, None], limit: 500, oldest_first: true };
+        for doc in store.documents(Order::VIEW, &filter).await? {
+            let Ok(view) = serde_json::from_value::<OrderView>(doc.doc) else { continue };
+            let overdue = Timestamp::parse_rfc3339(&view.deadline).is_ok_and(|deadline| deadline <= now);
+            if !overdue {
+                continue;
+            }
+            let mut tx = store.begin().await?;
+            let mut order = tx.load::<Order>(&view.order_id).await?;
+            let events = Order::decide(&order.state, OrderCommand::Expire { at: now }).unwrap_or_default();
+            if let (false, Some(cause)) = (events.is_empty(), own_cause(&order, now)) {
+                record_order(&mut tx, &mut order, events, cause, outbound).await?;
+                tx.commit().await?;
+                expired += 1;
+            }
+        }
+    }
+    Ok(expired)
+}
+
+/// Runs [`expire_overdue`] every `every` until `cancel`.
+pub async fn run_deadline_sweeper(store: EventStore, outbound: Outbound, every: Duration, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        match expire_overdue(&store, &outbound).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "orders past their saga deadline called off"),
+            Err(error) => tracing::warn!(%error, "the deadline sweep failed; trying again"),
+        }
+    }
+}
+
+/// Drops and rebuilds this service's read models from its events.
+pub async fn replay(store: &EventStore) -> Result<usize, StoreError> {
+    let mut tx = store.begin().await?;
+    tx.clear_documents().await?;
+    let n = rebuild::<Order>(store, &mut tx).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// How an order's refusal of a command is answered over HTTP.
+pub(crate) fn refusal(error: OrderError) -> udders_runtime::http::Problem {
+    use udders_runtime::http::Problem;
+    match error {
+        OrderError::NotFound => Problem::not_found(error.to_string()),
+        OrderError::AlreadyShipped | OrderError::AlreadyEnding(_) => Problem::conflict(error.to_string()),
+    }
+}

@@ -1,0 +1,67 @@
+//! The payment service's I/O: its handler (collect the validated order and
+//! both reservations, charge, refund on compensation triggers), its read
+//! model and `GET /payments/{order_id}`. The rules are in
+//! `udders-payment-domain`.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use udders_contracts::Service;
+use udders_eventstore::{EventStore, StoreError, Tx};
+use udders_kernel::{Decider, ReadModel};
+use udders_messaging::{Handler, HandlerError, Incoming};
+use udders_payment_domain::{Payment, PaymentView, react};
+use udders_runtime::http::Problem;
+use udders_runtime::replay::rebuild;
+use udders_runtime::{Cause, Outbound, integration, record_viewed};
+
+/// This service.
+pub const SERVICE: Service = Service::Payment;
+
+/// Charges and refunds.
+#[derive(Debug, Clone)]
+pub struct PaymentHandler {
+    outbound: Outbound,
+}
+
+impl PaymentHandler {
+    /// A handler publishing through `outbound`.
+    pub fn new(outbound: Outbound) -> Self {
+        Self { outbound }
+    }
+}
+
+impl Handler for PaymentHandler {
+    async fn handle(&self, tx: &mut Tx, incoming: &Incoming) -> Result<(), HandlerError> {
+        let Some((order, command)) = react(&integration(incoming)?) else { return Ok(()) };
+        let mut payment = tx.load::<Payment>(&order).await?;
+        let Ok(events) = Payment::decide(&payment.state, (order, command));
+        let publish = |e: &udders_payment_domain::PaymentEvent| e.integration().map(|i| (i, None));
+        record_viewed(tx, &mut payment, events, &Cause::of(incoming), &self.outbound, publish).await?;
+        Ok(())
+    }
+}
+
+/// Drops and rebuilds this service's read models from its events.
+pub async fn replay(store: &EventStore) -> Result<usize, StoreError> {
+    let mut tx = store.begin().await?;
+    tx.clear_documents().await?;
+    let n = rebuild::<Payment>(store, &mut tx).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// `GET /payments/{order_id}`.
+pub fn routes(store: EventStore) -> Router {
+    Router::new().route("/payments/{order_id}", get(payment)).with_state(store)
+}
+
+async fn payment(
+    State(store): State<EventStore>,
+    Path(order): Path<String>,
+) -> Result<axum::Json<PaymentView>, Problem> {
+    match store.document(Payment::VIEW, &order).await? {
+        Some(doc) => Ok(axum::Json(serde_json::from_value(doc.doc).map_err(|e| Problem::internal(&e))?)),
+        None => Err(Problem::not_found(format!("no payment for order {order}"))),
+    }
+}

@@ -1,0 +1,282 @@
+//! Validation's pure domain: the business rules per payload version and
+//! country, as a decider over one order's validation.
+//!
+//! Rule set 1.1 applies to every order: known flavours, quantities in
+//! 1..=100, a served country, at least one line. Rule set 1.2 (bound to the
+//! subscription `order/init/1.2/**/us/*`) adds a five-digit postal code.
+//! Each order is validated once: a redelivered `order/init` decides nothing.
+//!
+//! What must not: I/O. The service crate feeds commands and publishes events.
+
+use serde::{Deserialize, Serialize};
+use udders_contracts::events::{OrderInvalidated, OrderLine, OrderPlaced, OrderValidated};
+use udders_contracts::reference;
+use udders_kernel::{Aggregate, Decider, ReadModel};
+
+/// A rule set, chosen by the subscription the order arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RuleSet {
+    /// Every order.
+    #[serde(rename = "1.1")]
+    V1_1,
+    /// Payload 1.2 from the US: 1.1 plus a five-digit postal code.
+    #[serde(rename = "1.2")]
+    V1_2,
+}
+
+impl RuleSet {
+    /// `1.1` or `1.2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleSet::V1_1 => "1.1",
+            RuleSet::V1_2 => "1.2",
+        }
+    }
+
+    /// The rule set a subscription route stands for.
+    pub fn for_route(route: &str) -> RuleSet {
+        if route == "rules-1.2-us" { RuleSet::V1_2 } else { RuleSet::V1_1 }
+    }
+
+    /// Every rule the order breaks, in words; empty when it passes.
+    pub fn check(self, order: &OrderPlaced) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if order.items.is_empty() {
+            reasons.push("the order has no items".to_owned());
+        }
+        for line in &order.items {
+            if reference::unit_price(&line.flavor).is_none() {
+                reasons.push(format!("unknown flavour {:?}", line.flavor));
+            }
+            if !(1..=100).contains(&line.quantity) {
+                reasons.push(format!("quantity {} of {} is outside 1..=100", line.quantity, line.flavor));
+            }
+        }
+        if !reference::serves(&order.country) {
+            reasons.push(format!("country {:?} is not served", order.country));
+        }
+        if self == RuleSet::V1_2 {
+            let ok =
+                order.postal_code.as_deref().is_some_and(|p| p.len() == 5 && p.bytes().all(|b| b.is_ascii_digit()));
+            if !ok {
+                reasons.push("rule set 1.2 needs a five-digit postal code".to_owned());
+            }
+        }
+        reasons
+    }
+}
+
+/// The validation of one order (stream `validation-<order id>`).
+#[derive(Debug)]
+pub struct Validation;
+
+/// What validation remembers of an order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum State {
+    /// Not seen yet.
+    #[default]
+    Unseen,
+    /// Passed.
+    Passed {
+        /// By which rule set.
+        rule_set: RuleSet,
+    },
+    /// Refused.
+    Refused {
+        /// By which rule set.
+        rule_set: RuleSet,
+        /// The rules broken.
+        reasons: Vec<String>,
+    },
+}
+
+/// Validate an order with a rule set.
+#[derive(Debug, Clone)]
+pub struct Validate {
+    /// The order as placed.
+    pub order: OrderPlaced,
+    /// The rule set of the route it came on.
+    pub rule_set: RuleSet,
+}
+
+/// What validation decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum Event {
+    /// The order passed; priced lines for the next steps.
+    Passed(OrderValidated),
+    /// The order broke rules.
+    Refused(OrderInvalidated),
+}
+
+impl Decider for Validation {
+    type State = State;
+    type Command = Validate;
+    type Event = Event;
+    type Error = std::convert::Infallible;
+
+    fn initial_state() -> State {
+        State::Unseen
+    }
+
+    fn decide(state: &State, Validate { order, rule_set }: Validate) -> Result<Vec<Event>, Self::Error> {
+        if *state != State::Unseen {
+            return Ok(Vec::new());
+        }
+        let reasons = rule_set.check(&order);
+        if !reasons.is_empty() {
+            return Ok(vec![Event::Refused(OrderInvalidated {
+                order_id: order.order_id,
+                reasons,
+                rule_set: rule_set.as_str().to_owned(),
+            })]);
+        }
+        let items: Vec<OrderLine> = order
+            .items
+            .into_iter()
+            .map(|line| OrderLine { unit_price: reference::unit_price(&line.flavor).unwrap_or(0), ..line })
+            .collect();
+        let total = items.iter().map(|l| l.unit_price * i64::from(l.quantity)).sum();
+        Ok(vec![Event::Passed(OrderValidated {
+            order_id: order.order_id,
+            customer_id: order.customer_id,
+            country: order.country,
+            items,
+            total,
+            card_token: order.card_token,
+            postal_code: order.postal_code,
+            rule_set: rule_set.as_str().to_owned(),
+        })])
+    }
+
+    fn evolve(_state: State, event: &Event) -> State {
+        match event {
+            Event::Passed(e) => State::Passed { rule_set: rule_set_of(&e.rule_set) },
+            Event::Refused(e) => State::Refused { rule_set: rule_set_of(&e.rule_set), reasons: e.reasons.clone() },
+        }
+    }
+}
+
+fn rule_set_of(text: &str) -> RuleSet {
+    if text == "1.2" { RuleSet::V1_2 } else { RuleSet::V1_1 }
+}
+
+/// The read model of one order's validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationView {
+    /// The order.
+    pub order_id: String,
+    /// `PASSED` or `REFUSED`.
+    pub outcome: String,
+    /// `1.1` or `1.2`.
+    pub rule_set: String,
+    /// The rules broken.
+    pub reasons: Vec<String>,
+}
+
+impl ReadModel for Validation {
+    const VIEW: &'static str = "validations";
+    type Doc = ValidationView;
+
+    fn project(key: &str, _: Option<ValidationView>, state: &State, _: &Event) -> Option<ValidationView> {
+        let (outcome, rule_set, reasons) = match state {
+            State::Unseen => return None,
+            State::Passed { rule_set } => ("PASSED", rule_set, Vec::new()),
+            State::Refused { rule_set, reasons } => ("REFUSED", rule_set, reasons.clone()),
+        };
+        Some(ValidationView {
+            order_id: key.to_owned(),
+            outcome: outcome.to_owned(),
+            rule_set: rule_set.as_str().to_owned(),
+            reasons,
+        })
+    }
+
+    fn tags(doc: &ValidationView) -> [Option<String>; 3] {
+        [Some(doc.outcome.clone()), Some(doc.rule_set.clone()), None]
+    }
+}
+
+impl Aggregate for Validation {
+    const CATEGORY: &'static str = "validation";
+    const SNAPSHOT_EVERY: Option<std::num::NonZeroU64> = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use udders_kernel::testing::given;
+
+    use super::*;
+
+    fn order(flavor: &str, quantity: u32, country: &str, postal_code: Option<&str>) -> OrderPlaced {
+        OrderPlaced {
+            order_id: "o-1".into(),
+            customer_id: "cust-1".into(),
+            channel: "web".into(),
+            country: country.into(),
+            items: vec![OrderLine { flavor: flavor.into(), quantity, unit_price: 0 }],
+            total: 0,
+            card_token: "tok_visa".into(),
+            postal_code: postal_code.map(Into::into),
+        }
+    }
+
+    fn validate(order: OrderPlaced, rule_set: RuleSet) -> Validate {
+        Validate { order, rule_set }
+    }
+
+    #[test]
+    fn a_valid_order_passes_priced_from_the_catalogue() {
+        let state = given::<Validation>([])
+            .when(validate(order("mango", 2, "sg", Some("018956")), RuleSet::V1_1))
+            .then([Event::Passed(OrderValidated {
+                order_id: "o-1".into(),
+                customer_id: "cust-1".into(),
+                country: "sg".into(),
+                items: vec![OrderLine { flavor: "mango".into(), quantity: 2, unit_price: 600 }],
+                total: 1200,
+                card_token: "tok_visa".into(),
+                postal_code: Some("018956".into()),
+                rule_set: "1.1".into(),
+            })]);
+        assert_eq!(state, State::Passed { rule_set: RuleSet::V1_1 });
+    }
+
+    #[test]
+    fn unknown_flavour_bad_quantity_and_unserved_country_are_each_named() {
+        let mut o = order("bubblegum", 0, "fr", None);
+        o.items.push(OrderLine { flavor: "mango".into(), quantity: 101, unit_price: 0 });
+        let reasons = RuleSet::V1_1.check(&o);
+        assert_eq!(reasons.len(), 4, "{reasons:?}");
+        assert!(reasons[0].contains("bubblegum") && reasons[3].contains("\"fr\""), "{reasons:?}");
+    }
+
+    #[test]
+    fn rule_set_1_2_needs_a_five_digit_postal_code_and_1_1_does_not() {
+        assert!(RuleSet::V1_1.check(&order("mango", 1, "us", None)).is_empty());
+        assert_eq!(RuleSet::V1_2.check(&order("mango", 1, "us", Some("1234"))).len(), 1);
+        assert!(RuleSet::V1_2.check(&order("mango", 1, "us", Some("12345"))).is_empty());
+        assert_eq!(RuleSet::for_route("rules-1.2-us"), RuleSet::V1_2);
+        assert_eq!(RuleSet::for_route("rules-1.1"), RuleSet::V1_1);
+    }
+
+    #[test]
+    fn an_order_is_validated_once_even_when_delivered_again() {
+        let o = order("vanilla", 3, "sg", None);
+        let first = Validation::decide(&State::Unseen, validate(o.clone(), RuleSet::V1_1)).unwrap();
+        let Event::Passed(passed) = &first[0] else { panic!("{first:?}") };
+        assert_eq!((passed.total, passed.items[0].unit_price), (1500, 500));
+        given::<Validation>(first).when(validate(o, RuleSet::V1_1)).then([]);
+    }
+
+    #[test]
+    fn a_broken_order_is_refused_with_its_reasons() {
+        given::<Validation>([]).when(validate(order("durian", 1, "xx", None), RuleSet::V1_1)).then([Event::Refused(
+            OrderInvalidated {
+                order_id: "o-1".into(),
+                reasons: vec!["country \"xx\" is not served".into()],
+                rule_set: "1.1".into(),
+            },
+        )]);
+    }
+}

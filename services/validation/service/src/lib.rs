@@ -1,0 +1,55 @@
+//! The validation service's I/O: its handler, which validates each
+//! `order/init` with the rule set of the route it arrived on (1.2 for
+//! `order/init/1.2/**/us/*`, 1.1 for the rest), and its read model. It
+//! serves no HTTP path of its own. The rules are in
+//! `udders-validation-domain`.
+
+use udders_contracts::{Integration, Service};
+use udders_eventstore::{EventStore, StoreError, Tx};
+use udders_kernel::Decider;
+use udders_messaging::{Handler, HandlerError, Incoming};
+use udders_runtime::replay::rebuild;
+use udders_runtime::{Cause, Outbound, integration, record_viewed};
+use udders_validation_domain::{Event, RuleSet, Validate, Validation};
+
+/// This service.
+pub const SERVICE: Service = Service::Validation;
+
+/// Validates placed orders.
+#[derive(Debug, Clone)]
+pub struct ValidationHandler {
+    outbound: Outbound,
+}
+
+impl ValidationHandler {
+    /// A handler publishing through `outbound`.
+    pub fn new(outbound: Outbound) -> Self {
+        Self { outbound }
+    }
+}
+
+impl Handler for ValidationHandler {
+    async fn handle(&self, tx: &mut Tx, incoming: &Incoming) -> Result<(), HandlerError> {
+        let Integration::OrderPlaced(order) = integration(incoming)? else { return Ok(()) };
+        let rule_set = RuleSet::for_route(&incoming.route);
+        let mut validation = tx.load::<Validation>(&order.order_id).await?;
+        let Ok(events) = Validation::decide(&validation.state, Validate { order, rule_set });
+        let publish = |e: &Event| {
+            Some(match e {
+                Event::Passed(v) => (Integration::OrderValidated(v.clone()), None),
+                Event::Refused(v) => (Integration::OrderInvalidated(v.clone()), None),
+            })
+        };
+        record_viewed(tx, &mut validation, events, &Cause::of(incoming), &self.outbound, publish).await?;
+        Ok(())
+    }
+}
+
+/// Drops and rebuilds this service's read models from its events.
+pub async fn replay(store: &EventStore) -> Result<usize, StoreError> {
+    let mut tx = store.begin().await?;
+    tx.clear_documents().await?;
+    let n = rebuild::<Validation>(store, &mut tx).await?;
+    tx.commit().await?;
+    Ok(n)
+}

@@ -1,0 +1,193 @@
+//! Every integration event as one typed value: what a handler matches on
+//! after the consumer has checked the envelope against the catalog.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::events::{
+    CreditMoved, OrderCalledOff, OrderInvalidated, OrderPlaced, OrderShipped, OrderValidated, PaymentMoved,
+    StepRefused, StockMoved,
+};
+use crate::subject::Subject;
+
+/// An integration event, named by the first two levels of its subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integration {
+    /// `order/init`
+    OrderPlaced(OrderPlaced),
+    /// `order/valid`
+    OrderValidated(OrderValidated),
+    /// `order/invalid`
+    OrderInvalidated(OrderInvalidated),
+    /// `credit/reserved`
+    CreditReserved(CreditMoved),
+    /// `credit/rejected`
+    CreditRejected(StepRefused),
+    /// `credit/released`
+    CreditReleased(CreditMoved),
+    /// `inventory/reserved`
+    StockReserved(StockMoved),
+    /// `inventory/rejected`
+    StockRejected(StepRefused),
+    /// `inventory/released`
+    StockReleased(StockMoved),
+    /// `payment/captured`
+    PaymentCaptured(PaymentMoved),
+    /// `payment/declined`
+    PaymentDeclined(StepRefused),
+    /// `payment/refunded`
+    PaymentRefunded(PaymentMoved),
+    /// `order/shipped`
+    OrderShipped(OrderShipped),
+    /// `fulfillment/failed`
+    FulfillmentFailed(StepRefused),
+    /// `order/cancelled`
+    OrderCancelled(OrderCalledOff),
+    /// `order/expired`
+    OrderExpired(OrderCalledOff),
+}
+
+/// A payload that does not fit its subject.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{subject}: {reason}")]
+pub struct IntegrationError {
+    /// The subject it came with.
+    pub subject: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+fn decode<T: DeserializeOwned>(subject: &Subject, payload: Value) -> Result<T, IntegrationError> {
+    serde_json::from_value(payload)
+        .map_err(|e| IntegrationError { subject: subject.to_string(), reason: format!("payload: {e}") })
+}
+
+impl Integration {
+    /// Reads a payload by its subject's `domain/action`.
+    pub fn parse(subject: &Subject, payload: Value) -> Result<Self, IntegrationError> {
+        let mut levels = subject.levels();
+        let (domain, action) = (levels.next().unwrap_or(""), levels.next().unwrap_or(""));
+        Ok(match (domain, action) {
+            ("order", "init") => Self::OrderPlaced(decode(subject, payload)?),
+            ("order", "valid") => Self::OrderValidated(decode(subject, payload)?),
+            ("order", "invalid") => Self::OrderInvalidated(decode(subject, payload)?),
+            ("credit", "reserved") => Self::CreditReserved(decode(subject, payload)?),
+            ("credit", "rejected") => Self::CreditRejected(decode(subject, payload)?),
+            ("credit", "released") => Self::CreditReleased(decode(subject, payload)?),
+            ("inventory", "reserved") => Self::StockReserved(decode(subject, payload)?),
+            ("inventory", "rejected") => Self::StockRejected(decode(subject, payload)?),
+            ("inventory", "released") => Self::StockReleased(decode(subject, payload)?),
+            ("payment", "captured") => Self::PaymentCaptured(decode(subject, payload)?),
+            ("payment", "declined") => Self::PaymentDeclined(decode(subject, payload)?),
+            ("payment", "refunded") => Self::PaymentRefunded(decode(subject, payload)?),
+            ("order", "shipped") => Self::OrderShipped(decode(subject, payload)?),
+            ("fulfillment", "failed") => Self::FulfillmentFailed(decode(subject, payload)?),
+            ("order", "cancelled") => Self::OrderCancelled(decode(subject, payload)?),
+            ("order", "expired") => Self::OrderExpired(decode(subject, payload)?),
+            _ => {
+                return Err(IntegrationError {
+                    subject: subject.to_string(),
+                    reason: format!("no integration event is named {domain}/{action}"),
+                });
+            }
+        })
+    }
+
+    /// `(domain, action)`: the first two levels of its subject.
+    pub fn name(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::OrderPlaced(_) => ("order", "init"),
+            Self::OrderValidated(_) => ("order", "valid"),
+            Self::OrderInvalidated(_) => ("order", "invalid"),
+            Self::CreditReserved(_) => ("credit", "reserved"),
+            Self::CreditRejected(_) => ("credit", "rejected"),
+            Self::CreditReleased(_) => ("credit", "released"),
+            Self::StockReserved(_) => ("inventory", "reserved"),
+            Self::StockRejected(_) => ("inventory", "rejected"),
+            Self::StockReleased(_) => ("inventory", "released"),
+            Self::PaymentCaptured(_) => ("payment", "captured"),
+            Self::PaymentDeclined(_) => ("payment", "declined"),
+            Self::PaymentRefunded(_) => ("payment", "refunded"),
+            Self::OrderShipped(_) => ("order", "shipped"),
+            Self::FulfillmentFailed(_) => ("fulfillment", "failed"),
+            Self::OrderCancelled(_) => ("order", "cancelled"),
+            Self::OrderExpired(_) => ("order", "expired"),
+        }
+    }
+
+    /// The order it is about (also the Kafka key).
+    pub fn order_id(&self) -> &str {
+        match self {
+            Self::OrderPlaced(e) => &e.order_id,
+            Self::OrderValidated(e) => &e.order_id,
+            Self::OrderInvalidated(e) => &e.order_id,
+            Self::CreditReserved(e) | Self::CreditReleased(e) => &e.order_id,
+            Self::StockReserved(e) | Self::StockReleased(e) => &e.order_id,
+            Self::CreditRejected(e)
+            | Self::StockRejected(e)
+            | Self::PaymentDeclined(e)
+            | Self::FulfillmentFailed(e) => &e.order_id,
+            Self::PaymentCaptured(e) | Self::PaymentRefunded(e) => &e.order_id,
+            Self::OrderShipped(e) => &e.order_id,
+            Self::OrderCancelled(e) | Self::OrderExpired(e) => &e.order_id,
+        }
+    }
+
+    /// The JSON payload.
+    pub fn payload(&self) -> Value {
+        let value = match self {
+            Self::OrderPlaced(e) => serde_json::to_value(e),
+            Self::OrderValidated(e) => serde_json::to_value(e),
+            Self::OrderInvalidated(e) => serde_json::to_value(e),
+            Self::CreditReserved(e) | Self::CreditReleased(e) => serde_json::to_value(e),
+            Self::StockReserved(e) | Self::StockReleased(e) => serde_json::to_value(e),
+            Self::CreditRejected(e)
+            | Self::StockRejected(e)
+            | Self::PaymentDeclined(e)
+            | Self::FulfillmentFailed(e) => serde_json::to_value(e),
+            Self::PaymentCaptured(e) | Self::PaymentRefunded(e) => serde_json::to_value(e),
+            Self::OrderShipped(e) => serde_json::to_value(e),
+            Self::OrderCancelled(e) | Self::OrderExpired(e) => serde_json::to_value(e),
+        };
+        // Plain structs of strings and integers always serialise.
+        value.unwrap_or(Value::Null)
+    }
+
+    /// True for the events that ask holders to give back what they hold.
+    pub fn is_compensation_trigger(&self) -> bool {
+        matches!(
+            self,
+            Self::CreditRejected(_)
+                | Self::StockRejected(_)
+                | Self::PaymentDeclined(_)
+                | Self::FulfillmentFailed(_)
+                | Self::OrderCancelled(_)
+                | Self::OrderExpired(_)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_payload_is_read_by_its_subject_and_written_back_unchanged() {
+        let subject: Subject = "credit/rejected/1.0/icecream/udders/mango/sg/web".parse().unwrap();
+        let payload = json!({"order_id": "o-1", "reason": "limit"});
+        let event = Integration::parse(&subject, payload.clone()).unwrap();
+        assert_eq!(event.name(), ("credit", "rejected"));
+        assert_eq!(event.order_id(), "o-1");
+        assert_eq!(event.payload(), payload);
+    }
+
+    #[test]
+    fn a_payload_that_does_not_fit_its_subject_names_both() {
+        let subject: Subject = "order/valid/1.0/icecream/udders/mango/sg/web".parse().unwrap();
+        let error = Integration::parse(&subject, json!({"order_id": "o-1"})).unwrap_err();
+        assert!(error.to_string().starts_with("order/valid/1.0/"), "{error}");
+        assert!(error.reason.contains("missing field"), "{error}");
+    }
+}

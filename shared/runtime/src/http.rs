@@ -1,0 +1,124 @@
+//! HTTP edges shared by every service: errors as RFC 9457
+//! `application/problem+json`, a JSON body extractor whose rejections are
+//! problems too, and the request body limit.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use udders_eventstore::StoreError;
+
+/// Request bodies above this are refused with 413, far below the broker's
+/// 1 MiB record limit, so an accepted order always fits in one record.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// An error answered as `application/problem+json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong this time.
+    pub detail: String,
+}
+
+impl Problem {
+    /// A problem with a status, a kind slug (`/problems/<slug>`) and details.
+    pub fn new(status: StatusCode, slug: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("/problems/{slug}"),
+            title: status.canonical_reason().unwrap_or("error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+        }
+    }
+
+    /// 404.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", detail)
+    }
+
+    /// 400, for a malformed parameter or body.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", detail)
+    }
+
+    /// 422: well-formed, but not a valid request.
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request", detail)
+    }
+
+    /// 409: conflicts with the resource's state.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", detail)
+    }
+
+    /// 500: logged with its cause chain; the client sees no internals.
+    pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut chain = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            chain.push_str(": ");
+            chain.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        tracing::error!(error = %chain, "request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the server failed; the error is logged")
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Self {
+        Problem::internal(&error)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response
+    }
+}
+
+/// A JSON body; every way it can fail is a [`Problem`]: 400 for broken
+/// JSON, 422 for a missing or mistyped field, 415 without a JSON content
+/// type, 413 above [`MAX_BODY_BYTES`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(JsonBody(value)),
+            Err(rejection) => Err(match rejection {
+                JsonRejection::JsonDataError(e) => Problem::unprocessable(e.body_text()),
+                JsonRejection::JsonSyntaxError(e) => Problem::bad_request(e.body_text()),
+                JsonRejection::MissingJsonContentType(e) => {
+                    Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", e.body_text())
+                }
+                other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too-large",
+                    format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+                ),
+                other => Problem::new(other.status(), "bad-request", other.body_text()),
+            }),
+        }
+    }
+}
+
+/// Answers 404 as a problem for paths no route serves.
+pub async fn no_such_path() -> Problem {
+    Problem::not_found("no such path")
+}

@@ -1,0 +1,26 @@
+//! The machinery the six services share, so each service crate holds only
+//! what is its own: which events it reacts to and which routes it serves.
+//!
+//! What lives here:
+//! - [`record`]: record an aggregate's decided events, publish the ones that
+//!   are integration events (envelope and outbox row, caused by the incoming
+//!   event or the HTTP request), and fold them into its read model, all in
+//!   the caller's transaction.
+//! - [`replay`]: drop a service's read models and rebuild them from its
+//!   event log with the same projections.
+//! - [`http`]: `application/problem+json` errors, a JSON body extractor
+//!   whose rejections are problems, and the request body limit.
+//! - [`node`]: one running service: its relay and its consumer, wired from
+//!   the catalog.
+//! - [`clock`]: the one place the services read the time.
+//!
+//! What must not: any service's rules. Deciders live in the domain crates.
+
+pub mod clock;
+pub mod http;
+pub mod node;
+pub mod record;
+pub mod replay;
+
+pub use node::{RunningService, ServiceSpec, start_service};
+pub use record::{Cause, Outbound, integration, record, record_viewed};

@@ -1,0 +1,91 @@
+//! One running service: its outbox relay and its consumer, wired from the
+//! catalog (the topics its patterns need, its routes in priority order, its
+//! dead-letter topic).
+
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use udders_contracts::{Catalog, Service};
+use udders_eventstore::EventStore;
+use udders_messaging::{
+    ConsumerConfig, ConsumerWatch, Handler, KafkaSettings, MessagingError, Relay, RelayConfig, spawn_consumer,
+};
+
+/// What a service needs to run.
+#[derive(Debug)]
+pub struct ServiceSpec<H> {
+    /// Which service.
+    pub service: Service,
+    /// Its database.
+    pub store: EventStore,
+    /// What it does with incoming events.
+    pub handler: H,
+    /// Names this instance's outbox claims (`order-1`, ...).
+    pub instance: String,
+}
+
+/// A service whose relay and consumer run.
+#[derive(Debug)]
+pub struct RunningService {
+    /// Which service.
+    pub service: Service,
+    /// Its database.
+    pub store: EventStore,
+    /// Its consumer's readiness and counters.
+    pub watch: ConsumerWatch,
+    tasks: Vec<(&'static str, JoinHandle<Result<(), MessagingError>>)>,
+}
+
+impl RunningService {
+    /// True once its consumer has its partitions and records flow.
+    pub fn is_ready(&self) -> bool {
+        self.watch.is_ready()
+    }
+
+    /// Waits for the relay and the consumer to stop (after the cancel), and
+    /// reports the first failure.
+    pub async fn join(self) -> Result<(), MessagingError> {
+        let mut first = Ok(());
+        for (what, task) in self.tasks {
+            let outcome = task
+                .await
+                .map_err(|e| MessagingError::Broker(format!("{} {what} task: {e}", self.service)))
+                .and_then(|r| r);
+            if let Err(error) = outcome {
+                tracing::error!(service = %self.service, what, %error, "stopped with an error");
+                if first.is_ok() {
+                    first = Err(error);
+                }
+            }
+        }
+        first
+    }
+}
+
+/// The consumer configuration of a service, from the catalog.
+pub fn consumer_config(service: Service, catalog: Arc<Catalog>) -> ConsumerConfig {
+    let mut config = ConsumerConfig::new(service.name(), catalog.clone(), service.dead_letter_topic());
+    config.topics = catalog.topics_for(service).into_iter().map(str::to_owned).collect();
+    config.routes = catalog.subscriptions_of(service).map(|s| (s.route.to_owned(), s.pattern.clone())).collect();
+    config
+}
+
+/// Starts a service's relay and consumer on the current runtime; both stop on `cancel`.
+pub fn start_service<H: Handler>(
+    spec: ServiceSpec<H>,
+    settings: &KafkaSettings,
+    catalog: Arc<Catalog>,
+    cancel: CancellationToken,
+) -> Result<RunningService, MessagingError> {
+    let ServiceSpec { service, store, handler, instance } = spec;
+    let relay = Relay::new(
+        store.clone(),
+        settings.clone(),
+        RelayConfig::new(format!("{service}-{instance}"), service.topic()),
+    )?;
+    let relay = tokio::spawn(relay.run(cancel.clone()));
+    let (consumer, watch) =
+        spawn_consumer(store.clone(), settings.clone(), consumer_config(service, catalog), handler, cancel)?;
+    Ok(RunningService { service, store, watch, tasks: vec![("relay", relay), ("consumer", consumer)] })
+}

@@ -1,0 +1,216 @@
+//! Record, publish, project: what every handler and command does with the
+//! events its decider returned, in one transaction.
+
+use std::sync::Arc;
+
+use udders_contracts::{Catalog, Envelope, Integration, Service};
+use udders_eventstore::{Document, EventMetadata, Loaded, StoreError, Tx};
+use udders_kernel::{Aggregate, CorrelationId, EventId, ReadModel, Timestamp};
+use udders_messaging::Incoming;
+use udders_messaging::outbound::outbox_message;
+use uuid::Uuid;
+
+use crate::clock;
+
+/// Why events are being recorded: the incoming event (or request) they
+/// answer. Outgoing events inherit its correlation id and the last three
+/// levels of its subject (product, country, channel), and name it as their
+/// causation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// The saga's id.
+    pub correlation_id: CorrelationId,
+    /// The event being answered (`None` for a request at the point of sale).
+    pub causation_id: Option<EventId>,
+    /// W3C trace context, passed along.
+    pub traceparent: Option<String>,
+    /// Product level of outgoing subjects.
+    pub product: String,
+    /// Country level.
+    pub country: String,
+    /// Channel level.
+    pub channel: String,
+    /// When the recorded events happen.
+    pub time: Timestamp,
+}
+
+impl Cause {
+    /// The cause of a handler's events: the record it is handling.
+    pub fn of(incoming: &Incoming) -> Cause {
+        let levels: Vec<&str> = incoming.envelope.subject.levels().collect();
+        let level = |i: usize| levels.get(i).copied().unwrap_or("none").to_owned();
+        Cause {
+            correlation_id: incoming.envelope.correlation_id,
+            causation_id: Some(incoming.envelope.id),
+            traceparent: incoming.envelope.traceparent.clone(),
+            product: level(5),
+            country: level(6),
+            channel: level(7),
+            time: clock::now(),
+        }
+    }
+
+    /// The cause of a new saga (a request at the point of sale).
+    pub fn new_saga(product: String, country: String, channel: String) -> Cause {
+        Cause {
+            correlation_id: CorrelationId::from_uuid(Uuid::now_v7()),
+            causation_id: None,
+            traceparent: None,
+            product,
+            country,
+            channel,
+            time: clock::now(),
+        }
+    }
+
+    /// The metadata of events recorded for this cause.
+    pub fn metadata(&self) -> EventMetadata {
+        EventMetadata {
+            correlation_id: Some(self.correlation_id),
+            causation_id: self.causation_id,
+            occurred_at: self.time,
+        }
+    }
+}
+
+/// A service's way out: turns integration events into outbox rows on its
+/// topic, with subjects from the catalog.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    service: Service,
+    catalog: Arc<Catalog>,
+}
+
+impl Outbound {
+    /// The way out of `service`.
+    pub fn new(service: Service, catalog: Arc<Catalog>) -> Self {
+        Self { service, catalog }
+    }
+
+    /// The service it publishes for.
+    pub fn service(&self) -> Service {
+        self.service
+    }
+
+    /// Writes the outbox row of one integration event. `event_id` is the id
+    /// the event has in the store (so the wire and the store agree), and
+    /// `sequence` its version in its stream. `version` picks the payload
+    /// version when the catalog has several (`order/init` 1.1 and 1.2).
+    pub async fn enqueue(
+        &self,
+        tx: &mut Tx,
+        cause: &Cause,
+        event_id: EventId,
+        sequence: u64,
+        event: &Integration,
+        version: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (domain, action) = event.name();
+        let bad = |reason: String| StoreError::Encode { what: format!("{domain}/{action}"), reason };
+        let spec = self
+            .catalog
+            .spec_named(domain, action, version)
+            .ok_or_else(|| bad(format!("not in the catalog (version {version:?})")))?;
+        if spec.publisher != self.service {
+            return Err(bad(format!("published by {}, not {}", spec.publisher, self.service)));
+        }
+        let subject = spec.subject(&cause.product, &cause.country, &cause.channel).map_err(|e| bad(e.to_string()))?;
+        let envelope = Envelope {
+            id: event_id,
+            source: format!("/udders/{}", self.service),
+            event_type: spec.cloudevents_type(),
+            subject,
+            time: cause.time,
+            correlation_id: cause.correlation_id,
+            causation_id: cause.causation_id,
+            traceparent: cause.traceparent.clone(),
+            sequence,
+        };
+        tx.enqueue(&[outbox_message(spec.topic(), event.order_id(), &envelope, &event.payload())?]).await
+    }
+}
+
+/// Records decided events on a loaded aggregate and publishes those that
+/// `publish` maps to integration events. Returns the new events' ids.
+pub async fn record<A: Aggregate>(
+    tx: &mut Tx,
+    loaded: &mut Loaded<A>,
+    events: Vec<A::Event>,
+    cause: &Cause,
+    outbound: &Outbound,
+    publish: impl Fn(&A::Event) -> Option<(Integration, Option<String>)>,
+) -> Result<Vec<EventId>, StoreError>
+where
+    A::State: Clone,
+    A::Event: Clone,
+{
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first_version = loaded.version + 1;
+    let ids = tx.record(loaded, events.clone(), cause.metadata()).await?;
+    for (i, (event, id)) in events.iter().zip(&ids).enumerate() {
+        if let Some((integration, version)) = publish(event) {
+            outbound.enqueue(tx, cause, *id, first_version + i as u64, &integration, version.as_deref()).await?;
+        }
+    }
+    Ok(ids)
+}
+
+/// [`record`], then folds the events into the aggregate's read model.
+pub async fn record_viewed<A: ReadModel>(
+    tx: &mut Tx,
+    loaded: &mut Loaded<A>,
+    events: Vec<A::Event>,
+    cause: &Cause,
+    outbound: &Outbound,
+    publish: impl Fn(&A::Event) -> Option<(Integration, Option<String>)>,
+) -> Result<Vec<EventId>, StoreError>
+where
+    A::State: Clone,
+    A::Event: Clone,
+{
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let before = loaded.state.clone();
+    let ids = record(tx, loaded, events.clone(), cause, outbound, publish).await?;
+    let key = loaded.stream.id().to_owned();
+    project::<A>(tx, &key, before, &events).await?;
+    Ok(ids)
+}
+
+/// Folds events into the read model of the aggregate `key`, starting from
+/// the state before them. Used live and by replay.
+pub async fn project<A: ReadModel>(
+    tx: &mut Tx,
+    key: &str,
+    mut state: A::State,
+    events: &[A::Event],
+) -> Result<(), StoreError> {
+    let mut doc: Option<A::Doc> = match tx.document(A::VIEW, key).await? {
+        Some(found) => Some(serde_json::from_value(found.doc).map_err(|e| StoreError::Corrupt {
+            what: format!("read model {}/{key}", A::VIEW),
+            reason: e.to_string(),
+        })?),
+        None => None,
+    };
+    for event in events {
+        state = A::evolve(state, event);
+        doc = A::project(key, doc, &state, event);
+    }
+    if let Some(doc) = doc {
+        let tags = A::tags(&doc);
+        let value = serde_json::to_value(&doc)
+            .map_err(|e| StoreError::Encode { what: format!("read model {}/{key}", A::VIEW), reason: e.to_string() })?;
+        tx.put_document(&Document { view: A::VIEW.to_owned(), key: key.to_owned(), doc: value, tags }).await?;
+    }
+    Ok(())
+}
+
+/// The integration event of an incoming record. A payload that does not fit
+/// its subject is a permanent failure: the record is dead-lettered at once.
+pub fn integration(incoming: &Incoming) -> Result<Integration, udders_messaging::HandlerError> {
+    Integration::parse(&incoming.envelope.subject, incoming.payload.clone())
+        .map_err(|e| udders_messaging::HandlerError::permanent(e.to_string()))
+}

@@ -1,0 +1,151 @@
+//! The invariants of the saga, checked from the outside through the HTTP
+//! read models (so `udders load` can check a running system, and the
+//! end-to-end tests check theirs the same way).
+//!
+//! Checked once faults have stopped and the system is quiet:
+//! 1. every order is terminal;
+//! 2. stock: nothing is reserved any more, on hand never below zero, and per
+//!    flavour and country what left the warehouse equals what the shipments
+//!    carried, and on hand + shipped equals what was stocked; a completed
+//!    order has a shipment;
+//! 3. credit: per customer, reserved equals the totals of their completed
+//!    orders (rejected and cancelled ones hold nothing), never above the limit;
+//! 4. money: a completed order is captured exactly once for its total; a
+//!    rejected or cancelled one has a net charge of zero.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// An order as `GET /orders` lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderRow {
+    /// The order.
+    pub order_id: String,
+    /// Its status.
+    pub status: String,
+    /// Minor units.
+    pub total: i64,
+    /// The customer.
+    pub customer_id: String,
+    /// Country.
+    pub country: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct StockRow {
+    flavor: String,
+    country: String,
+    on_hand: i64,
+    reserved: i64,
+    shipped: i64,
+}
+
+/// What the check found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Orders per status.
+    pub by_status: BTreeMap<String, usize>,
+    /// Every broken invariant, in words; empty when all hold.
+    pub violations: Vec<String>,
+}
+
+impl Report {
+    /// True when every invariant holds.
+    pub fn holds(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+async fn get<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: String) -> anyhow::Result<T> {
+    let response = client.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+    anyhow::ensure!(response.status().is_success(), "GET {url}: {}", response.status());
+    response.json().await.with_context(|| format!("reading GET {url}"))
+}
+
+/// Every order the system holds.
+pub async fn orders(client: &reqwest::Client, base: &str) -> anyhow::Result<Vec<OrderRow>> {
+    get(client, format!("{base}/orders?limit=100000")).await
+}
+
+/// Checks the invariants of udders.md against a quiet system at `base`.
+pub async fn check(client: &reqwest::Client, base: &str) -> anyhow::Result<Report> {
+    let orders = orders(client, base).await?;
+    let mut report = Report::default();
+    let mut shipped_lines: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut credit_expected: BTreeMap<String, i64> = BTreeMap::new();
+    for order in &orders {
+        *report.by_status.entry(order.status.clone()).or_default() += 1;
+        credit_expected.entry(order.customer_id.clone()).or_default();
+        let terminal = ["COMPLETED", "REJECTED", "CANCELLED"].contains(&order.status.as_str());
+        if !terminal {
+            report.violations.push(format!("order {} is {}, not terminal", order.order_id, order.status));
+            continue;
+        }
+        let payment: Option<Value> = match client.get(format!("{base}/payments/{}", order.order_id)).send().await? {
+            r if r.status() == reqwest::StatusCode::NOT_FOUND => None,
+            r => Some(r.error_for_status()?.json().await?),
+        };
+        let net = payment.as_ref().and_then(|p| p["net_charged"].as_i64()).unwrap_or(0);
+        let shipment: Option<Value> = match client.get(format!("{base}/shipments/{}", order.order_id)).send().await? {
+            r if r.status() == reqwest::StatusCode::NOT_FOUND => None,
+            r => Some(r.error_for_status()?.json().await?),
+        };
+        if shipment.as_ref().is_some_and(|s| s["status"] == "SHIPPED") {
+            let full: Value = get(client, format!("{base}/orders/{}", order.order_id)).await?;
+            for line in full["items"].as_array().into_iter().flatten() {
+                let flavor = line["flavor"].as_str().unwrap_or_default().to_owned();
+                *shipped_lines.entry((flavor, order.country.clone())).or_default() +=
+                    line["quantity"].as_i64().unwrap_or(0);
+            }
+        } else if order.status == "COMPLETED" {
+            report.violations.push(format!("completed order {} has no shipment", order.order_id));
+        }
+        if order.status == "COMPLETED" {
+            if net != order.total || payment.as_ref().is_none_or(|p| p["status"] != "CAPTURED") {
+                report.violations.push(format!(
+                    "completed order {} charged {net} (payment {:?}), not its total {}",
+                    order.order_id,
+                    payment.as_ref().map(|p| p["status"].clone()),
+                    order.total
+                ));
+            }
+            *credit_expected.entry(order.customer_id.clone()).or_default() += order.total;
+        } else if net != 0 {
+            report.violations.push(format!("{} order {} has a net charge of {net}", order.status, order.order_id));
+        }
+    }
+    let stock: Vec<StockRow> = get(client, format!("{base}/inventory")).await?;
+    for row in &stock {
+        let key = (row.flavor.clone(), row.country.clone());
+        let shipped = shipped_lines.remove(&key).unwrap_or(0);
+        let stocked = if row.flavor == "durian" { 0 } else { 1000 };
+        if row.reserved != 0 {
+            report.violations.push(format!(
+                "{}-{}: {} still reserved with every order terminal",
+                row.flavor, row.country, row.reserved
+            ));
+        }
+        if row.on_hand < 0 || row.shipped != shipped || row.on_hand + row.shipped != stocked {
+            report.violations.push(format!(
+                "{}-{}: on hand {}, shipped {} by the books, {shipped} by the shipments, {stocked} stocked",
+                row.flavor, row.country, row.on_hand, row.shipped
+            ));
+        }
+    }
+    for ((flavor, country), quantity) in shipped_lines {
+        report.violations.push(format!("{quantity} of {flavor}-{country} shipped but no such stock"));
+    }
+    for (customer, expected) in credit_expected {
+        let credit: Value = get(client, format!("{base}/customers/{customer}/credit")).await?;
+        let (reserved, limit) = (credit["reserved"].as_i64().unwrap_or(-1), credit["limit"].as_i64().unwrap_or(0));
+        if reserved != expected || reserved > limit {
+            report.violations.push(format!(
+                "customer {customer}: {reserved} reserved, {expected} by the completed orders, limit {limit}"
+            ));
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,185 @@
+//! `udders load`: drives a running system at a steady rate with a mix of
+//! happy and failing orders, then reports throughput, POST-to-terminal
+//! latency, outcomes, and the invariants.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use udders_kernel::Timestamp;
+
+use crate::cli::LoadArgs;
+
+/// The order mix: (weight, what it exercises, body for order `i`).
+fn body(i: u64, run: &str) -> (&'static str, Value) {
+    let flavors = ["vanilla", "chocolate", "mango", "rumraisin"];
+    let countries = ["sg", "my", "kr", "us", "id", "th"];
+    let channels = ["lazada", "shopee", "store711", "web", "pos"];
+    let mut order = json!({
+        "customer_id": format!("cust-{run}-{}", i % 5000),
+        "channel": channels[(i % 5) as usize],
+        "country": countries[((i / 5) % 6) as usize],
+        "items": [{ "flavor": flavors[((i / 30) % 4) as usize], "quantity": 1 }],
+        "payment": { "card_token": "tok_visa" },
+        "delivery": { "postal_code": "40213" },
+    });
+    let kind = match i % 20 {
+        0 => {
+            order["items"][0]["flavor"] = json!("bubblegum");
+            "invalid"
+        }
+        1 => {
+            order["customer_id"] = json!("cust-broke");
+            "no-credit"
+        }
+        2 => {
+            order["items"][0]["flavor"] = json!("durian");
+            "no-stock"
+        }
+        3 => {
+            order["payment"]["card_token"] = json!("tok_declined");
+            "declined"
+        }
+        4 => {
+            order["delivery"]["postal_code"] = json!("00000");
+            "undeliverable"
+        }
+        _ => "happy",
+    };
+    (kind, order)
+}
+
+#[derive(Debug, Deserialize)]
+struct Row {
+    status: String,
+    placed_at: String,
+    updated_at: String,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
+    let base = args.url.trim_end_matches('/').to_owned();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let before: Value =
+        client.get(format!("{base}/orders/stats")).send().await.context("is udders up?")?.json().await?;
+    let already = before["total"].as_u64().unwrap_or(0);
+    let run_id = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs());
+    let accepted = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
+    let mut err = std::io::stderr();
+    for i in 0..args.orders {
+        ticker.tick().await;
+        let permit = in_flight.clone().acquire_owned().await?;
+        let (_, order) = body(i, &run_id);
+        let (client, url, ok, refused) = (client.clone(), format!("{base}/orders"), accepted.clone(), failed.clone());
+        tokio::spawn(async move {
+            match client.post(url).json(&order).send().await {
+                Ok(r) if r.status().as_u16() == 202 => ok.fetch_add(1, Ordering::Relaxed),
+                _ => refused.fetch_add(1, Ordering::Relaxed),
+            };
+            drop(permit);
+        });
+        if i % 200 == 0 {
+            let done = accepted.load(Ordering::Relaxed);
+            let _ = write!(
+                err,
+                "\rposting  {:>7}/{} accepted  {:>5.1}s",
+                done,
+                args.orders,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let _ = in_flight.acquire_many(args.concurrency as u32).await?;
+    let posted_in = started.elapsed();
+    let accepted = accepted.load(Ordering::Relaxed);
+    let _ = writeln!(
+        err,
+        "\rposted   {accepted}/{} accepted in {:.1}s ({} refused)",
+        args.orders,
+        posted_in.as_secs_f64(),
+        failed.load(Ordering::Relaxed)
+    );
+    // Wait for every order to reach a terminal status.
+    let deadline = Instant::now() + Duration::from_secs(args.wait_secs);
+    let terminal = loop {
+        let stats: Value = client.get(format!("{base}/orders/stats")).send().await?.json().await?;
+        let by = &stats["by_status"];
+        let terminal: u64 = ["COMPLETED", "REJECTED", "CANCELLED"].iter().map(|s| by[s].as_u64().unwrap_or(0)).sum();
+        let total = stats["total"].as_u64().unwrap_or(0);
+        let _ = write!(err, "\rsettling {:>7}/{} terminal  {:>5.1}s", terminal, total, started.elapsed().as_secs_f64());
+        if terminal >= total || Instant::now() > deadline {
+            break terminal;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let elapsed = started.elapsed();
+    let _ = writeln!(err);
+    let rows: Vec<Row> = client.get(format!("{base}/orders?limit=100000")).send().await?.json().await?;
+    let mut latencies: Vec<f64> = rows
+        .iter()
+        .filter(|r| ["COMPLETED", "REJECTED", "CANCELLED"].contains(&r.status.as_str()))
+        .filter_map(|r| {
+            let (a, b) = (Timestamp::parse_rfc3339(&r.placed_at).ok()?, Timestamp::parse_rfc3339(&r.updated_at).ok()?);
+            Some((b.micros() - a.micros()) as f64 / 1000.0)
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let report = crate_invariants(&client, &base).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "orders      {accepted} accepted of {} posted at {}/s ({} already in the system)",
+        args.orders, args.rate, already
+    )?;
+    writeln!(
+        out,
+        "throughput  {:.0} terminal orders/s ({} in {:.1}s, from the first POST to the last terminal status)",
+        (terminal.saturating_sub(already)) as f64 / elapsed.as_secs_f64(),
+        terminal.saturating_sub(already),
+        elapsed.as_secs_f64()
+    )?;
+    writeln!(
+        out,
+        "latency     POST to terminal: p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 95.0),
+        percentile(&latencies, 99.0),
+        latencies.last().copied().unwrap_or(f64::NAN)
+    )?;
+    writeln!(
+        out,
+        "outcomes    {}",
+        report.by_status.iter().map(|(s, n)| format!("{s} {n}")).collect::<Vec<_>>().join(", ")
+    )?;
+    if report.holds() {
+        writeln!(out, "invariants  hold")?;
+    } else {
+        writeln!(out, "invariants  BROKEN ({}):", report.violations.len())?;
+        for v in report.violations.iter().take(20) {
+            writeln!(out, "  {v}")?;
+        }
+        anyhow::bail!("invariants broken");
+    }
+    Ok(())
+}
+
+async fn crate_invariants(client: &reqwest::Client, base: &str) -> anyhow::Result<udders::invariants::Report> {
+    udders::invariants::check(client, base).await
+}

@@ -1,0 +1,240 @@
+//! The one-process system of `udders up`: the embedded broker, the six
+//! services (each with its own SQLite database, relay and consumer), the
+//! saga deadline sweeper and one HTTP port.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use udders_contracts::{Catalog, Service};
+use udders_eventstore::{EventStore, StoreOptions};
+use udders_messaging::{ConsumerWatch, EmbeddedBroker, KafkaSettings, ensure_topics};
+use udders_runtime::{Outbound, RunningService, ServiceSpec, start_service};
+
+use crate::http::{AppState, router};
+
+/// How to run the system.
+#[derive(Debug, Clone)]
+pub struct SystemConfig {
+    /// The HTTP port (port 0 picks a free one).
+    pub http_addr: SocketAddr,
+    /// Where the embedded broker listens (port 0 picks a free one).
+    pub broker_addr: SocketAddr,
+    /// One SQLite file per service lives here.
+    pub data_dir: PathBuf,
+    /// Partitions per topic.
+    pub partitions: i32,
+    /// The saga deadline.
+    pub deadline: Duration,
+    /// How often overdue orders are looked for.
+    pub sweep_every: Duration,
+    /// Services not started (their databases are opened): for fault tests.
+    pub stopped: Vec<Service>,
+}
+
+impl SystemConfig {
+    /// The defaults of `udders up` with data in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            broker_addr: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            data_dir: data_dir.into(),
+            partitions: 6,
+            deadline: udders_order::DEFAULT_DEADLINE,
+            sweep_every: Duration::from_millis(500),
+            stopped: Vec::new(),
+        }
+    }
+}
+
+/// The running system.
+#[derive(Debug)]
+pub struct System {
+    /// Where HTTP is served.
+    pub http_addr: SocketAddr,
+    /// Where the broker listens.
+    pub broker_addr: SocketAddr,
+    /// Each service's database.
+    pub stores: BTreeMap<Service, EventStore>,
+    catalog: Arc<Catalog>,
+    settings: KafkaSettings,
+    broker: EmbeddedBroker,
+    running: Arc<Mutex<BTreeMap<Service, ConsumerWatch>>>,
+    services: Vec<(Service, CancellationToken, RunningService)>,
+    background: CancellationToken,
+    sweeper: JoinHandle<()>,
+    http_stop: CancellationToken,
+    http: JoinHandle<std::io::Result<()>>,
+}
+
+impl System {
+    /// Opens the databases, starts the broker, seeds reference data, starts
+    /// the services and serves HTTP.
+    pub async fn start(config: SystemConfig) -> anyhow::Result<System> {
+        let catalog = Arc::new(Catalog::udders()?);
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+        let mut stores = BTreeMap::new();
+        for service in Service::ALL {
+            let path = config.data_dir.join(format!("{service}.db"));
+            let store = EventStore::open_sqlite(&path, &StoreOptions::default())
+                .await
+                .with_context(|| format!("opening the {service} database at {}", path.display()))?;
+            stores.insert(service, store);
+        }
+        let broker = EmbeddedBroker::start(config.broker_addr).await.context("starting the embedded broker")?;
+        let settings = KafkaSettings { partitions: config.partitions, ..KafkaSettings::new(broker.bootstrap()) };
+        let topics: Vec<String> = catalog.all_topics().into_iter().collect();
+        ensure_topics(&settings, &topics).await.context("creating the topics")?;
+        let inventory = Outbound::new(Service::Inventory, catalog.clone());
+        udders_inventory::seed(&stores[&Service::Inventory], &inventory).await.context("seeding the stock")?;
+
+        let order_outbound = Outbound::new(Service::Order, catalog.clone());
+        let background = CancellationToken::new();
+        let sweeper = tokio::spawn(udders_order::run_deadline_sweeper(
+            stores[&Service::Order].clone(),
+            order_outbound.clone(),
+            config.sweep_every,
+            background.clone(),
+        ));
+        let running = Arc::new(Mutex::new(BTreeMap::new()));
+        let state = AppState {
+            stores: stores.clone(),
+            catalog: catalog.clone(),
+            running: running.clone(),
+            expected: Service::ALL.len(),
+            order: udders_order::OrderApi {
+                store: stores[&Service::Order].clone(),
+                outbound: order_outbound,
+                deadline: config.deadline,
+            },
+        };
+        let listener = tokio::net::TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("binding the HTTP port {}", config.http_addr))?;
+        let http_addr = listener.local_addr()?;
+        let http_stop = CancellationToken::new();
+        let stop = http_stop.clone();
+        let http = tokio::spawn(async move {
+            axum::serve(listener, router(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await
+        });
+        let mut system = System {
+            http_addr,
+            broker_addr: broker.addr(),
+            stores,
+            catalog,
+            settings,
+            broker,
+            running,
+            services: Vec::new(),
+            background,
+            sweeper,
+            http_stop,
+            http,
+        };
+        for service in Service::ALL {
+            if !config.stopped.contains(&service) {
+                system.start_service(service)?;
+            }
+        }
+        Ok(system)
+    }
+
+    /// Starts one service's relay and consumer (again, after [`System::stop_service`]).
+    pub fn start_service(&mut self, service: Service) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.services.iter().any(|(s, ..)| *s == service), "{service} is already running");
+        let store = self.stores[&service].clone();
+        let outbound = Outbound::new(service, self.catalog.clone());
+        let cancel = CancellationToken::new();
+        let (settings, catalog) = (&self.settings, self.catalog.clone());
+        let instance = "1".to_owned();
+        let running = match service {
+            Service::Order => {
+                let handler = udders_order::OrderHandler::new(outbound);
+                start_service(ServiceSpec { service, store, handler, instance }, settings, catalog, cancel.clone())
+            }
+            Service::Validation => {
+                let handler = udders_validation::ValidationHandler::new(outbound);
+                start_service(ServiceSpec { service, store, handler, instance }, settings, catalog, cancel.clone())
+            }
+            Service::Credit => {
+                let handler = udders_credit::CreditHandler::new(outbound);
+                start_service(ServiceSpec { service, store, handler, instance }, settings, catalog, cancel.clone())
+            }
+            Service::Inventory => {
+                let handler = udders_inventory::InventoryHandler::new(outbound);
+                start_service(ServiceSpec { service, store, handler, instance }, settings, catalog, cancel.clone())
+            }
+            Service::Payment => {
+                let handler = udders_payment::PaymentHandler::new(outbound);
+                start_service(ServiceSpec { service, store, handler, instance }, settings, catalog, cancel.clone())
+            }
+            Service::Fulfillment => {
+                let handler = udders_fulfillment::FulfillmentHandler::new(outbound);
+                start_service(ServiceSpec { service, store, handler, instance }, settings, catalog, cancel.clone())
+            }
+        }?;
+        self.running.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.insert(service, running.watch.clone());
+        self.services.push((service, cancel, running));
+        Ok(())
+    }
+
+    /// Stops one service's relay and consumer (its database stays open).
+    pub async fn stop_service(&mut self, service: Service) -> anyhow::Result<()> {
+        let at = self.services.iter().position(|(s, ..)| *s == service).context("not running")?;
+        let (_, cancel, running) = self.services.remove(at);
+        self.running.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.remove(&service);
+        cancel.cancel();
+        running.join().await?;
+        Ok(())
+    }
+
+    /// True when every service's consumer is running.
+    pub fn is_ready(&self) -> bool {
+        self.services.len() == Service::ALL.len() && self.services.iter().all(|(_, _, r)| r.is_ready())
+    }
+
+    /// Waits until [`System::is_ready`], at most `timeout`.
+    pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.services.iter().all(|(_, _, r)| r.is_ready()) {
+            anyhow::ensure!(tokio::time::Instant::now() < deadline, "the services were not ready within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// The event catalog in use.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// Stops intake (HTTP), then the deadline sweeper, then every service
+    /// (each relay drains what is committed), then the broker.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.http_stop.cancel();
+        let served = self.http.await;
+        self.background.cancel();
+        let _ = self.sweeper.await;
+        let mut first: anyhow::Result<()> = Ok(());
+        for (service, cancel, running) in self.services {
+            cancel.cancel();
+            if let Err(error) = running.join().await
+                && first.is_ok()
+            {
+                first = Err(anyhow::Error::new(error).context(format!("stopping {service}")));
+            }
+        }
+        for store in self.stores.values() {
+            store.close().await;
+        }
+        self.broker.stop().await;
+        served.context("the HTTP task")?.context("serving HTTP")?;
+        first
+    }
+}

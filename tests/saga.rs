@@ -1,0 +1,345 @@
+//! The saga end to end: through HTTP and Kafka against the whole system in
+//! one process. Every test checks the invariants of udders.md at its end.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use udders_contracts::Service;
+use udders_e2e::*;
+
+fn sources(order: &Value) -> BTreeSet<String> {
+    order["timeline"].as_array().unwrap().iter().map(|e| e["source"].as_str().unwrap().to_owned()).collect()
+}
+
+fn subjects(order: &Value) -> Vec<String> {
+    order["timeline"].as_array().unwrap().iter().map(|e| e["subject"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_happy_order_completes_with_a_timeline_from_all_six_services() {
+    let t = start().await;
+    let (status, accepted) = t.post("/orders", &happy_order()).await;
+    assert_eq!((status, &accepted["status"]), (202, &json!("PLACED")), "{accepted}");
+    let id = accepted["order_id"].as_str().unwrap();
+    // The timeline follows the order to its end: wait for the shipment in it.
+    let order = t.wait_terminal(id).await;
+    assert_eq!(order["status"], "COMPLETED", "{order:#}");
+    assert_eq!((order["total"].as_i64(), &order["reason"]), (Some(1200), &Value::Null));
+    let expected: BTreeSet<String> = Service::ALL.iter().map(|s| format!("/udders/{s}")).collect();
+    for _ in 0..100 {
+        if sources(&t.order(id).await) == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let order = t.order(id).await;
+    assert_eq!(sources(&order), expected, "{:#?}", subjects(&order));
+    let subjects = subjects(&order);
+    assert_eq!(subjects.first().map(String::as_str), Some("order/init/1.1/icecream/udders/mango/sg/web"));
+    assert!(subjects.contains(&"order/shipped/1.0/icecream/udders/mango/sg/web".to_owned()), "{subjects:#?}");
+    let times: Vec<&str> = order["timeline"].as_array().unwrap().iter().map(|e| e["time"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "oldest first: {times:?}");
+
+    let (_, payment) = t.get(&format!("/payments/{id}")).await;
+    assert_eq!((payment["status"].as_str(), payment["net_charged"].as_i64()), (Some("CAPTURED"), Some(1200)));
+    let (_, shipment) = t.get(&format!("/shipments/{id}")).await;
+    assert_eq!(shipment["status"], "SHIPPED");
+    let (_, credit) = t.get("/customers/cust-1/credit").await;
+    assert_eq!((credit["limit"].as_i64(), credit["reserved"].as_i64()), (Some(100_000), Some(1200)));
+    let (_, stock) = t.get("/inventory?flavor=mango&country=sg").await;
+    assert_eq!(stock[0]["on_hand"], 998, "{stock}");
+    t.assert_invariants().await;
+    t.stop().await;
+}
+
+/// Places `body`, waits for the end, and checks it ended `status` with a
+/// reason containing `reason`.
+async fn ends(t: &TestSystem, body: Value, status: &str, reason: &str) -> Value {
+    let id = t.place(&body).await;
+    let order = t.wait_terminal(&id).await;
+    assert_eq!(order["status"], status, "{order:#}");
+    let text = order["reason"].as_str().unwrap_or_default();
+    assert!(text.contains(reason), "reason {text:?} should mention {reason:?}");
+    order
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_invalid_order_is_rejected_and_nothing_is_held() {
+    let t = start().await;
+    let order = ends(&t, an_order("bubblegum", 1, "cust-2", "tok_visa", None), "REJECTED", "unknown flavour").await;
+    ends(&t, an_order("mango", 0, "cust-2", "tok_visa", None), "REJECTED", "outside 1..=100").await;
+    let sources = sources(&order);
+    assert!(!sources.contains("/udders/credit") && !sources.contains("/udders/inventory"), "{sources:?}");
+    t.assert_invariants().await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn credit_rejected_releases_the_reserved_stock() {
+    let t = start().await;
+    let order = ends(&t, an_order("vanilla", 3, "cust-broke", "tok_visa", None), "REJECTED", "credit").await;
+    assert!(subjects(&order).iter().any(|s| s.starts_with("inventory/released/")), "{:#?}", subjects(&order));
+    let (_, stock) = t.get("/inventory?flavor=vanilla&country=sg").await;
+    assert_eq!((stock[0]["reserved"].as_i64(), stock[0]["on_hand"].as_i64()), (Some(0), Some(1000)));
+    t.assert_invariants().await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn inventory_rejected_releases_the_reserved_credit() {
+    let t = start().await;
+    let order = ends(&t, an_order("durian", 1, "cust-3", "tok_visa", None), "REJECTED", "out of stock").await;
+    assert!(subjects(&order).iter().any(|s| s.starts_with("credit/released/")), "{:#?}", subjects(&order));
+    let (_, credit) = t.get("/customers/cust-3/credit").await;
+    assert_eq!(credit["reserved"], 0);
+    t.assert_invariants().await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn payment_declined_releases_credit_and_stock() {
+    let t = start().await;
+    let order = ends(&t, an_order("chocolate", 2, "cust-4", "tok_declined", None), "REJECTED", "declined").await;
+    let subjects = subjects(&order);
+    for released in ["credit/released/", "inventory/released/"] {
+        assert!(subjects.iter().any(|s| s.starts_with(released)), "{released}: {subjects:#?}");
+    }
+    t.assert_invariants().await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fulfillment_failed_refunds_restocks_and_releases_credit() {
+    let t = start().await;
+    let order = ends(&t, an_order("rumraisin", 1, "cust-5", "tok_visa", Some("00000")), "REJECTED", "00000").await;
+    let id = order["order_id"].as_str().unwrap();
+    let (_, payment) = t.get(&format!("/payments/{id}")).await;
+    assert_eq!((payment["status"].as_str(), payment["net_charged"].as_i64()), (Some("REFUNDED"), Some(0)));
+    let (_, stock) = t.get("/inventory?flavor=rumraisin&country=sg").await;
+    assert_eq!((stock[0]["reserved"].as_i64(), stock[0]["on_hand"].as_i64()), (Some(0), Some(1000)));
+    t.assert_invariants().await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_customer_cancel_before_shipping_refunds_and_releases_everything() {
+    // Fulfillment is down, so the order waits, paid, for its shipment.
+    let t = start_with(|c| c.stopped = vec![Service::Fulfillment]).await;
+    let id = t.place(&happy_order()).await;
+    t.wait_status(&id, &["PAID"]).await;
+    let (status, cancelled) = t.post(&format!("/orders/{id}/cancel"), &json!({})).await;
+    assert_eq!((status, &cancelled["status"]), (202, &json!("COMPENSATING")), "{cancelled}");
+    let order = t.wait_terminal(&id).await;
+    assert_eq!(
+        (order["status"].as_str(), order["reason"].as_str()),
+        (Some("CANCELLED"), Some("cancelled by the customer"))
+    );
+    let (_, payment) = t.get(&format!("/payments/{id}")).await;
+    assert_eq!(payment["status"], "REFUNDED");
+    let (status, again) = t.post(&format!("/orders/{id}/cancel"), &json!({})).await;
+    assert_eq!(status, 409, "{again}");
+    t.assert_invariants().await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_after_shipping_is_refused_with_409() {
+    let t = start().await;
+    let id = t.place(&happy_order()).await;
+    assert_eq!(t.wait_terminal(&id).await["status"], "COMPLETED");
+    let response = t.client.post(format!("{}/orders/{id}/cancel", t.base)).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 409);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let (status, _) = t.post("/orders/no-such-order/cancel", &json!({})).await;
+    assert_eq!(status, 404);
+    t.assert_invariants().await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_deadline_cancels_an_order_stuck_on_a_stopped_service_once_it_answers() {
+    let mut t = start_with(|c| {
+        c.stopped = vec![Service::Payment];
+        c.deadline = Duration::from_secs(2);
+    })
+    .await;
+    let id = t.place(&happy_order()).await;
+    t.wait_status(&id, &["RESERVED"]).await;
+    // The deadline passes; credit and inventory give back, payment cannot answer yet.
+    let order = t.wait_status(&id, &["COMPENSATING"]).await;
+    assert_eq!(order["reason"], "the saga deadline passed");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(t.order(&id).await["status"], "COMPENSATING", "CANCELLED only once payment answers");
+    t.system.start_service(Service::Payment).unwrap();
+    let order = t.wait_terminal(&id).await;
+    assert_eq!(order["status"], "CANCELLED", "{order:#}");
+    t.assert_invariants().await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_posts_with_one_idempotency_key_make_one_order() {
+    let t = start().await;
+    let body = happy_order();
+    let posts = (0..100).map(|_| {
+        let (client, url, body) = (t.client.clone(), format!("{}/orders", t.base), body.clone());
+        tokio::spawn(async move {
+            let r = client.post(url).header("Idempotency-Key", "till-7-receipt-42").json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        })
+    });
+    let answers: Vec<(u16, Value)> = futures_join(posts).await;
+    let ids: BTreeSet<&str> = answers.iter().map(|(_, a)| a["order_id"].as_str().unwrap()).collect();
+    assert!(answers.iter().all(|(s, _)| *s == 202), "{answers:?}");
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let id = ids.into_iter().next().unwrap().to_owned();
+    assert_eq!(t.wait_terminal(&id).await["status"], "COMPLETED");
+    let (_, stats) = t.get("/orders/stats").await;
+    assert_eq!(stats["total"], 1, "{stats}");
+    // The same key with another body is refused.
+    let mut other = happy_order();
+    other["items"][0]["quantity"] = json!(3);
+    let r = t
+        .client
+        .post(format!("{}/orders", t.base))
+        .header("Idempotency-Key", "till-7-receipt-42")
+        .json(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    t.assert_invariants().await;
+    t.stop().await;
+}
+
+async fn futures_join<T: Send + 'static>(tasks: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for task in tasks.collect::<Vec<_>>() {
+        out.push(task.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_orders_against_a_stock_of_a_hundred_complete_exactly_a_hundred() {
+    let t = start().await;
+    // 1,000 vanilla in sg, 10 per order: room for exactly 100 orders.
+    let posts = (0..200).map(|i| {
+        let (client, url) = (t.client.clone(), format!("{}/orders", t.base));
+        let body = an_order("vanilla", 10, &format!("cust-{i}"), "tok_visa", Some("018956"));
+        tokio::spawn(async move { client.post(url).json(&body).send().await.unwrap().json::<Value>().await.unwrap() })
+    });
+    let ids: Vec<String> =
+        futures_join(posts).await.iter().map(|a| a["order_id"].as_str().unwrap().to_owned()).collect();
+    let mut completed = 0;
+    for id in &ids {
+        let order = t.wait_terminal(id).await;
+        match order["status"].as_str() {
+            Some("COMPLETED") => completed += 1,
+            _ => assert!(order["reason"].as_str().unwrap().contains("out of stock"), "{order:#}"),
+        }
+    }
+    assert_eq!(completed, 100);
+    let (_, stock) = t.get("/inventory?flavor=vanilla&country=sg").await;
+    assert_eq!((stock[0]["on_hand"].as_i64(), stock[0]["shipped"].as_i64()), (Some(0), Some(1000)));
+    t.assert_invariants().await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn version_1_2_orders_from_the_us_follow_their_own_rule_set() {
+    let t = start().await;
+    let mut us = an_order("mango", 1, "cust-6", "tok_visa", None);
+    us["country"] = json!("us");
+    us["schema_version"] = json!("1.2");
+    let refused = ends(&t, us.clone(), "REJECTED", "five-digit postal code").await;
+    assert!(subjects(&refused)[0].starts_with("order/init/1.2/"), "{:#?}", subjects(&refused));
+    us["delivery"]["postal_code"] = json!("94103");
+    ends(&t, us.clone(), "COMPLETED", "").await;
+    us["schema_version"] = json!("1.1");
+    us["delivery"]["postal_code"] = Value::Null;
+    ends(&t, us, "COMPLETED", "").await;
+    let mut sg = an_order("mango", 1, "cust-6", "tok_visa", None);
+    sg["schema_version"] = json!("1.2");
+    ends(&t, sg, "COMPLETED", "").await;
+    t.assert_invariants().await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_requests_are_problems_and_accept_nothing() {
+    let t = start().await;
+    let send = |body: &'static str, content_type: &'static str| {
+        let (client, url) = (t.client.clone(), format!("{}/orders", t.base));
+        async move {
+            let r = client.post(url).header("content-type", content_type).body(body).send().await.unwrap();
+            let kind = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+            (r.status().as_u16(), kind)
+        }
+    };
+    let problem = Some("application/problem+json".to_owned());
+    assert_eq!(send("{not json", "application/json").await, (400, problem.clone()));
+    assert_eq!(send(r#"{"customer_id": "c"}"#, "application/json").await, (422, problem.clone()));
+    assert_eq!(send("{}", "text/plain").await, (415, problem.clone()));
+    let mut bad_country = happy_order();
+    bad_country["country"] = json!("s/g");
+    assert_eq!(t.post("/orders", &bad_country).await.0, 422);
+    let huge = json!({ "customer_id": "c", "channel": "web", "country": "sg", "payment": {"card_token": "t"},
+        "items": vec![json!({"flavor": "x".repeat(1000), "quantity": 1}); 100] });
+    let (status, _) = t.post("/orders", &huge).await;
+    assert_eq!(status, 413);
+    let (status, _) = t.get("/no/such/path").await;
+    assert_eq!(status, 404);
+    assert_eq!(t.get("/orders/unknown").await.0, 404);
+    let (_, stats) = t.get("/orders/stats").await;
+    assert_eq!(stats["total"], 0, "nothing was accepted: {stats}");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn read_models_rebuilt_by_replay_equal_the_live_ones() {
+    let t = start().await;
+    let bodies = [
+        happy_order(),
+        an_order("durian", 1, "cust-7", "tok_visa", None),
+        an_order("mango", 1, "cust-broke", "tok_visa", None),
+        an_order("vanilla", 2, "cust-7", "tok_declined", None),
+        an_order("chocolate", 1, "cust-7", "tok_visa", Some("00000")),
+        an_order("nope", 1, "cust-7", "tok_visa", None),
+    ];
+    let mut ids = Vec::new();
+    for body in &bodies {
+        ids.push(t.place(body).await);
+    }
+    for id in &ids {
+        t.wait_terminal(id).await;
+    }
+    t.assert_invariants().await;
+    let views = [
+        (Service::Order, "orders"),
+        (Service::Validation, "validations"),
+        (Service::Credit, "credit"),
+        (Service::Inventory, "inventory"),
+        (Service::Payment, "payments"),
+        (Service::Fulfillment, "shipments"),
+    ];
+    let mut system = t.system;
+    for (service, _) in views {
+        system.stop_service(service).await.unwrap();
+    }
+    let all = udders_eventstore::DocumentFilter { limit: 100_000, ..Default::default() };
+    for (service, view) in views {
+        let store = &system.stores[&service];
+        let docs = |mut d: Vec<udders_eventstore::Document>| {
+            d.sort_by(|a, b| a.key.cmp(&b.key));
+            d
+        };
+        let live = docs(store.documents(view, &all).await.unwrap());
+        assert!(!live.is_empty(), "{view} has documents");
+        udders::replay::replay(service, store).await.unwrap();
+        let rebuilt = docs(store.documents(view, &all).await.unwrap());
+        assert_eq!(live, rebuilt, "{view}: the rebuilt read model equals the live one");
+    }
+    system.stop().await.unwrap();
+}
