@@ -14,6 +14,7 @@ use udders_contracts::{Catalog, Service};
 use udders_eventstore::EventStore;
 use udders_messaging::ConsumerWatch;
 use udders_runtime::http::{MAX_BODY_BYTES, no_such_path};
+use utoipa::OpenApi;
 
 /// What the shared routes read.
 #[derive(Debug, Clone)]
@@ -34,11 +35,12 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let shared = Router::new()
         .route("/catalog", get(catalog))
-        .route("/livez", get(|| async { "ok" }))
+        .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state.clone());
     Router::new()
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/swagger-ui").url("/openapi.json", crate::openapi::ApiDoc::openapi()))
         .merge(udders_order::routes(state.order.clone()))
         .merge(udders_credit::routes(state.stores[&Service::Credit].clone()))
         .merge(udders_inventory::routes(state.stores[&Service::Inventory].clone()))
@@ -51,7 +53,8 @@ pub fn router(state: AppState) -> Router {
 
 /// The event catalog: every subject, its payload schema and version, its
 /// publisher and its subscribers.
-async fn catalog(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
+#[utoipa::path(get, path = "/catalog", tag = "system", responses((status = 200, body = Object)))]
+pub async fn catalog(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
     axum::Json(state.catalog.to_json())
 }
 
@@ -59,8 +62,15 @@ fn consumers(state: &AppState) -> BTreeMap<Service, ConsumerWatch> {
     state.running.lock().map(|r| r.clone()).unwrap_or_default()
 }
 
+/// Alive: the process answers.
+#[utoipa::path(get, path = "/livez", tag = "system", responses((status = 200, body = String)))]
+pub async fn livez() -> &'static str {
+    "ok"
+}
+
 /// 200 only when every service's consumer is running.
-async fn readyz(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/readyz", tag = "system", responses((status = 200, body = Object), (status = 503, body = Object)))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
     let running = consumers(&state);
     let services: BTreeMap<&str, bool> =
         Service::ALL.iter().map(|s| (s.name(), running.get(s).is_some_and(ConsumerWatch::is_ready))).collect();
@@ -70,7 +80,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus text: consumer counters, outbox backlog, orders by status.
-async fn metrics(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, body = String, content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut out = String::new();
     let running = consumers(&state);
     let _ = writeln!(out, "# HELP udders_consumer_records_total Records a service's consumer has seen, by outcome.");

@@ -7,5 +7,6 @@
 
 pub mod http;
 pub mod invariants;
+pub mod openapi;
 pub mod replay;
 pub mod system;

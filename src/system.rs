@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use udders_contracts::{Catalog, Service};
 use udders_eventstore::{EventStore, StoreOptions};
-use udders_messaging::{ConsumerWatch, EmbeddedBroker, KafkaSettings, ensure_topics};
+use udders_messaging::{ConsumerWatch, EmbeddedBroker, KafkaSettings, RelayConfig, ensure_topics};
 use udders_runtime::{Outbound, RunningService, ServiceSpec, start_service};
 
 use crate::http::{AppState, router};
@@ -89,8 +89,21 @@ impl System {
         }
         let broker = EmbeddedBroker::start(config.broker_addr).await.context("starting the embedded broker")?;
         let settings = KafkaSettings { partitions: config.partitions, ..KafkaSettings::new(broker.bootstrap()) };
-        let topics: Vec<String> = catalog.all_topics().into_iter().collect();
-        ensure_topics(&settings, &topics).await.context("creating the topics")?;
+        // A topic that had to be created means a new (or emptied) broker:
+        // what its service published lately may never have been consumed, so
+        // its outbox sends that window again (inboxes drop the duplicates).
+        let window = RelayConfig::new("", "").republish_window;
+        for service in Service::ALL {
+            let created =
+                ensure_topics(&settings, &[service.topic().to_owned()]).await.context("creating the topics")?;
+            ensure_topics(&settings, &[service.dead_letter_topic()]).await.context("creating the topics")?;
+            if created > 0 {
+                let requeued = stores[&service].unpublish_recent(window).await?;
+                if requeued > 0 {
+                    tracing::info!(%service, requeued, "new broker: recent events queued to be sent again");
+                }
+            }
+        }
         let inventory = Outbound::new(Service::Inventory, catalog.clone());
         udders_inventory::seed(&stores[&Service::Inventory], &inventory).await.context("seeding the stock")?;
 

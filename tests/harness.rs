@@ -41,8 +41,13 @@ pub struct TestSystem {
 
 /// Starts the system with the defaults of `udders up`, changed by `tune`.
 pub async fn start_with(tune: impl FnOnce(&mut SystemConfig)) -> TestSystem {
+    start_in(tempfile::tempdir().expect("a temporary directory"), tune).await
+}
+
+/// Starts the system on the databases in `dir` (a restart when they exist),
+/// with a new, empty broker.
+pub async fn start_in(dir: tempfile::TempDir, tune: impl FnOnce(&mut SystemConfig)) -> TestSystem {
     init_logs();
-    let dir = tempfile::tempdir().expect("a temporary directory");
     let mut config = SystemConfig::new(dir.path());
     config.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     config.broker_addr = free_addr();
@@ -141,5 +146,11 @@ impl TestSystem {
     /// Stops the system.
     pub async fn stop(self) {
         self.system.stop().await.expect("a clean stop");
+    }
+
+    /// Stops the system and hands back its databases' directory.
+    pub async fn stop_keeping_data(self) -> tempfile::TempDir {
+        self.system.stop().await.expect("a clean stop");
+        self.dir
     }
 }

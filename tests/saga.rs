@@ -343,3 +343,54 @@ async fn read_models_rebuilt_by_replay_equal_the_live_ones() {
     }
     system.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_with_an_empty_broker_keeps_every_order_and_finishes_the_sagas_in_flight() {
+    let t = start().await;
+    let mut ids = Vec::new();
+    for i in 0..60u32 {
+        let card = if i % 4 == 0 { "tok_declined" } else { "tok_visa" };
+        ids.push(t.place(&an_order("chocolate", 1 + i % 3, &format!("cust-r{i}"), card, Some("018956"))).await);
+    }
+    // Stop while sagas are in flight: the broker (memory) loses every record.
+    let dir = t.stop_keeping_data().await;
+    let t = start_in(dir, |_| {}).await;
+    for id in &ids {
+        t.wait_terminal(id).await;
+    }
+    let (_, stats) = t.get("/orders/stats").await;
+    assert_eq!(stats["total"], 60, "{stats}");
+    assert_eq!(stats["by_status"]["REJECTED"], 15, "every fourth card is declined: {stats}");
+    assert_eq!(stats["by_status"]["COMPLETED"], 45, "{stats}");
+    t.assert_invariants().await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_openapi_document_and_swagger_ui_are_served_from_the_binary() {
+    let t = start().await;
+    let (status, doc) = t.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    for path in [
+        "/orders",
+        "/orders/{order_id}",
+        "/orders/{order_id}/cancel",
+        "/orders/stats",
+        "/inventory",
+        "/customers/{customer_id}/credit",
+        "/payments/{order_id}",
+        "/shipments/{order_id}",
+        "/catalog",
+        "/readyz",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is documented");
+    }
+    let page = t.client.get(format!("{}/swagger-ui/", t.base)).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui") && !html.contains("https://"), "vendored assets, no CDN");
+    let (status, catalog) = t.get("/catalog").await;
+    assert_eq!(status, 200);
+    assert!(catalog.to_string().contains("order/init/1.2/icecream/udders/{product}/{country}/{channel}"));
+    t.stop().await;
+}

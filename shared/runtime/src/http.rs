@@ -15,7 +15,7 @@ use udders_eventstore::StoreError;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// An error answered as `application/problem+json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem.
     #[serde(rename = "type")]

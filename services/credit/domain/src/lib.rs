@@ -347,7 +347,7 @@ pub fn react(event: &Integration) -> Option<Reaction> {
 }
 
 /// The read model of an account: `GET /customers/{id}/credit`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreditView {
     /// The customer.
     pub customer_id: String,

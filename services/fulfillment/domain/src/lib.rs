@@ -158,7 +158,7 @@ pub fn react(event: &Integration) -> Option<(String, ShipmentCommand)> {
 }
 
 /// The read model of a shipment: `GET /shipments/{order_id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ShipmentView {
     /// The order.
     pub order_id: String,

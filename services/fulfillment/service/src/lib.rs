@@ -55,7 +55,11 @@ pub fn routes(store: EventStore) -> Router {
     Router::new().route("/shipments/{order_id}", get(shipment)).with_state(store)
 }
 
-async fn shipment(
+/// The shipment of an order.
+#[utoipa::path(get, path = "/shipments/{order_id}", tag = "fulfillment",
+    params(("order_id" = String, Path, description = "The order")),
+    responses((status = 200, body = ShipmentView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn shipment(
     State(store): State<EventStore>,
     Path(order): Path<String>,
 ) -> Result<axum::Json<ShipmentView>, Problem> {

@@ -447,7 +447,7 @@ pub fn react(event: &Integration) -> Option<Reaction> {
 }
 
 /// The read model of one stock: a row of `GET /inventory`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StockView {
     /// The flavour.
     pub flavor: String,

@@ -114,14 +114,18 @@ pub fn routes(store: EventStore) -> Router {
 }
 
 /// Filters of `GET /inventory`.
-#[derive(Debug, Deserialize)]
-struct InventoryQuery {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct InventoryQuery {
+    /// Only this flavour.
     flavor: Option<String>,
+    /// Only this country.
     country: Option<String>,
 }
 
 /// Stock per flavour and country: on hand, reserved, available, shipped.
-async fn inventory(
+#[utoipa::path(get, path = "/inventory", tag = "inventory", params(InventoryQuery),
+    responses((status = 200, body = Vec<StockView>)))]
+pub async fn inventory(
     State(store): State<EventStore>,
     Query(q): Query<InventoryQuery>,
 ) -> Result<axum::Json<Vec<StockView>>, Problem> {

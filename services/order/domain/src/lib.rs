@@ -18,7 +18,9 @@ use udders_contracts::events::{OrderCalledOff, OrderLine, OrderPlaced};
 use udders_kernel::{Aggregate, CorrelationId, Decider, ReadModel, Timestamp};
 
 /// Where an order stands, as the API shows it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     /// Not placed (a stream that only observed foreign events).
@@ -544,7 +546,7 @@ impl OrderEvent {
 }
 
 /// One line of an order's timeline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
     /// The event id.
     pub event_id: String,
@@ -557,7 +559,7 @@ pub struct TimelineEntry {
 }
 
 /// The order read model: `GET /orders/{id}` (and a row of `GET /orders`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderView {
     /// The order.
     pub order_id: String,

@@ -42,7 +42,7 @@ pub fn routes(api: OrderApi) -> Router {
 }
 
 /// One line of `POST /orders`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ItemRequest {
     /// Flavour.
     pub flavor: String,
@@ -51,14 +51,14 @@ pub struct ItemRequest {
 }
 
 /// `payment` of `POST /orders`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentRequest {
     /// Card token: `tok_visa` is approved, `tok_declined` declined.
     pub card_token: String,
 }
 
 /// `delivery` of `POST /orders`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveryRequest {
     /// Postal code; `00000` is undeliverable.
     #[serde(default)]
@@ -66,7 +66,7 @@ pub struct DeliveryRequest {
 }
 
 /// The body of `POST /orders`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlaceOrder {
     /// Who buys.
     pub customer_id: String,
@@ -87,7 +87,7 @@ pub struct PlaceOrder {
 }
 
 /// The answer to `POST /orders`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Accepted {
     /// The order.
     pub order_id: String,
@@ -111,7 +111,16 @@ const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x7564_6465_7273_2d6f_7264_6
 
 /// Accepts an order (202) and starts its saga. Business refusals (unknown
 /// flavour, no credit, ...) are not HTTP errors: the order ends `REJECTED`.
-async fn place(
+#[utoipa::path(post, path = "/orders", tag = "order", request_body = PlaceOrder,
+    params(("Idempotency-Key" = Option<String>, Header, description = "The same key returns the same order, never a second one")),
+    responses(
+        (status = 202, body = Accepted, headers(("Location" = String, description = "/orders/{order_id}"))),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing or malformed, or the key was used for another request", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn place(
     State(api): State<OrderApi>,
     headers: HeaderMap,
     JsonBody(request): JsonBody<PlaceOrder>,
@@ -216,12 +225,17 @@ async fn view_of(store: &EventStore, order_id: &str) -> Result<OrderView, Proble
 }
 
 /// One order with its timeline across all six services.
-async fn one(State(api): State<OrderApi>, Path(order_id): Path<String>) -> Result<axum::Json<OrderView>, Problem> {
+#[utoipa::path(get, path = "/orders/{order_id}", tag = "order", params(("order_id" = String, Path, description = "The order")),
+    responses((status = 200, body = OrderView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn one(State(api): State<OrderApi>, Path(order_id): Path<String>) -> Result<axum::Json<OrderView>, Problem> {
     Ok(axum::Json(view_of(&api.store, &order_id).await?))
 }
 
 /// The customer cancels: 202 while the order has not shipped, 409 after.
-async fn cancel(State(api): State<OrderApi>, Path(order_id): Path<String>) -> Result<Response, Problem> {
+#[utoipa::path(post, path = "/orders/{order_id}/cancel", tag = "order", params(("order_id" = String, Path, description = "The order")),
+    responses((status = 202, body = OrderView), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Shipped, or already ending", body = Problem, content_type = "application/problem+json")))]
+pub async fn cancel(State(api): State<OrderApi>, Path(order_id): Path<String>) -> Result<Response, Problem> {
     let now = clock::now();
     let mut tx = api.store.begin().await?;
     let mut order = tx.load::<Order>(&order_id).await?;
@@ -234,17 +248,21 @@ async fn cancel(State(api): State<OrderApi>, Path(order_id): Path<String>) -> Re
 }
 
 /// Filters of `GET /orders`.
-#[derive(Debug, Deserialize)]
-struct ListQuery {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// PLACED, VALIDATED, RESERVED, PAID, COMPLETED, COMPENSATING, REJECTED or CANCELLED.
     status: Option<String>,
+    /// Country code.
     country: Option<String>,
+    /// Sales channel.
     channel: Option<String>,
+    /// At most this many (default 50), most recently updated first.
     limit: Option<u32>,
 }
 
 /// A row of `GET /orders`: the order without its timeline.
-#[derive(Debug, Serialize)]
-struct OrderSummary {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OrderSummary {
     order_id: String,
     status: Status,
     reason: Option<String>,
@@ -256,7 +274,10 @@ struct OrderSummary {
     updated_at: String,
 }
 
-async fn list(
+/// Orders, filtered.
+#[utoipa::path(get, path = "/orders", tag = "order", params(ListQuery),
+    responses((status = 200, body = Vec<OrderSummary>), (status = 400, body = Problem, content_type = "application/problem+json")))]
+pub async fn list(
     State(api): State<OrderApi>,
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Vec<OrderSummary>>, Problem> {
@@ -290,16 +311,18 @@ async fn list(
     Ok(axum::Json(rows))
 }
 
-/// `GET /orders/stats`.
-#[derive(Debug, Serialize)]
-struct Stats {
+/// Counts of orders.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Stats {
     total: u64,
     by_status: BTreeMap<String, u64>,
     by_country: BTreeMap<String, u64>,
     by_channel: BTreeMap<String, u64>,
 }
 
-async fn stats(State(api): State<OrderApi>) -> Result<axum::Json<Stats>, Problem> {
+/// Counts by status, country and channel.
+#[utoipa::path(get, path = "/orders/stats", tag = "order", responses((status = 200, body = Stats)))]
+pub async fn stats(State(api): State<OrderApi>) -> Result<axum::Json<Stats>, Problem> {
     let mut counts = Vec::new();
     for tag in 0..3 {
         let rows = api.store.count_documents(Order::VIEW, tag).await?;

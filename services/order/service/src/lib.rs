@@ -6,7 +6,7 @@
 //! HTTP: `POST /orders` (with `Idempotency-Key`), `GET /orders/{order_id}`,
 //! `POST /orders/{order_id}/cancel`, `GET /orders`, `GET /orders/stats`.
 
-mod api;
+pub mod api;
 
 use std::time::Duration;
 

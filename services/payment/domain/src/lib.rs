@@ -260,7 +260,7 @@ pub fn react(event: &Integration) -> Option<(String, PaymentCommand)> {
 }
 
 /// The read model of a payment: `GET /payments/{order_id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentView {
     /// The order.
     pub order_id: String,

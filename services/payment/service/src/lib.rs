@@ -56,7 +56,11 @@ pub fn routes(store: EventStore) -> Router {
     Router::new().route("/payments/{order_id}", get(payment)).with_state(store)
 }
 
-async fn payment(
+/// The payment of an order: status, amount, net charge.
+#[utoipa::path(get, path = "/payments/{order_id}", tag = "payment",
+    params(("order_id" = String, Path, description = "The order")),
+    responses((status = 200, body = PaymentView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn payment(
     State(store): State<EventStore>,
     Path(order): Path<String>,
 ) -> Result<axum::Json<PaymentView>, Problem> {
