@@ -50,7 +50,8 @@ pub struct LoadArgs {
     /// POSTs in flight at most.
     #[arg(long, default_value_t = 256)]
     pub concurrency: usize,
-    /// How long to wait for the last orders to finish, seconds.
+    /// How long to wait for the last orders to finish, seconds; 0 posts and
+    /// returns without waiting or checking.
     #[arg(long, default_value_t = 120)]
     pub wait_secs: u64,
 }

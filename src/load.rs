@@ -116,6 +116,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         posted_in.as_secs_f64(),
         failed.load(Ordering::Relaxed)
     );
+    if args.wait_secs == 0 {
+        writeln!(
+            std::io::stdout().lock(),
+            "orders      {accepted} accepted of {} posted; not waiting for them (--wait-secs 0)",
+            args.orders
+        )?;
+        return Ok(());
+    }
     // Wait for every order to reach a terminal status.
     let deadline = Instant::now() + Duration::from_secs(args.wait_secs);
     let terminal = loop {

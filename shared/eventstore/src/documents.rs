@@ -15,6 +15,8 @@ pub struct Document {
     pub doc: Value,
     /// Filter columns, meaning set by the view (orders: status, country, channel).
     pub tags: [Option<String>; 3],
+    /// When the document needs attention (orders: the saga deadline), if ever.
+    pub due: Option<udders_kernel::Timestamp>,
 }
 
 /// Which documents of a view to list.

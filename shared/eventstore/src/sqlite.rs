@@ -399,9 +399,10 @@ pub(crate) async fn prune(
 
 pub(crate) async fn put_document(conn: &mut SqliteConnection, d: &Document) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO read_models (view, key, doc, tag_a, tag_b, tag_c, updated_at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO read_models (view, key, doc, tag_a, tag_b, tag_c, due_at_us, updated_at_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (view, key) DO UPDATE SET doc = excluded.doc, tag_a = excluded.tag_a, tag_b = excluded.tag_b,
-             tag_c = excluded.tag_c, updated_at_us = excluded.updated_at_us",
+             tag_c = excluded.tag_c, due_at_us = excluded.due_at_us, updated_at_us = excluded.updated_at_us",
     )
     .bind(&d.view)
     .bind(&d.key)
@@ -409,6 +410,7 @@ pub(crate) async fn put_document(conn: &mut SqliteConnection, d: &Document) -> R
     .bind(&d.tags[0])
     .bind(&d.tags[1])
     .bind(&d.tags[2])
+    .bind(d.due.map(Timestamp::micros))
     .bind(now_us())
     .execute(&mut *conn)
     .await
@@ -421,7 +423,13 @@ fn document_from_row(view: &str, row: &SqliteRow) -> Result<Document, StoreError
     let doc: String = row.get(1);
     let doc = serde_json::from_str(&doc)
         .map_err(|e| StoreError::Corrupt { what: format!("read model {view}/{key}"), reason: e.to_string() })?;
-    Ok(Document { view: view.to_owned(), key, doc, tags: [row.get(2), row.get(3), row.get(4)] })
+    Ok(Document {
+        view: view.to_owned(),
+        key,
+        doc,
+        tags: [row.get(2), row.get(3), row.get(4)],
+        due: row.get::<Option<i64>, _>(5).map(Timestamp::from_micros),
+    })
 }
 
 pub(crate) async fn get_document(
@@ -429,19 +437,20 @@ pub(crate) async fn get_document(
     view: &str,
     key: &str,
 ) -> Result<Option<Document>, StoreError> {
-    let row = sqlx::query("SELECT key, doc, tag_a, tag_b, tag_c FROM read_models WHERE view = ? AND key = ?")
-        .bind(view)
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await
-        .during("reading a read model")?;
+    let row =
+        sqlx::query("SELECT key, doc, tag_a, tag_b, tag_c, due_at_us FROM read_models WHERE view = ? AND key = ?")
+            .bind(view)
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await
+            .during("reading a read model")?;
     row.map(|row| document_from_row(view, &row)).transpose()
 }
 
-const LIST_NEWEST_FIRST: &str = "SELECT key, doc, tag_a, tag_b, tag_c FROM read_models WHERE view = ?1
+const LIST_NEWEST_FIRST: &str = "SELECT key, doc, tag_a, tag_b, tag_c, due_at_us FROM read_models WHERE view = ?1
            AND (?2 IS NULL OR tag_a = ?2) AND (?3 IS NULL OR tag_b = ?3) AND (?4 IS NULL OR tag_c = ?4)
          ORDER BY updated_at_us DESC, key LIMIT ?5";
-const LIST_OLDEST_FIRST: &str = "SELECT key, doc, tag_a, tag_b, tag_c FROM read_models WHERE view = ?1
+const LIST_OLDEST_FIRST: &str = "SELECT key, doc, tag_a, tag_b, tag_c, due_at_us FROM read_models WHERE view = ?1
            AND (?2 IS NULL OR tag_a = ?2) AND (?3 IS NULL OR tag_b = ?3) AND (?4 IS NULL OR tag_c = ?4)
          ORDER BY updated_at_us ASC, key LIMIT ?5";
 
@@ -475,6 +484,21 @@ pub(crate) async fn count_documents(
     };
     let rows = sqlx::query(sql).bind(view).fetch_all(&mut *conn).await.during("counting a read model")?;
     Ok(rows.iter().map(|r| (r.get(0), r.get::<i64, _>(1) as u64)).collect())
+}
+
+pub(crate) async fn due_documents(
+    conn: &mut SqliteConnection,
+    view: &str,
+    now: Timestamp,
+    limit: u32,
+) -> Result<Vec<String>, StoreError> {
+    sqlx::query_scalar("SELECT key FROM read_models WHERE view = ?1 AND due_at_us <= ?2 ORDER BY due_at_us LIMIT ?3")
+        .bind(view)
+        .bind(now.micros())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+        .during("reading due read models")
 }
 
 pub(crate) async fn clear_documents(conn: &mut SqliteConnection) -> Result<u64, StoreError> {

@@ -136,7 +136,11 @@ impl EventStore {
                 SqliteSynchronous::Normal
             })
             .busy_timeout(options.busy_timeout)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Reads through a memory map instead of a pread per page, and a
+            // page cache that holds a service's working set.
+            .pragma("mmap_size", "268435456")
+            .pragma("cache_size", "-16384");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -287,6 +291,17 @@ impl EventStore {
     pub async fn documents(&self, view: &str, filter: &DocumentFilter) -> Result<Vec<Document>, StoreError> {
         let mut c = self.reader().await?;
         dispatch!(c.conn(), list_documents(view, filter))
+    }
+
+    /// The keys of a view's documents due at `now` or earlier, most overdue first.
+    pub async fn due_documents(
+        &self,
+        view: &str,
+        now: udders_kernel::Timestamp,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut c = self.reader().await?;
+        dispatch!(c.conn(), due_documents(view, now, limit))
     }
 
     /// How many documents of a view carry each value of tag `tag` (0, 1 or 2).

@@ -50,6 +50,12 @@ pub trait ReadModel: Aggregate {
     /// The document after `event`; `None` while there is nothing to show.
     fn project(key: &str, previous: Option<Self::Doc>, state: &Self::State, event: &Self::Event) -> Option<Self::Doc>;
 
+    /// When a document needs attention (orders: the saga deadline), if ever.
+    fn due(doc: &Self::Doc) -> Option<crate::Timestamp> {
+        let _ = doc;
+        None
+    }
+
     /// Up to three filter tags of a document (orders: status, country, channel).
     fn tags(doc: &Self::Doc) -> [Option<String>; 3] {
         let _ = doc;

@@ -200,10 +200,10 @@ pub async fn project<A: ReadModel>(
         doc = A::project(key, doc, &state, event);
     }
     if let Some(doc) = doc {
-        let tags = A::tags(&doc);
+        let (tags, due) = (A::tags(&doc), A::due(&doc));
         let value = serde_json::to_value(&doc)
             .map_err(|e| StoreError::Encode { what: format!("read model {}/{key}", A::VIEW), reason: e.to_string() })?;
-        tx.put_document(&Document { view: A::VIEW.to_owned(), key: key.to_owned(), doc: value, tags }).await?;
+        tx.put_document(&Document { view: A::VIEW.to_owned(), key: key.to_owned(), doc: value, tags, due }).await?;
     }
     Ok(())
 }

@@ -641,6 +641,12 @@ impl ReadModel for Order {
     fn tags(doc: &OrderView) -> [Option<String>; 3] {
         [Some(doc.status.as_str().to_owned()), Some(doc.country.clone()), Some(doc.channel.clone())]
     }
+
+    /// The saga deadline, while the order can still expire.
+    fn due(doc: &OrderView) -> Option<Timestamp> {
+        let open = matches!(doc.status, Status::Placed | Status::Validated | Status::Reserved | Status::Paid);
+        open.then(|| Timestamp::parse_rfc3339(&doc.deadline).ok()).flatten()
+    }
 }
 
 #[cfg(test)]

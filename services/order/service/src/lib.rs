@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use udders_contracts::Service;
-use udders_eventstore::{DocumentFilter, EventStore, Loaded, StoreError, Tx};
+use udders_eventstore::{EventStore, Loaded, StoreError, Tx};
 use udders_kernel::{Decider, ReadModel, Timestamp};
 use udders_messaging::{Handler, HandlerError, Incoming};
-use udders_order_domain::{Observation, Order, OrderCommand, OrderError, OrderEvent, OrderView, Status, Step};
+use udders_order_domain::{Observation, Order, OrderCommand, OrderError, OrderEvent, Step};
 use udders_runtime::replay::rebuild;
 use udders_runtime::{Cause, Outbound, clock, integration, record_viewed};
 
@@ -91,23 +91,15 @@ pub(crate) fn own_cause(order: &Loaded<Order>, now: Timestamp) -> Option<Cause> 
 pub async fn expire_overdue(store: &EventStore, outbound: &Outbound) -> Result<usize, StoreError> {
     let now = clock::now();
     let mut expired = 0;
-    for status in [Status::Placed, Status::Validated, Status::Reserved, Status::Paid] {
-        let filter =
-            DocumentFilter { tags: [Some(status.as_str().to_owned()), None, None], limit: 500, oldest_first: true };
-        for doc in store.documents(Order::VIEW, &filter).await? {
-            let Ok(view) = serde_json::from_value::<OrderView>(doc.doc) else { continue };
-            let overdue = Timestamp::parse_rfc3339(&view.deadline).is_ok_and(|deadline| deadline <= now);
-            if !overdue {
-                continue;
-            }
-            let mut tx = store.begin().await?;
-            let mut order = tx.load::<Order>(&view.order_id).await?;
-            let events = Order::decide(&order.state, OrderCommand::Expire { at: now }).unwrap_or_default();
-            if let (false, Some(cause)) = (events.is_empty(), own_cause(&order, now)) {
-                record_order(&mut tx, &mut order, events, cause, outbound).await?;
-                tx.commit().await?;
-                expired += 1;
-            }
+    // The order read model marks every open order due at its deadline.
+    for order_id in store.due_documents(Order::VIEW, now, 500).await? {
+        let mut tx = store.begin().await?;
+        let mut order = tx.load::<Order>(&order_id).await?;
+        let events = Order::decide(&order.state, OrderCommand::Expire { at: now }).unwrap_or_default();
+        if let (false, Some(cause)) = (events.is_empty(), own_cause(&order, now)) {
+            record_order(&mut tx, &mut order, events, cause, outbound).await?;
+            tx.commit().await?;
+            expired += 1;
         }
     }
     Ok(expired)
