@@ -31,3 +31,17 @@ where
     }
     Ok(streams.len())
 }
+
+/// Drops a service's read models and rebuilds them from its log, for a
+/// service whose read models all come from aggregate `A`. Returns how many
+/// aggregates were folded.
+pub async fn replay_one<A: ReadModel>(store: &EventStore) -> Result<usize, StoreError>
+where
+    A::State: Clone,
+{
+    let mut tx = store.begin().await?;
+    tx.clear_documents().await?;
+    let folded = rebuild::<A>(store, &mut tx).await?;
+    tx.commit().await?;
+    Ok(folded)
+}

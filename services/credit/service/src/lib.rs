@@ -15,7 +15,7 @@ use udders_eventstore::{EventStore, StoreError, Tx};
 use udders_kernel::{Decider, ReadModel};
 use udders_messaging::{Handler, HandlerError, Incoming};
 use udders_runtime::http::Problem;
-use udders_runtime::replay::rebuild;
+use udders_runtime::replay::replay_one;
 use udders_runtime::{Cause, Outbound, integration, record, record_viewed};
 
 /// This service.
@@ -75,11 +75,7 @@ impl Handler for CreditHandler {
 
 /// Drops and rebuilds this service's read models from its events.
 pub async fn replay(store: &EventStore) -> Result<usize, StoreError> {
-    let mut tx = store.begin().await?;
-    tx.clear_documents().await?;
-    let n = rebuild::<Account>(store, &mut tx).await?;
-    tx.commit().await?;
-    Ok(n)
+    replay_one::<Account>(store).await
 }
 
 /// `GET /customers/{customer_id}/credit`.

@@ -11,7 +11,7 @@ use udders_fulfillment_domain::{Shipment, ShipmentView, react};
 use udders_kernel::{Decider, ReadModel};
 use udders_messaging::{Handler, HandlerError, Incoming};
 use udders_runtime::http::Problem;
-use udders_runtime::replay::rebuild;
+use udders_runtime::replay::replay_one;
 use udders_runtime::{Cause, Outbound, integration, record_viewed};
 
 /// This service.
@@ -43,11 +43,7 @@ impl Handler for FulfillmentHandler {
 
 /// Drops and rebuilds this service's read models from its events.
 pub async fn replay(store: &EventStore) -> Result<usize, StoreError> {
-    let mut tx = store.begin().await?;
-    tx.clear_documents().await?;
-    let n = rebuild::<Shipment>(store, &mut tx).await?;
-    tx.commit().await?;
-    Ok(n)
+    replay_one::<Shipment>(store).await
 }
 
 /// `GET /shipments/{order_id}`.

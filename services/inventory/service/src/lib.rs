@@ -18,7 +18,7 @@ use udders_inventory_domain::{
 use udders_kernel::{Decider, ReadModel};
 use udders_messaging::{Handler, HandlerError, Incoming};
 use udders_runtime::http::Problem;
-use udders_runtime::replay::rebuild;
+use udders_runtime::replay::replay_one;
 use udders_runtime::{Cause, Outbound, integration, record, record_viewed};
 
 /// This service.
@@ -101,11 +101,7 @@ pub async fn seed(store: &EventStore, outbound: &Outbound) -> Result<usize, Stor
 
 /// Drops and rebuilds this service's read models from its events.
 pub async fn replay(store: &EventStore) -> Result<usize, StoreError> {
-    let mut tx = store.begin().await?;
-    tx.clear_documents().await?;
-    let n = rebuild::<Stock>(store, &mut tx).await?;
-    tx.commit().await?;
-    Ok(n)
+    replay_one::<Stock>(store).await
 }
 
 /// `GET /inventory`.

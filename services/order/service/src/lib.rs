@@ -16,7 +16,7 @@ use udders_eventstore::{EventStore, Loaded, StoreError, Tx};
 use udders_kernel::{Decider, ReadModel, Timestamp};
 use udders_messaging::{Handler, HandlerError, Incoming};
 use udders_order_domain::{Observation, Order, OrderCommand, OrderError, OrderEvent, Step};
-use udders_runtime::replay::rebuild;
+use udders_runtime::replay::replay_one;
 use udders_runtime::{Cause, Outbound, clock, integration, record_viewed};
 
 pub use api::{OrderApi, routes};
@@ -122,11 +122,7 @@ pub async fn run_deadline_sweeper(store: EventStore, outbound: Outbound, every: 
 
 /// Drops and rebuilds this service's read models from its events.
 pub async fn replay(store: &EventStore) -> Result<usize, StoreError> {
-    let mut tx = store.begin().await?;
-    tx.clear_documents().await?;
-    let n = rebuild::<Order>(store, &mut tx).await?;
-    tx.commit().await?;
-    Ok(n)
+    replay_one::<Order>(store).await
 }
 
 /// How an order's refusal of a command is answered over HTTP.

@@ -12,7 +12,7 @@ use udders_kernel::{Decider, ReadModel};
 use udders_messaging::{Handler, HandlerError, Incoming};
 use udders_payment_domain::{Payment, PaymentView, react};
 use udders_runtime::http::Problem;
-use udders_runtime::replay::rebuild;
+use udders_runtime::replay::replay_one;
 use udders_runtime::{Cause, Outbound, integration, record_viewed};
 
 /// This service.
@@ -44,11 +44,7 @@ impl Handler for PaymentHandler {
 
 /// Drops and rebuilds this service's read models from its events.
 pub async fn replay(store: &EventStore) -> Result<usize, StoreError> {
-    let mut tx = store.begin().await?;
-    tx.clear_documents().await?;
-    let n = rebuild::<Payment>(store, &mut tx).await?;
-    tx.commit().await?;
-    Ok(n)
+    replay_one::<Payment>(store).await
 }
 
 /// `GET /payments/{order_id}`.

@@ -8,7 +8,7 @@ use udders_contracts::{Integration, Service};
 use udders_eventstore::{EventStore, StoreError, Tx};
 use udders_kernel::Decider;
 use udders_messaging::{Handler, HandlerError, Incoming};
-use udders_runtime::replay::rebuild;
+use udders_runtime::replay::replay_one;
 use udders_runtime::{Cause, Outbound, integration, record_viewed};
 use udders_validation_domain::{Event, RuleSet, Validate, Validation};
 
@@ -47,9 +47,5 @@ impl Handler for ValidationHandler {
 
 /// Drops and rebuilds this service's read models from its events.
 pub async fn replay(store: &EventStore) -> Result<usize, StoreError> {
-    let mut tx = store.begin().await?;
-    tx.clear_documents().await?;
-    let n = rebuild::<Validation>(store, &mut tx).await?;
-    tx.commit().await?;
-    Ok(n)
+    replay_one::<Validation>(store).await
 }
