@@ -161,7 +161,7 @@ async fn a_cancel_after_shipping_is_refused_with_409() {
 async fn the_deadline_cancels_an_order_stuck_on_a_stopped_service_once_it_answers() {
     let mut t = start_with(|c| {
         c.stopped = vec![Service::Payment];
-        c.deadline = Duration::from_secs(2);
+        c.deadline = Duration::from_secs(4);
     })
     .await;
     let id = t.place(&happy_order()).await;
