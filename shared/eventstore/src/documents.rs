@@ -24,8 +24,6 @@ pub struct Document {
 pub struct DocumentFilter {
     /// Equal to each given tag.
     pub tags: [Option<String>; 3],
-    /// At most this many.
+    /// At most this many, most recently updated first.
     pub limit: u32,
-    /// Least recently updated first (default: most recent first).
-    pub oldest_first: bool,
 }

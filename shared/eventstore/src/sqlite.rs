@@ -447,20 +447,16 @@ pub(crate) async fn get_document(
     row.map(|row| document_from_row(view, &row)).transpose()
 }
 
-const LIST_NEWEST_FIRST: &str = "SELECT key, doc, tag_a, tag_b, tag_c, due_at_us FROM read_models WHERE view = ?1
+const LIST_DOCUMENTS: &str = "SELECT key, doc, tag_a, tag_b, tag_c, due_at_us FROM read_models WHERE view = ?1
            AND (?2 IS NULL OR tag_a = ?2) AND (?3 IS NULL OR tag_b = ?3) AND (?4 IS NULL OR tag_c = ?4)
          ORDER BY updated_at_us DESC, key LIMIT ?5";
-const LIST_OLDEST_FIRST: &str = "SELECT key, doc, tag_a, tag_b, tag_c, due_at_us FROM read_models WHERE view = ?1
-           AND (?2 IS NULL OR tag_a = ?2) AND (?3 IS NULL OR tag_b = ?3) AND (?4 IS NULL OR tag_c = ?4)
-         ORDER BY updated_at_us ASC, key LIMIT ?5";
 
 pub(crate) async fn list_documents(
     conn: &mut SqliteConnection,
     view: &str,
     filter: &DocumentFilter,
 ) -> Result<Vec<Document>, StoreError> {
-    let sql = if filter.oldest_first { LIST_OLDEST_FIRST } else { LIST_NEWEST_FIRST };
-    let rows = sqlx::query(sql)
+    let rows = sqlx::query(LIST_DOCUMENTS)
         .bind(view)
         .bind(&filter.tags[0])
         .bind(&filter.tags[1])

@@ -288,7 +288,6 @@ pub async fn list(
     let filter = DocumentFilter {
         tags: [status.map(|s| s.as_str().to_owned()), q.country, q.channel],
         limit: q.limit.unwrap_or(50).min(100_000),
-        oldest_first: false,
     };
     let rows = api
         .store
