@@ -10,6 +10,18 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines as `pretty` text or as `json` objects (one per line).
+    #[arg(long, global = true, env = "UDDERS_LOG_FORMAT", default_value = "pretty")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable text.
+    Pretty,
+    /// One JSON object per line, with the span fields (`order_id`, `correlation_id`).
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -17,6 +29,11 @@ pub enum Command {
     /// Run the demo in one process: the embedded broker, the six services
     /// (one SQLite database each) and the POS API on one HTTP port.
     Up(UpArgs),
+    /// Run one service in its own process, on PostgreSQL (or SQLite) and
+    /// Kafka; start several instances of a service to share its work.
+    Service(ServiceArgs),
+    /// Exit 0 when the `/readyz` of URL answers 200 (for container health checks).
+    Healthcheck(HealthcheckArgs),
     /// Run the embedded Kafka-compatible broker (Tansu, memory storage) with
     /// every Udders topic created. It keeps nothing across a restart.
     Broker(BrokerArgs),
@@ -54,6 +71,54 @@ pub struct LoadArgs {
     /// returns without waiting or checking.
     #[arg(long, default_value_t = 120)]
     pub wait_secs: u64,
+    /// Where the credit read models answer, when not at --url (one process per service).
+    #[arg(long, env = "UDDERS_CREDIT_URL")]
+    pub credit_url: Option<String>,
+    /// Where the inventory read models answer, when not at --url.
+    #[arg(long, env = "UDDERS_INVENTORY_URL")]
+    pub inventory_url: Option<String>,
+    /// Where the payment read models answer, when not at --url.
+    #[arg(long, env = "UDDERS_PAYMENT_URL")]
+    pub payment_url: Option<String>,
+    /// Where the fulfillment read models answer, when not at --url.
+    #[arg(long, env = "UDDERS_FULFILLMENT_URL")]
+    pub fulfillment_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// The service: order, validation, credit, inventory, payment or fulfillment.
+    #[arg(env = "UDDERS_SERVICE")]
+    pub service: String,
+    /// Its database: `postgres://USER@HOST:PORT/DATABASE` (one database per
+    /// service, shared by its instances) or `sqlite:PATH`.
+    #[arg(long, env = "UDDERS_DATABASE_URL")]
+    pub database_url: String,
+    /// Kafka bootstrap servers, `host:port[,host:port…]`.
+    #[arg(long, env = "UDDERS_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    /// Its HTTP port: the service's routes, /livez, /readyz, /metrics.
+    #[arg(long, env = "UDDERS_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: std::net::SocketAddr,
+    /// Names this instance in outbox claims and client ids (default: the process id).
+    #[arg(long, env = "UDDERS_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    /// Partitions of the topics it creates when they are missing.
+    #[arg(long, env = "UDDERS_PARTITIONS", default_value_t = 6)]
+    pub partitions: i32,
+    /// The saga deadline (order service).
+    #[arg(long, env = "UDDERS_SAGA_DEADLINE", default_value = "30s", value_parser = crate::up::parse_duration)]
+    pub saga_deadline: std::time::Duration,
+    /// Longest wait of the consumer's fetch, milliseconds.
+    #[arg(long, env = "UDDERS_FETCH_WAIT_MS", default_value_t = udders_messaging::KafkaSettings::DEFAULT_FETCH_WAIT_MS)]
+    pub fetch_wait_ms: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The process's HTTP address.
+    #[arg(env = "UDDERS_HEALTHCHECK_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +184,10 @@ pub struct UpArgs {
     /// The saga deadline: an order not finished by then is called off (`order/expired`).
     #[arg(long, env = "UDDERS_SAGA_DEADLINE", default_value = "30s", value_parser = crate::up::parse_duration)]
     pub saga_deadline: std::time::Duration,
+    /// Longest wait of a consumer's fetch for new records, milliseconds
+    /// (librdkafka `fetch.wait.max.ms`; see docs/adr/0006).
+    #[arg(long, env = "UDDERS_FETCH_WAIT_MS", default_value_t = udders_messaging::KafkaSettings::DEFAULT_FETCH_WAIT_MS)]
+    pub fetch_wait_ms: u32,
 }
 
 #[derive(Debug, Subcommand)]

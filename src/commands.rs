@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use udders_contracts::{Catalog, Pattern};
 use udders_messaging::{EmbeddedBroker, KafkaSettings, ensure_topics, tap::tap as tap_events};
 
-use crate::cli::{BrokerArgs, CatalogArgs, CatalogFormat, ReplayArgs, TapArgs};
+use crate::cli::{BrokerArgs, CatalogArgs, CatalogFormat, HealthcheckArgs, ReplayArgs, ServiceArgs, TapArgs};
 
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
@@ -25,6 +25,43 @@ pub async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// `udders service NAME`: one service until SIGTERM or Ctrl-C, then a
+/// bounded stop (intake first, then the consumer, then the relay's flush).
+pub async fn service(args: ServiceArgs) -> anyhow::Result<()> {
+    let service = udders_contracts::Service::from_name(&args.service).with_context(|| {
+        format!("{:?} is not a service (order, validation, credit, inventory, payment, fulfillment)", args.service)
+    })?;
+    let instance = args.instance_id.unwrap_or_else(|| std::process::id().to_string());
+    let config = udders::node::NodeConfig {
+        service,
+        database_url: args.database_url,
+        bootstrap: args.bootstrap,
+        http_addr: args.http_addr,
+        instance: instance.clone(),
+        partitions: args.partitions,
+        fetch_wait_ms: args.fetch_wait_ms,
+        deadline: args.saga_deadline,
+        sweep_every: std::time::Duration::from_millis(500),
+    };
+    let node = udders::node::Node::start(config).await?;
+    tracing::info!(%service, %instance, http = %node.http_addr, "service started");
+    shutdown_signal().await;
+    tracing::info!(%service, %instance, "stopping");
+    match tokio::time::timeout(std::time::Duration::from_secs(10), node.stop()).await {
+        Ok(stopped) => stopped,
+        Err(_) => anyhow::bail!("{service} did not stop within 10 s"),
+    }
+}
+
+/// `udders healthcheck URL`: exit 0 when `/readyz` says 200.
+pub async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
+    let url = format!("{}/readyz", args.url.trim_end_matches('/'));
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build()?;
+    let response = client.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+    anyhow::ensure!(response.status().is_success(), "GET {url}: {}", response.status());
+    Ok(())
 }
 
 pub async fn broker(args: BrokerArgs) -> anyhow::Result<()> {

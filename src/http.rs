@@ -1,5 +1,6 @@
-//! The one HTTP port of `udders up`: every service's routes, plus the
-//! catalog, health and metrics.
+//! The HTTP port of a process: the routes of the services it runs (all six
+//! in `udders up`, one in `udders service`), plus the catalog, health,
+//! metrics, the OpenAPI document and Swagger UI.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -27,11 +28,11 @@ pub struct AppState {
     pub running: Arc<Mutex<BTreeMap<Service, ConsumerWatch>>>,
     /// How many consumers must run for `/readyz` to say yes.
     pub expected: usize,
-    /// The order service's routes.
-    pub order: udders_order::OrderApi,
+    /// The order service's routes, when this process runs it.
+    pub order: Option<udders_order::OrderApi>,
 }
 
-/// Every route of the one-process system.
+/// The routes of the services in `state.stores`, and the shared ones.
 pub fn router(state: AppState) -> Router {
     let shared = Router::new()
         .route("/catalog", get(catalog))
@@ -39,16 +40,23 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state.clone());
-    Router::new()
-        .merge(utoipa_swagger_ui::SwaggerUi::new("/swagger-ui").url("/openapi.json", crate::openapi::ApiDoc::openapi()))
-        .merge(udders_order::routes(state.order.clone()))
-        .merge(udders_credit::routes(state.stores[&Service::Credit].clone()))
-        .merge(udders_inventory::routes(state.stores[&Service::Inventory].clone()))
-        .merge(udders_payment::routes(state.stores[&Service::Payment].clone()))
-        .merge(udders_fulfillment::routes(state.stores[&Service::Fulfillment].clone()))
-        .merge(shared)
-        .fallback(no_such_path)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    let mut app = Router::new().merge(
+        utoipa_swagger_ui::SwaggerUi::new("/swagger-ui").url("/openapi.json", crate::openapi::ApiDoc::openapi()),
+    );
+    if let Some(order) = &state.order {
+        app = app.merge(udders_order::routes(order.clone()));
+    }
+    for (service, store) in &state.stores {
+        let store = store.clone();
+        app = match service {
+            Service::Credit => app.merge(udders_credit::routes(store)),
+            Service::Inventory => app.merge(udders_inventory::routes(store)),
+            Service::Payment => app.merge(udders_payment::routes(store)),
+            Service::Fulfillment => app.merge(udders_fulfillment::routes(store)),
+            Service::Order | Service::Validation => app,
+        };
+    }
+    app.merge(shared).fallback(no_such_path).layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 /// The event catalog: every subject, its payload schema and version, its
@@ -68,15 +76,21 @@ pub async fn livez() -> &'static str {
     "ok"
 }
 
-/// 200 only when every service's consumer is running.
+/// 200 only when the database answers and every consumer of this process
+/// runs (holds its partitions).
 #[utoipa::path(get, path = "/readyz", tag = "system", responses((status = 200, body = Object), (status = 503, body = Object)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let running = consumers(&state);
     let services: BTreeMap<&str, bool> =
-        Service::ALL.iter().map(|s| (s.name(), running.get(s).is_some_and(ConsumerWatch::is_ready))).collect();
-    let ready = services.values().filter(|r| **r).count() == state.expected;
+        state.stores.keys().map(|s| (s.name(), running.get(s).is_some_and(ConsumerWatch::is_ready))).collect();
+    let mut databases = true;
+    for store in state.stores.values() {
+        databases &= store.outbox_backlog().await.is_ok();
+    }
+    let ready = databases && services.values().filter(|r| **r).count() == state.expected;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(serde_json::json!({ "ready": ready, "consumers": services }))).into_response()
+    let body = serde_json::json!({ "ready": ready, "consumers": services, "databases": databases });
+    (status, axum::Json(body)).into_response()
 }
 
 /// Prometheus text: consumer counters, outbox backlog, orders by status.
@@ -106,7 +120,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     }
     let _ = writeln!(out, "# HELP udders_orders Orders by status.");
     let _ = writeln!(out, "# TYPE udders_orders gauge");
-    if let Ok(counts) = state.stores[&Service::Order].count_documents("orders", 0).await {
+    let order = state.stores.get(&Service::Order);
+    if let Some(Ok(counts)) = match order {
+        Some(store) => Some(store.count_documents("orders", 0).await),
+        None => None,
+    } {
         for (status, n) in counts {
             let _ = writeln!(out, "udders_orders{{status=\"{}\"}} {n}", status.unwrap_or_default());
         }

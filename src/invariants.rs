@@ -70,9 +70,39 @@ pub async fn orders(client: &reqwest::Client, base: &str) -> anyhow::Result<Vec<
     get(client, format!("{base}/orders?limit=100000")).await
 }
 
-/// Checks the invariants of udders.md against a quiet system at `base`.
-pub async fn check(client: &reqwest::Client, base: &str) -> anyhow::Result<Report> {
-    let orders = orders(client, base).await?;
+/// Where each service's read models answer: one base URL for `udders up`,
+/// one per service when each runs in its own process.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// `/orders`.
+    pub order: String,
+    /// `/customers/{id}/credit`.
+    pub credit: String,
+    /// `/inventory`.
+    pub inventory: String,
+    /// `/payments/{order_id}`.
+    pub payment: String,
+    /// `/shipments/{order_id}`.
+    pub fulfillment: String,
+}
+
+impl Endpoints {
+    /// Every read model behind one base URL.
+    pub fn one(base: &str) -> Self {
+        let base = base.trim_end_matches('/').to_owned();
+        Self {
+            order: base.clone(),
+            credit: base.clone(),
+            inventory: base.clone(),
+            payment: base.clone(),
+            fulfillment: base,
+        }
+    }
+}
+
+/// Checks the invariants of udders.md against a quiet system.
+pub async fn check(client: &reqwest::Client, at: &Endpoints) -> anyhow::Result<Report> {
+    let orders = orders(client, &at.order).await?;
     let mut report = Report::default();
     let mut shipped_lines: BTreeMap<(String, String), i64> = BTreeMap::new();
     let mut credit_expected: BTreeMap<String, i64> = BTreeMap::new();
@@ -84,17 +114,19 @@ pub async fn check(client: &reqwest::Client, base: &str) -> anyhow::Result<Repor
             report.violations.push(format!("order {} is {}, not terminal", order.order_id, order.status));
             continue;
         }
-        let payment: Option<Value> = match client.get(format!("{base}/payments/{}", order.order_id)).send().await? {
-            r if r.status() == reqwest::StatusCode::NOT_FOUND => None,
-            r => Some(r.error_for_status()?.json().await?),
-        };
+        let payment: Option<Value> =
+            match client.get(format!("{}/payments/{}", at.payment, order.order_id)).send().await? {
+                r if r.status() == reqwest::StatusCode::NOT_FOUND => None,
+                r => Some(r.error_for_status()?.json().await?),
+            };
         let net = payment.as_ref().and_then(|p| p["net_charged"].as_i64()).unwrap_or(0);
-        let shipment: Option<Value> = match client.get(format!("{base}/shipments/{}", order.order_id)).send().await? {
-            r if r.status() == reqwest::StatusCode::NOT_FOUND => None,
-            r => Some(r.error_for_status()?.json().await?),
-        };
+        let shipment: Option<Value> =
+            match client.get(format!("{}/shipments/{}", at.fulfillment, order.order_id)).send().await? {
+                r if r.status() == reqwest::StatusCode::NOT_FOUND => None,
+                r => Some(r.error_for_status()?.json().await?),
+            };
         if shipment.as_ref().is_some_and(|s| s["status"] == "SHIPPED") {
-            let full: Value = get(client, format!("{base}/orders/{}", order.order_id)).await?;
+            let full: Value = get(client, format!("{}/orders/{}", at.order, order.order_id)).await?;
             for line in full["items"].as_array().into_iter().flatten() {
                 let flavor = line["flavor"].as_str().unwrap_or_default().to_owned();
                 *shipped_lines.entry((flavor, order.country.clone())).or_default() +=
@@ -117,7 +149,7 @@ pub async fn check(client: &reqwest::Client, base: &str) -> anyhow::Result<Repor
             report.violations.push(format!("{} order {} has a net charge of {net}", order.status, order.order_id));
         }
     }
-    let stock: Vec<StockRow> = get(client, format!("{base}/inventory")).await?;
+    let stock: Vec<StockRow> = get(client, format!("{}/inventory", at.inventory)).await?;
     for row in &stock {
         let key = (row.flavor.clone(), row.country.clone());
         let shipped = shipped_lines.remove(&key).unwrap_or(0);
@@ -139,7 +171,7 @@ pub async fn check(client: &reqwest::Client, base: &str) -> anyhow::Result<Repor
         report.violations.push(format!("{quantity} of {flavor}-{country} shipped but no such stock"));
     }
     for (customer, expected) in credit_expected {
-        let credit: Value = get(client, format!("{base}/customers/{customer}/credit")).await?;
+        let credit: Value = get(client, format!("{}/customers/{customer}/credit", at.credit)).await?;
         let (reserved, limit) = (credit["reserved"].as_i64().unwrap_or(-1), credit["limit"].as_i64().unwrap_or(0));
         if reserved != expected || reserved > limit {
             report.violations.push(format!(

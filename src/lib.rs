@@ -1,12 +1,14 @@
 //! The `udders` binary's library: the whole system in one process
-//! ([`system`]) and its shared HTTP surface ([`http`]), so the end-to-end
-//! tests start exactly what `udders up` starts.
+//! ([`system`]), one service in its own process ([`node`]), and their shared
+//! HTTP surface ([`http`]), so the end-to-end tests start exactly what
+//! `udders up` and `udders service` start.
 //!
 //! What lives here: wiring. Services, rules and machinery live in
 //! `services/*` and `shared/*`.
 
 pub mod http;
 pub mod invariants;
+pub mod node;
 pub mod openapi;
 pub mod replay;
 pub mod system;

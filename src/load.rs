@@ -149,7 +149,18 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         })
         .collect();
     latencies.sort_by(f64::total_cmp);
-    let report = crate_invariants(&client, &base).await?;
+    let mut at = udders::invariants::Endpoints::one(&base);
+    for (url, given) in [
+        (&mut at.credit, &args.credit_url),
+        (&mut at.inventory, &args.inventory_url),
+        (&mut at.payment, &args.payment_url),
+        (&mut at.fulfillment, &args.fulfillment_url),
+    ] {
+        if let Some(given) = given {
+            *url = given.trim_end_matches('/').to_owned();
+        }
+    }
+    let report = udders::invariants::check(&client, &at).await?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -186,8 +197,4 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         anyhow::bail!("invariants broken");
     }
     Ok(())
-}
-
-async fn crate_invariants(client: &reqwest::Client, base: &str) -> anyhow::Result<udders::invariants::Report> {
-    udders::invariants::check(client, base).await
 }

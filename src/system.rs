@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use udders_contracts::{Catalog, Service};
 use udders_eventstore::{EventStore, StoreOptions};
-use udders_messaging::{ConsumerWatch, EmbeddedBroker, KafkaSettings, RelayConfig, ensure_topics};
-use udders_runtime::{Outbound, RunningService, ServiceSpec, start_service};
+use udders_messaging::{ConsumerWatch, EmbeddedBroker, KafkaSettings, Membership, RelayConfig, ensure_topics};
+use udders_runtime::{Outbound, RunningService};
 
 use crate::http::{AppState, router};
 
@@ -31,6 +31,8 @@ pub struct SystemConfig {
     pub partitions: i32,
     /// The saga deadline.
     pub deadline: Duration,
+    /// Longest wait of a consumer's fetch, milliseconds.
+    pub fetch_wait_ms: u32,
     /// How often overdue orders are looked for.
     pub sweep_every: Duration,
     /// Services not started (their databases are opened): for fault tests.
@@ -46,6 +48,7 @@ impl SystemConfig {
             data_dir: data_dir.into(),
             partitions: 6,
             deadline: udders_order::DEFAULT_DEADLINE,
+            fetch_wait_ms: KafkaSettings::DEFAULT_FETCH_WAIT_MS,
             sweep_every: Duration::from_millis(500),
             stopped: Vec::new(),
         }
@@ -88,7 +91,11 @@ impl System {
             stores.insert(service, store);
         }
         let broker = EmbeddedBroker::start(config.broker_addr).await.context("starting the embedded broker")?;
-        let settings = KafkaSettings { partitions: config.partitions, ..KafkaSettings::new(broker.bootstrap()) };
+        let settings = KafkaSettings {
+            partitions: config.partitions,
+            fetch_wait_max_ms: config.fetch_wait_ms,
+            ..KafkaSettings::new(broker.bootstrap())
+        };
         // A topic that had to be created means a new (or emptied) broker:
         // what its service published lately may never have been consumed, so
         // its outbox sends that window again (inboxes drop the duplicates).
@@ -104,8 +111,9 @@ impl System {
                 }
             }
         }
-        let inventory = Outbound::new(Service::Inventory, catalog.clone());
-        udders_inventory::seed(&stores[&Service::Inventory], &inventory).await.context("seeding the stock")?;
+        for (service, store) in &stores {
+            crate::node::seed(*service, store, &catalog).await?;
+        }
 
         let order_outbound = Outbound::new(Service::Order, catalog.clone());
         let background = CancellationToken::new();
@@ -121,11 +129,11 @@ impl System {
             catalog: catalog.clone(),
             running: running.clone(),
             expected: Service::ALL.len(),
-            order: udders_order::OrderApi {
+            order: Some(udders_order::OrderApi {
                 store: stores[&Service::Order].clone(),
                 outbound: order_outbound,
                 deadline: config.deadline,
-            },
+            }),
         };
         let listener = tokio::net::TcpListener::bind(config.http_addr)
             .await
@@ -162,36 +170,16 @@ impl System {
     pub fn start_service(&mut self, service: Service) -> anyhow::Result<()> {
         anyhow::ensure!(!self.services.iter().any(|(s, ..)| *s == service), "{service} is already running");
         let store = self.stores[&service].clone();
-        let outbound = Outbound::new(service, self.catalog.clone());
         let cancel = CancellationToken::new();
-        let (settings, catalog) = (&self.settings, self.catalog.clone());
-        let instance = "1".to_owned();
-        let running = match service {
-            Service::Order => {
-                let handler = udders_order::OrderHandler::new(outbound);
-                start_service(ServiceSpec { service, store, handler, instance }, settings, catalog, cancel.clone())
-            }
-            Service::Validation => {
-                let handler = udders_validation::ValidationHandler::new(outbound);
-                start_service(ServiceSpec { service, store, handler, instance }, settings, catalog, cancel.clone())
-            }
-            Service::Credit => {
-                let handler = udders_credit::CreditHandler::new(outbound);
-                start_service(ServiceSpec { service, store, handler, instance }, settings, catalog, cancel.clone())
-            }
-            Service::Inventory => {
-                let handler = udders_inventory::InventoryHandler::new(outbound);
-                start_service(ServiceSpec { service, store, handler, instance }, settings, catalog, cancel.clone())
-            }
-            Service::Payment => {
-                let handler = udders_payment::PaymentHandler::new(outbound);
-                start_service(ServiceSpec { service, store, handler, instance }, settings, catalog, cancel.clone())
-            }
-            Service::Fulfillment => {
-                let handler = udders_fulfillment::FulfillmentHandler::new(outbound);
-                start_service(ServiceSpec { service, store, handler, instance }, settings, catalog, cancel.clone())
-            }
-        }?;
+        let running = crate::node::start_handler(
+            service,
+            store,
+            &self.settings,
+            self.catalog.clone(),
+            "1".to_owned(),
+            Membership::Alone,
+            cancel.clone(),
+        )?;
         self.running.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.insert(service, running.watch.clone());
         self.services.push((service, cancel, running));
         Ok(())

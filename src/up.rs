@@ -14,6 +14,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     config.broker_addr = args.broker_addr;
     config.partitions = args.partitions;
     config.deadline = args.saga_deadline;
+    config.fetch_wait_ms = args.fetch_wait_ms;
     let system = System::start(config).await?;
     tokio::select! {
         ready = system.wait_ready(Duration::from_secs(60)) => ready?,

@@ -142,7 +142,9 @@ impl TestSystem {
         }
         // Late compensations (answers to triggers of finished orders) settle.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let report = udders::invariants::check(&self.client, &self.base).await.expect("the check runs");
+        let report = udders::invariants::check(&self.client, &udders::invariants::Endpoints::one(&self.base))
+            .await
+            .expect("the check runs");
         assert!(report.holds(), "invariants broken:\n{}", report.violations.join("\n"));
     }
 

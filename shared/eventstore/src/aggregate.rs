@@ -9,7 +9,9 @@ use udders_kernel::{Aggregate, EventId};
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::model::{Appended, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, SnapshotRecord, StreamId};
+use crate::model::{
+    Appended, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, SnapshotRecord, StreamId, StreamLoad,
+};
 use crate::store::{Conn, EventStore, Tx, dispatch};
 use crate::{postgres, sqlite};
 
@@ -85,22 +87,25 @@ pub fn decode_event<A: Aggregate>(event: &RecordedEvent) -> Result<A::Event, Sto
 }
 
 async fn load_from<A: Aggregate>(mut conn: Conn<'_>, stream: StreamId) -> Result<Loaded<A>, StoreError> {
-    let snapshot = dispatch!(&mut conn, load_snapshot(&stream))?;
+    let StreamLoad { snapshot, mut events, head } = dispatch!(&mut conn, load_stream(&stream))?;
     let (mut state, mut from) = (A::initial_state(), 0);
     if let Some(snapshot) = snapshot {
-        if snapshot.state_schema != A::STATE_SCHEMA {
+        let restored = if snapshot.state_schema != A::STATE_SCHEMA {
             tracing::debug!(%stream, found = snapshot.state_schema, current = A::STATE_SCHEMA, "snapshot of another state schema ignored");
+            None
         } else {
-            match serde_json::from_value(snapshot.state) {
-                Ok(restored) => (state, from) = (restored, snapshot.version),
-                Err(error) => tracing::warn!(%stream, %error, "unreadable snapshot ignored; rebuilding from events"),
-            }
+            serde_json::from_value(snapshot.state)
+                .map_err(|error| tracing::warn!(%stream, %error, "unreadable snapshot ignored; rebuilding from events"))
+                .ok()
+        };
+        match restored {
+            Some(restored) => (state, from) = (restored, snapshot.version),
+            None => events = dispatch!(&mut conn, read_stream(&stream, 0))?,
         }
     }
-    let mut events = dispatch!(&mut conn, read_stream(&stream, from))?;
     let ahead = match events.first() {
         Some(first) => first.version != from + 1,
-        None => from > 0 && dispatch!(&mut conn, stream_version(&stream))? != from,
+        None => from > 0 && head != from,
     };
     if ahead {
         // Cannot happen through this API (snapshots commit with their events),

@@ -187,6 +187,16 @@ pub struct SnapshotRecord {
     pub state: Value,
 }
 
+/// A stream as an aggregate load needs it, read in one round trip: its
+/// snapshot, the events after the snapshot (all of them without one), and
+/// the stream's last version.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StreamLoad {
+    pub(crate) snapshot: Option<SnapshotRecord>,
+    pub(crate) events: Vec<RecordedEvent>,
+    pub(crate) head: u64,
+}
+
 /// What a prune removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pruned {
@@ -194,4 +204,17 @@ pub struct Pruned {
     pub outbox_rows: u64,
     /// Inbox rows removed.
     pub inbox_rows: u64,
+}
+
+/// The ids of a batch without repeats, in order of first appearance.
+pub(crate) fn first_occurrences(ids: &[EventId]) -> Vec<&EventId> {
+    let mut seen = std::collections::HashSet::new();
+    ids.iter().filter(|id| seen.insert(**id)).collect()
+}
+
+/// For each id of a batch: true when the inbox took it (`inserted`) and it
+/// is its first appearance in the batch.
+pub(crate) fn fresh_flags(ids: &[EventId], inserted: &std::collections::HashSet<uuid::Uuid>) -> Vec<bool> {
+    let mut seen = std::collections::HashSet::new();
+    ids.iter().map(|id| seen.insert(*id) && inserted.contains(id.as_uuid())).collect()
 }

@@ -19,8 +19,9 @@ use crate::documents::{Document, DocumentFilter};
 use crate::error::{Context, StoreError, append_error, outbox_error};
 use crate::model::{
     Appended, ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, Pruned,
-    RecordedEvent, SnapshotRecord, StreamId,
+    RecordedEvent, SnapshotRecord, StreamId, StreamLoad,
 };
+use crate::model::{first_occurrences, fresh_flags};
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -117,21 +118,26 @@ const EVENT_COLUMNS: &str = "global_position, stream, category, version, event_i
      correlation_id, causation_id, occurred_at_us, (extract(epoch FROM recorded_at) * 1000000)::bigint";
 
 fn event_from_row(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    event_at(row, 0)
+}
+
+/// The event in the columns of `row` from `at` on (in [`EVENT_COLUMNS`] order).
+fn event_at(row: &PgRow, at: usize) -> Result<RecordedEvent, StoreError> {
     Ok(RecordedEvent {
-        position: row.get(0),
-        stream: row.get(1),
-        category: row.get(2),
-        version: row.get::<i64, _>(3) as u64,
-        event_id: EventId::from_uuid(row.get::<Uuid, _>(4)),
-        event_type: row.get(5),
-        schema_version: row.get::<i32, _>(6) as u16,
-        payload: row.get(7),
+        position: row.get(at),
+        stream: row.get(at + 1),
+        category: row.get(at + 2),
+        version: row.get::<i64, _>(at + 3) as u64,
+        event_id: EventId::from_uuid(row.get::<Uuid, _>(at + 4)),
+        event_type: row.get(at + 5),
+        schema_version: row.get::<i32, _>(at + 6) as u16,
+        payload: row.get(at + 7),
         metadata: EventMetadata {
-            correlation_id: row.get::<Option<Uuid>, _>(8).map(CorrelationId::from_uuid),
-            causation_id: row.get::<Option<Uuid>, _>(9).map(EventId::from_uuid),
-            occurred_at: Timestamp::from_micros(row.get(10)),
+            correlation_id: row.get::<Option<Uuid>, _>(at + 8).map(CorrelationId::from_uuid),
+            causation_id: row.get::<Option<Uuid>, _>(at + 9).map(EventId::from_uuid),
+            occurred_at: Timestamp::from_micros(row.get(at + 10)),
         },
-        recorded_at: Timestamp::from_micros(row.get(11)),
+        recorded_at: Timestamp::from_micros(row.get(at + 11)),
     })
 }
 
@@ -198,20 +204,39 @@ pub(crate) async fn head_position(conn: &mut PgConnection) -> Result<i64, StoreE
     Ok(p.unwrap_or(0))
 }
 
-pub(crate) async fn load_snapshot(
-    conn: &mut PgConnection,
-    stream: &StreamId,
-) -> Result<Option<SnapshotRecord>, StoreError> {
-    let row = sqlx::query("SELECT version, state_schema, state FROM snapshots WHERE stream = $1")
-        .bind(stream.as_str())
-        .fetch_optional(&mut *conn)
-        .await
-        .during("reading a snapshot")?;
-    Ok(row.map(|row| SnapshotRecord {
-        version: row.get::<i64, _>(0) as u64,
-        state_schema: row.get::<i32, _>(1) as u32,
-        state: row.get(2),
-    }))
+/// A stream's snapshot, the events after it and its head version, in one
+/// round trip (an aggregate load is on every handler's path).
+pub(crate) async fn load_stream(conn: &mut PgConnection, stream: &StreamId) -> Result<StreamLoad, StoreError> {
+    let sql = "WITH s AS (SELECT version, state_schema, state FROM snapshots WHERE stream = $1)
+         SELECT s.version, s.state_schema, s.state, (SELECT max(version) FROM events WHERE stream = $1),
+                e.global_position, e.stream, e.category, e.version, e.event_id, e.event_type, e.schema_version,
+                e.payload, e.correlation_id, e.causation_id, e.occurred_at_us, (extract(epoch FROM e.recorded_at) * 1000000)::bigint
+         FROM (SELECT 1) AS one
+         LEFT JOIN s ON true
+         LEFT JOIN events e ON e.stream = $1 AND e.version > COALESCE(s.version, 0)
+         ORDER BY e.version";
+    let rows = sqlx::query(sql).bind(stream.as_str()).fetch_all(&mut *conn).await.during("loading a stream")?;
+    let Some(first) = rows.first() else {
+        return Ok(StreamLoad { snapshot: None, events: Vec::new(), head: 0 });
+    };
+    let snapshot = match first.get::<Option<i64>, _>(0) {
+        None => None,
+        Some(version) => {
+            let row = first;
+            Some(SnapshotRecord {
+                version: version as u64,
+                state_schema: row.get::<i32, _>(1) as u32,
+                state: row.get(2),
+            })
+        }
+    };
+    let head = first.get::<Option<i64>, _>(3).unwrap_or(0) as u64;
+    let events = rows
+        .iter()
+        .filter(|row| row.get::<Option<i64>, _>(4).is_some())
+        .map(|row| event_at(row, 4))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(StreamLoad { snapshot, events, head })
 }
 
 pub(crate) async fn save_snapshot(
@@ -247,6 +272,31 @@ pub(crate) async fn inbox_record(
         .await
         .during("recording an inbox entry")?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Records a batch's event ids in the inbox in one statement; true for each
+/// id seen here for the first time (a repeat within the batch is false).
+pub(crate) async fn inbox_record_many(
+    conn: &mut PgConnection,
+    consumer: &str,
+    event_ids: &[EventId],
+) -> Result<Vec<bool>, StoreError> {
+    let unique: Vec<&EventId> = first_occurrences(event_ids);
+    if unique.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = unique.iter().map(|id| *id.as_uuid()).collect();
+    let rows = sqlx::query(
+        "INSERT INTO inbox (consumer, event_id) SELECT $1, id FROM UNNEST($2::uuid[]) AS t(id)
+         ON CONFLICT DO NOTHING RETURNING event_id",
+    )
+    .bind(consumer)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .during("recording inbox entries")?;
+    let fresh: std::collections::HashSet<Uuid> = rows.iter().map(|r| r.get::<Uuid, _>(0)).collect();
+    Ok(fresh_flags(event_ids, &fresh))
 }
 
 pub(crate) async fn save_position(

@@ -15,8 +15,9 @@ use crate::documents::{Document, DocumentFilter};
 use crate::error::{Context, StoreError, append_error, outbox_error};
 use crate::model::{
     Appended, ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, Pruned,
-    RecordedEvent, SnapshotRecord, StreamId,
+    RecordedEvent, SnapshotRecord, StreamId, StreamLoad,
 };
+use crate::model::{first_occurrences, fresh_flags};
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -96,25 +97,30 @@ const EVENT_COLUMNS: &str = "global_position, stream, category, version, event_i
      correlation_id, causation_id, occurred_at_us, recorded_at_us";
 
 fn event_from_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
-    let position: i64 = row.get(0);
-    let payload: String = row.get(7);
+    event_at(row, 0)
+}
+
+/// The event in the columns of `row` from `at` on (in [`EVENT_COLUMNS`] order).
+fn event_at(row: &SqliteRow, at: usize) -> Result<RecordedEvent, StoreError> {
+    let position: i64 = row.get(at);
+    let payload: String = row.get(at + 7);
     let payload = serde_json::from_str(&payload)
         .map_err(|e| StoreError::Corrupt { what: format!("event at position {position}"), reason: e.to_string() })?;
     Ok(RecordedEvent {
         position,
-        stream: row.get(1),
-        category: row.get(2),
-        version: row.get::<i64, _>(3) as u64,
-        event_id: EventId::from_uuid(row.get::<Uuid, _>(4)),
-        event_type: row.get(5),
-        schema_version: row.get::<i32, _>(6) as u16,
+        stream: row.get(at + 1),
+        category: row.get(at + 2),
+        version: row.get::<i64, _>(at + 3) as u64,
+        event_id: EventId::from_uuid(row.get::<Uuid, _>(at + 4)),
+        event_type: row.get(at + 5),
+        schema_version: row.get::<i32, _>(at + 6) as u16,
         payload,
         metadata: EventMetadata {
-            correlation_id: row.get::<Option<Uuid>, _>(8).map(CorrelationId::from_uuid),
-            causation_id: row.get::<Option<Uuid>, _>(9).map(EventId::from_uuid),
-            occurred_at: Timestamp::from_micros(row.get(10)),
+            correlation_id: row.get::<Option<Uuid>, _>(at + 8).map(CorrelationId::from_uuid),
+            causation_id: row.get::<Option<Uuid>, _>(at + 9).map(EventId::from_uuid),
+            occurred_at: Timestamp::from_micros(row.get(at + 10)),
         },
-        recorded_at: Timestamp::from_micros(row.get(11)),
+        recorded_at: Timestamp::from_micros(row.get(at + 11)),
     })
 }
 
@@ -181,22 +187,38 @@ pub(crate) async fn head_position(conn: &mut SqliteConnection) -> Result<i64, St
     Ok(p.unwrap_or(0))
 }
 
-pub(crate) async fn load_snapshot(
-    conn: &mut SqliteConnection,
-    stream: &StreamId,
-) -> Result<Option<SnapshotRecord>, StoreError> {
-    let row = sqlx::query("SELECT version, state_schema, state FROM snapshots WHERE stream = ?")
-        .bind(stream.as_str())
-        .fetch_optional(&mut *conn)
-        .await
-        .during("reading a snapshot")?;
-    row.map(|row| {
-        let state: String = row.get(2);
-        let state = serde_json::from_str(&state)
-            .map_err(|e| StoreError::Corrupt { what: format!("snapshot of {stream}"), reason: e.to_string() })?;
-        Ok(SnapshotRecord { version: row.get::<i64, _>(0) as u64, state_schema: row.get::<i64, _>(1) as u32, state })
-    })
-    .transpose()
+/// A stream's snapshot, the events after it and its head version, in one
+/// round trip (an aggregate load is on every handler's path).
+pub(crate) async fn load_stream(conn: &mut SqliteConnection, stream: &StreamId) -> Result<StreamLoad, StoreError> {
+    let sql = "WITH s AS (SELECT version, state_schema, state FROM snapshots WHERE stream = ?1)
+         SELECT s.version, s.state_schema, s.state, (SELECT max(version) FROM events WHERE stream = ?1),
+                e.global_position, e.stream, e.category, e.version, e.event_id, e.event_type, e.schema_version,
+                e.payload, e.correlation_id, e.causation_id, e.occurred_at_us, recorded_at_us
+         FROM (SELECT 1) AS one
+         LEFT JOIN s ON 1 = 1
+         LEFT JOIN events e ON e.stream = ?1 AND e.version > COALESCE(s.version, 0)
+         ORDER BY e.version";
+    let rows = sqlx::query(sql).bind(stream.as_str()).fetch_all(&mut *conn).await.during("loading a stream")?;
+    let Some(first) = rows.first() else {
+        return Ok(StreamLoad { snapshot: None, events: Vec::new(), head: 0 });
+    };
+    let snapshot = match first.get::<Option<i64>, _>(0) {
+        None => None,
+        Some(version) => {
+            let row = first;
+            let state: String = row.get(2);
+            let state = serde_json::from_str(&state)
+                .map_err(|e| StoreError::Corrupt { what: format!("snapshot of {stream}"), reason: e.to_string() })?;
+            Some(SnapshotRecord { version: version as u64, state_schema: row.get::<i64, _>(1) as u32, state })
+        }
+    };
+    let head = first.get::<Option<i64>, _>(3).unwrap_or(0) as u64;
+    let events = rows
+        .iter()
+        .filter(|row| row.get::<Option<i64>, _>(4).is_some())
+        .map(|row| event_at(row, 4))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(StreamLoad { snapshot, events, head })
 }
 
 pub(crate) async fn save_snapshot(
@@ -235,6 +257,31 @@ pub(crate) async fn inbox_record(
             .await
             .during("recording an inbox entry")?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Records a batch's event ids in the inbox in one statement; true for each
+/// id seen here for the first time (a repeat within the batch is false).
+pub(crate) async fn inbox_record_many(
+    conn: &mut SqliteConnection,
+    consumer: &str,
+    event_ids: &[EventId],
+) -> Result<Vec<bool>, StoreError> {
+    let unique: Vec<&EventId> = first_occurrences(event_ids);
+    if unique.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values = vec!["(?, ?, ?)"; unique.len()].join(", ");
+    let sql = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO inbox (consumer, event_id, received_at_us) VALUES {values} ON CONFLICT DO NOTHING RETURNING event_id"
+    ));
+    let now = now_us();
+    let mut query = sqlx::query(sql);
+    for id in &unique {
+        query = query.bind(consumer).bind(id.as_uuid()).bind(now);
+    }
+    let rows = query.fetch_all(&mut *conn).await.during("recording inbox entries")?;
+    let fresh: std::collections::HashSet<Uuid> = rows.iter().map(|r| r.get::<Uuid, _>(0)).collect();
+    Ok(fresh_flags(event_ids, &fresh))
 }
 
 pub(crate) async fn save_position(

@@ -464,6 +464,13 @@ impl Tx {
         dispatch!(self.conn(), inbox_record(consumer, event_id))
     }
 
+    /// [`Self::inbox_record`] for a whole batch in one statement: true for
+    /// each id recorded now, false for one already there or repeated earlier
+    /// in `event_ids`.
+    pub async fn inbox_record_many(&mut self, consumer: &str, event_ids: &[EventId]) -> Result<Vec<bool>, StoreError> {
+        dispatch!(self.conn(), inbox_record_many(consumer, event_ids))
+    }
+
     /// Stores where `consumer` resumes, with the effects of what it handled.
     pub async fn save_position(&mut self, consumer: &str, position: &ConsumerPosition) -> Result<(), StoreError> {
         dispatch!(self.conn(), save_position(consumer, position))

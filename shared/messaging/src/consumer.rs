@@ -1,7 +1,12 @@
 //! The at-least-once consumer loop with an inbox and a dead-letter topic.
 //!
-//! It reads the topics its patterns need, assigned directly (no group join
-//! wait), starting from the positions stored in the service database. Each
+//! It reads the topics its patterns need, starting from the positions stored
+//! in the service database. Alone ([`Membership::Alone`]) it assigns every
+//! partition directly (no group join wait). With several instances of a
+//! service ([`Membership::Group`]) they share the partitions through a Kafka
+//! consumer group named after the consumer; the group's rebalance events
+//! reach the loop, which assigns what it was given at the positions in the
+//! (shared) service database and forgets what was taken away. Each
 //! record is handled in ONE transaction: inbox entry (a duplicate is skipped),
 //! the handler's effects, and the new position commit together, so a restart
 //! resumes exactly. Records already fetched are taken together, up to
@@ -31,22 +36,27 @@
 //! Every re-assignment uses a fresh client, so no record fetched for an
 //! earlier assignment can arrive after it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
 use futures::FutureExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use udders_contracts::{Catalog, Envelope, Pattern};
 use udders_eventstore::{ConsumerPosition, EventStore, StoreError, Tx};
+use udders_kernel::EventId;
 
 use crate::MessagingError;
 use crate::kafka::{KafkaSettings, WatchfulContext};
@@ -146,6 +156,22 @@ pub struct ConsumerConfig {
     /// Records handled in one transaction at most (whatever is already
     /// fetched, up to this).
     pub max_batch: usize,
+    /// Alone, or one of several instances sharing the partitions.
+    pub membership: Membership,
+}
+
+/// Whether a consumer reads every partition itself or shares them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Membership {
+    /// The only instance: every partition is assigned directly, at once.
+    #[default]
+    Alone,
+    /// One of several instances of a service: a consumer group (named after
+    /// the consumer, range assignor, so partition N of every topic, and with
+    /// it every event of one order, goes to the same instance) shares the
+    /// partitions out, and each instance resumes what it is given from the
+    /// positions in the service database.
+    Group,
 }
 
 impl ConsumerConfig {
@@ -162,6 +188,7 @@ impl ConsumerConfig {
             max_record_bytes: 1 << 20,
             position_flush: Duration::from_millis(500),
             max_batch: 256,
+            membership: Membership::Alone,
         }
     }
 }
@@ -211,8 +238,15 @@ struct Loop<H> {
     /// Clients created so far (names them `<consumer>-<n>`).
     clients: u32,
     /// The client in use, for the watchdog that unassigns it when the broker goes.
-    current: Arc<std::sync::Mutex<Option<Arc<StreamConsumer<WatchfulContext>>>>>,
+    current: Arc<std::sync::Mutex<Option<Arc<StreamConsumer<LoopContext>>>>>,
     context: WatchfulContext,
+    /// The group's rebalance events for the client in use.
+    rebalances: mpsc::UnboundedReceiver<Rebalanced>,
+    /// In a group: the partitions this instance holds now.
+    owned: HashSet<PartitionKey>,
+    /// Partitions whose records were fetched but dropped at a reassignment,
+    /// with the first dropped offset.
+    rewinds: HashMap<PartitionKey, i64>,
     stats: watch::Sender<ConsumerStats>,
 }
 
@@ -222,8 +256,11 @@ struct Loop<H> {
 enum Gate {
     /// Assigned at `next - 1`; waiting for its first record.
     Probing { next: i64, last: String, since: Instant },
-    /// Assigned at the start; skipping up to `next - 1`.
-    Scanning { next: i64, last: String },
+    /// Assigned at the start; skipping up to `next - 1`. `since`: the last
+    /// progress (assignment or a skipped record). A scan that stops short of
+    /// `next - 1` found a shorter log (a broker that came back empty and
+    /// has not got that far again): what it skipped was never handled.
+    Scanning { next: i64, last: String, since: Instant },
 }
 
 /// How a partition starts at the next assignment, after a gate decided.
@@ -233,6 +270,54 @@ enum Restart {
     Scan,
     /// From the start, handling everything (the log is not the one we left).
     Replay,
+}
+
+/// A rebalance of the group, as the client's context heard it. The loop
+/// applies it (assigns at the stored positions, or unassigns), so the
+/// client's own callback never waits on the database.
+#[derive(Debug)]
+enum Rebalanced {
+    /// These partitions are ours now.
+    Assign(Vec<PartitionKey>),
+    /// These are taken away (eager protocol: all of them).
+    Revoke(Vec<PartitionKey>),
+}
+
+/// The consumer client's context: hears the broker go (through the shared
+/// [`WatchfulContext`]) and forwards the group's rebalances to the loop.
+struct LoopContext {
+    watch: WatchfulContext,
+    rebalances: mpsc::UnboundedSender<Rebalanced>,
+    /// Set before the client is dropped: closing it revokes the assignment
+    /// and waits for the unassign, which the loop is no longer there to make.
+    closing: std::sync::atomic::AtomicBool,
+}
+
+impl ClientContext for LoopContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.watch.error(error, reason);
+    }
+}
+
+impl ConsumerContext for LoopContext {
+    /// Leaves the assign and unassign calls to the loop: librdkafka waits for
+    /// them (and keeps heart-beating) after this returns.
+    fn rebalance(&self, base: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = base.unassign();
+            return;
+        }
+        let keys: Vec<PartitionKey> = tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+        let event = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalanced::Assign(keys),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalanced::Revoke(keys),
+            other => {
+                tracing::warn!(error = ?other, "group rebalance failed; giving up this assignment");
+                Rebalanced::Revoke(keys)
+            }
+        };
+        let _ = self.rebalances.send(event);
+    }
 }
 
 /// What to do after a batch.
@@ -300,6 +385,9 @@ pub fn spawn_consumer<H: Handler>(
         clients: 0,
         current: Arc::default(),
         context: WatchfulContext::default(),
+        rebalances: mpsc::unbounded_channel().1,
+        owned: HashSet::new(),
+        rewinds: HashMap::new(),
         stats: stats_tx,
     };
     let task = tokio::spawn(lp.run(cancel, ready_tx));
@@ -346,27 +434,38 @@ impl<H: Handler> Loop<H> {
 
     async fn consume(&mut self, cancel: CancellationToken, ready: watch::Sender<bool>) -> Result<(), MessagingError> {
         let Some(mut consumer) = self.assign_when_possible(&cancel).await else { return Ok(()) };
-        let _ = ready.send(true);
-        tracing::info!(consumer = %self.config.name, topics = ?self.config.topics, "consumer running");
+        if self.config.membership == Membership::Alone {
+            let _ = ready.send(true); // in a group: once the first assignment is applied
+        }
+        tracing::info!(consumer = %self.config.name, topics = ?self.config.topics, membership = ?self.config.membership, "consumer running");
         let mut flush = tokio::time::interval(self.config.position_flush);
         loop {
             let message = tokio::select! {
+                biased;
                 () = cancel.cancelled() => break,
+                Some(event) = self.rebalances.recv() => {
+                    if !self.rebalanced(&consumer, event, &cancel, &ready).await {
+                        break;
+                    }
+                    continue;
+                }
                 () = self.context.broker_lost() => {
                     self.context.take_broker_lost();
                     tracing::warn!(consumer = %self.config.name, "every broker is down: dropping the client; positions will be checked against the log");
-                    let Some(c) = self.replace_client(consumer, &cancel, Some(&ready)).await else { break };
+                    let Some(c) = self.replace_client(consumer, &cancel, Some(&ready)).await else { return self.stopped(None).await };
                     consumer = c;
                     continue;
                 }
                 _ = flush.tick() => {
                     self.flush_skipped().await;
                     if self.probe_timed_out() {
-                        let Some(c) = self.replace_client(consumer, &cancel, None).await else { break };
-                        consumer = c;
+                        if self.config.membership == Membership::Alone || !self.reposition(&consumer).await {
+                            let Some(c) = self.replace_client(consumer, &cancel, None).await else { return self.stopped(None).await };
+                            consumer = c;
+                        }
                     } else if self.context.take_broker_lost() {
                         tracing::warn!(consumer = %self.config.name, "every broker was down: checking positions against the log");
-                        let Some(c) = self.replace_client(consumer, &cancel, Some(&ready)).await else { break };
+                        let Some(c) = self.replace_client(consumer, &cancel, Some(&ready)).await else { return self.stopped(None).await };
                         consumer = c;
                     }
                     continue;
@@ -388,13 +487,140 @@ impl<H: Handler> Loop<H> {
                     _ => break,
                 }
             }
+            // A rebalance heard meanwhile comes first: records of partitions
+            // taken away are left to their new owner.
+            let mut stopped = false;
+            while let Ok(event) = self.rebalances.try_recv() {
+                if !self.rebalanced(&consumer, event, &cancel, &ready).await {
+                    stopped = true;
+                    break;
+                }
+            }
+            if stopped {
+                break;
+            }
+            if self.config.membership == Membership::Group {
+                batch.retain(|m| self.owned.contains(&(m.topic().to_owned(), m.partition())));
+                if batch.is_empty() {
+                    continue;
+                }
+            }
             if let Step::Reassign = self.process_batch(&batch, &cancel).await {
-                let Some(c) = self.replace_client(consumer, &cancel, None).await else { break };
-                consumer = c;
+                if self.config.membership == Membership::Alone || !self.reposition(&consumer).await {
+                    let Some(c) = self.replace_client(consumer, &cancel, None).await else {
+                        return self.stopped(None).await;
+                    };
+                    consumer = c;
+                }
             }
         }
+        self.stopped(Some(consumer)).await
+    }
+
+    /// In a group, where a fresh client would mean leaving and rejoining (a
+    /// rebalance for every instance, whose gates would then ask for the
+    /// same again): moves the partitions a gate decided on (`restarts`)
+    /// with a seek on the client in use. librdkafka drops what it fetched
+    /// for them before the seek.
+    /// False when a seek failed: the caller must fall back to a fresh client.
+    async fn reposition(&mut self, consumer: &StreamConsumer<LoopContext>) -> bool {
+        self.restarts.retain(|key, _| self.owned.contains(key));
+        let wanted: Vec<(PartitionKey, Restart)> = self.restarts.iter().map(|(k, r)| (k.clone(), *r)).collect();
+        let keys: Vec<PartitionKey> = wanted.iter().map(|(k, _)| k.clone()).collect();
+        for key in &keys {
+            self.gates.remove(key);
+        }
+        self.assigned_before = true; // scan, not probe
+        let rewinds = std::mem::take(&mut self.rewinds);
+        let moved = match self.resume_points(&keys).await {
+            Ok(mut tpl) => {
+                for ((topic, partition), offset) in &rewinds {
+                    let key = (topic.clone(), *partition);
+                    if self.owned.contains(&key) && !keys.contains(&key) {
+                        let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+                    }
+                }
+                consumer.seek_partitions(tpl, Duration::from_secs(5)).map_err(MessagingError::Kafka).and_then(
+                    |result| match result.elements().iter().find_map(|e| e.error().err()) {
+                        Some(error) => Err(MessagingError::Kafka(error)),
+                        None => Ok(()),
+                    },
+                )
+            }
+            Err(error) => Err(error),
+        };
+        match moved {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(consumer = %self.config.name, %error, "cannot seek; replacing the client");
+                // What the seek was for must happen at the next assignment.
+                self.restarts.extend(wanted);
+                false
+            }
+        }
+    }
+
+    /// Stores what is left to store and closes the client, if one is left.
+    async fn stopped(&mut self, client: Option<Arc<StreamConsumer<LoopContext>>>) -> Result<(), MessagingError> {
         self.flush_skipped().await;
+        if let Some(client) = client {
+            self.close(client);
+        }
         Ok(())
+    }
+
+    /// Applies a group rebalance: a revocation stores the positions of
+    /// skipped records and forgets the partitions; an assignment starts each
+    /// partition from the position in the database (another instance may
+    /// have moved it), gated like any resume. False when cancelled.
+    async fn rebalanced(
+        &mut self,
+        consumer: &StreamConsumer<LoopContext>,
+        event: Rebalanced,
+        cancel: &CancellationToken,
+        ready: &watch::Sender<bool>,
+    ) -> bool {
+        match event {
+            Rebalanced::Revoke(keys) => {
+                self.flush_skipped().await;
+                for key in &keys {
+                    self.seen.remove(key);
+                    self.gates.remove(key);
+                    self.owned.remove(key);
+                }
+                if let Err(error) = consumer.unassign() {
+                    tracing::warn!(consumer = %self.config.name, %error, "unassign failed");
+                }
+                tracing::info!(consumer = %self.config.name, partitions = keys.len(), "partitions revoked");
+                true
+            }
+            Rebalanced::Assign(keys) => {
+                // Positions come from the database, which other instances
+                // move too: probe them like a first start.
+                self.assigned_before = false;
+                let mut backoff = Duration::from_millis(50);
+                let tpl = loop {
+                    match self.resume_points(&keys).await {
+                        Ok(tpl) => break tpl,
+                        Err(error) => {
+                            tracing::warn!(consumer = %self.config.name, %error, "cannot read positions; retrying");
+                            tokio::select! {
+                                () = cancel.cancelled() => return false,
+                                () = tokio::time::sleep(backoff) => {}
+                            }
+                            backoff = (backoff * 2).min(Duration::from_secs(2));
+                        }
+                    }
+                };
+                if let Err(error) = consumer.assign(&tpl) {
+                    tracing::warn!(consumer = %self.config.name, %error, "assign failed");
+                }
+                self.owned = keys.iter().cloned().collect();
+                tracing::info!(consumer = %self.config.name, partitions = keys.len(), "partitions assigned");
+                let _ = ready.send(true);
+                true
+            }
+        }
     }
 
     /// Destroys the client in use and assigns a fresh one (`None` when
@@ -402,15 +628,15 @@ impl<H: Handler> Loop<H> {
     /// not ready meanwhile, and the recovery is counted.
     async fn replace_client(
         &mut self,
-        old: Arc<StreamConsumer<WatchfulContext>>,
+        old: Arc<StreamConsumer<LoopContext>>,
         cancel: &CancellationToken,
         ready: Option<&watch::Sender<bool>>,
-    ) -> Option<Arc<StreamConsumer<WatchfulContext>>> {
+    ) -> Option<Arc<StreamConsumer<LoopContext>>> {
         if let Some(ready) = ready {
             let _ = ready.send(false);
         }
-        self.forget_client();
-        drop(old);
+        self.close(old);
+        self.rewinds.clear();
         let fresh = self.assign_when_possible(cancel).await?;
         if let Some(ready) = ready {
             self.stats.send_modify(|s| s.broker_recoveries += 1);
@@ -419,34 +645,42 @@ impl<H: Handler> Loop<H> {
         Some(fresh)
     }
 
-    /// Drops the watchdog's handle on the client in use, so dropping the
-    /// loop's handle destroys the client at once.
-    fn forget_client(&self) {
+    /// Destroys a client (leaving the group, if it is in one). The
+    /// watchdog's handle goes first, so this drop is the last.
+    fn close(&self, client: Arc<StreamConsumer<LoopContext>>) {
+        client.context().closing.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut current) = self.current.lock() {
             *current = None;
         }
+        drop(client);
     }
 
-    /// A probe unanswered for a second means the resume point lies inside
-    /// the last batch of a Tansu log: scan that partition instead.
+    /// Gates that stopped moving. A probe unanswered for a second means the
+    /// resume point lies inside the last batch of a Tansu log (or past the
+    /// end of an empty one): scan that partition instead. A scan idle for
+    /// three seconds short of the resume point means the log is shorter
+    /// than the one the position was taken in: replay the partition (the
+    /// inbox drops what was handled before).
     fn probe_timed_out(&mut self) -> bool {
-        let stuck: Vec<PartitionKey> = self
-            .gates
-            .iter()
-            .filter(|(_, g)| matches!(g, Gate::Probing { since, .. } if since.elapsed() > Duration::from_secs(1)))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in &stuck {
-            self.restarts.insert(key.clone(), Restart::Scan);
+        let mut stuck = false;
+        for (key, gate) in &self.gates {
+            let restart = match gate {
+                Gate::Probing { since, .. } if since.elapsed() > Duration::from_secs(1) => Restart::Scan,
+                Gate::Scanning { since, .. } if since.elapsed() > Duration::from_secs(3) => {
+                    tracing::warn!(consumer = %self.config.name, topic = %key.0, partition = key.1,
+                        "the log ends before this position (broker lost it?): replaying the partition");
+                    Restart::Replay
+                }
+                _ => continue,
+            };
+            self.restarts.insert(key.clone(), restart);
+            stuck = true;
         }
-        !stuck.is_empty()
+        stuck
     }
 
     /// Assigns, retrying until the broker and topics are there; `None` when cancelled.
-    async fn assign_when_possible(
-        &mut self,
-        cancel: &CancellationToken,
-    ) -> Option<Arc<StreamConsumer<WatchfulContext>>> {
+    async fn assign_when_possible(&mut self, cancel: &CancellationToken) -> Option<Arc<StreamConsumer<LoopContext>>> {
         loop {
             let attempt = async {
                 crate::broker::wait_for_broker(&self.settings, Duration::from_secs(5)).await?;
@@ -481,12 +715,44 @@ impl<H: Handler> Loop<H> {
         });
     }
 
-    /// Makes sure the dead-letter topic exists, then assigns every partition
-    /// of every topic to a fresh client, gated at its resume point.
-    async fn assign(&mut self) -> Result<StreamConsumer<WatchfulContext>, MessagingError> {
+    /// Makes sure the dead-letter topic exists, then creates a fresh client:
+    /// alone, it is assigned every partition of every topic, gated at its
+    /// resume point; in a group, it subscribes and waits for the group's
+    /// assignment (see [`Self::rebalanced`]).
+    async fn assign(&mut self) -> Result<StreamConsumer<LoopContext>, MessagingError> {
         let dlq = [self.config.dead_letter_topic.clone()];
         crate::broker::ensure_topics(&self.settings, &dlq).await?;
         let partitions = self.partitions().await?;
+        self.clients += 1;
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.rebalances = receiver;
+        let context = LoopContext { watch: self.context.clone(), rebalances: sender, closing: false.into() };
+        let consumer: StreamConsumer<LoopContext> = self
+            .settings
+            .consumer_config(&self.config.name)
+            .set("client.id", format!("{}-{}", self.config.name, self.clients))
+            .create_with_context(context)
+            .map_err(MessagingError::Kafka)?;
+        tracing::debug!(consumer = %self.config.name, client = self.clients, "new consumer client");
+        self.gates.clear();
+        self.owned.clear();
+        match self.config.membership {
+            Membership::Alone => {
+                let tpl = self.resume_points(&partitions).await?;
+                consumer.assign(&tpl).map_err(MessagingError::Kafka)?;
+                self.owned = partitions.into_iter().collect();
+            }
+            Membership::Group => {
+                let topics: Vec<&str> = self.config.topics.iter().map(String::as_str).collect();
+                consumer.subscribe(&topics).map_err(MessagingError::Kafka)?;
+            }
+        }
+        Ok(consumer)
+    }
+
+    /// Where each of `partitions` starts, with its gate: the position this
+    /// loop last saw, else the one stored in the database.
+    async fn resume_points(&mut self, partitions: &[PartitionKey]) -> Result<TopicPartitionList, MessagingError> {
         let stored: HashMap<PartitionKey, ConsumerPosition> = self
             .store
             .positions(&self.config.name)
@@ -494,17 +760,9 @@ impl<H: Handler> Loop<H> {
             .into_iter()
             .map(|p| ((p.topic.clone(), p.partition), p))
             .collect();
-        self.clients += 1;
-        let consumer: StreamConsumer<WatchfulContext> = self
-            .settings
-            .consumer_config(&self.config.name)
-            .set("client.id", format!("{}-{}", self.config.name, self.clients))
-            .create_with_context(self.context.clone())
-            .map_err(MessagingError::Kafka)?;
-        tracing::debug!(consumer = %self.config.name, client = self.clients, "new consumer client");
         let mut tpl = TopicPartitionList::new();
-        self.gates.clear();
         for key in partitions {
+            let key = key.clone();
             let known = self
                 .seen
                 .get(&key)
@@ -525,7 +783,7 @@ impl<H: Handler> Loop<H> {
                 (Some((next, Some(last))), Some(Restart::Scan)) | (Some((next, Some(last))), None)
                     if self.assigned_before =>
                 {
-                    self.gates.insert(key.clone(), Gate::Scanning { next, last });
+                    self.gates.insert(key.clone(), Gate::Scanning { next, last, since: Instant::now() });
                     Offset::Beginning
                 }
                 (Some((next, Some(last))), _) => {
@@ -535,9 +793,8 @@ impl<H: Handler> Loop<H> {
             };
             tpl.add_partition_offset(&key.0, key.1, offset).map_err(MessagingError::Kafka)?;
         }
-        consumer.assign(&tpl).map_err(MessagingError::Kafka)?;
         self.assigned_before = true;
-        Ok(consumer)
+        Ok(tpl)
     }
 
     async fn partitions(&self) -> Result<Vec<PartitionKey>, MessagingError> {
@@ -569,10 +826,13 @@ impl<H: Handler> Loop<H> {
         let offset = message.offset();
         let (next, last, probing) = match &gate {
             Gate::Probing { next, last, .. } => (*next, last, true),
-            Gate::Scanning { next, last } => (*next, last, false),
+            Gate::Scanning { next, last, .. } => (*next, last, false),
         };
         if offset < next - 1 && !probing {
-            return Passage::Skip; // before the resume point: handled already
+            if let Some(Gate::Scanning { since, .. }) = self.gates.get_mut(&key) {
+                *since = Instant::now();
+            }
+            return Passage::Skip; // before the resume point: handled already (if the log is the same)
         }
         if offset == next - 1 && fingerprint.as_deref() == Some(last.as_str()) {
             self.gates.remove(&key);
@@ -607,6 +867,13 @@ impl<H: Handler> Loop<H> {
                 Passage::Skip => continue,
                 Passage::Reassign => {
                     self.handle_ready(batch, &mut ready, cancel).await;
+                    // The rest of the batch is dropped: a fresh client reads
+                    // it again; a seek (in a group) must rewind to it.
+                    for later in &batch[i + 1..] {
+                        let key = (later.topic().to_owned(), later.partition());
+                        let at = self.rewinds.entry(key).or_insert(later.offset());
+                        *at = (*at).min(later.offset());
+                    }
                     return Step::Reassign;
                 }
                 Passage::Pass => {}
@@ -686,13 +953,17 @@ impl<H: Handler> Loop<H> {
     /// record, for the position): inbox entries, effects, and the last
     /// position of each partition.
     async fn attempt(&self, items: &[(&Incoming, Option<String>)]) -> Result<Vec<Outcome>, Failure> {
+        let started = Instant::now();
         let mut tx = self.store.begin().await.map_err(Failure::Store)?;
         let mut outcomes = Vec::with_capacity(items.len());
         let mut positions: HashMap<PartitionKey, ConsumerPosition> = HashMap::new();
-        for (incoming, record_id) in items {
-            let fresh = tx.inbox_record(&self.config.name, incoming.envelope.id).await.map_err(Failure::Store)?;
+        let ids: Vec<EventId> = items.iter().map(|(incoming, _)| incoming.envelope.id).collect();
+        let fresh = tx.inbox_record_many(&self.config.name, &ids).await.map_err(Failure::Store)?;
+        for ((incoming, record_id), fresh) in items.iter().zip(fresh) {
             if fresh {
-                self.handler.handle(&mut tx, incoming).await.map_err(Failure::Handler)?;
+                let span = tracing::info_span!("record", order_id = %incoming.key,
+                    correlation_id = %incoming.envelope.correlation_id, subject = %incoming.envelope.subject);
+                self.handler.handle(&mut tx, incoming).instrument(span).await.map_err(Failure::Handler)?;
             }
             outcomes.push(if fresh { Outcome::Handled } else { Outcome::Duplicate });
             positions.insert(
@@ -709,6 +980,8 @@ impl<H: Handler> Loop<H> {
             tx.save_position(&self.config.name, position).await.map_err(Failure::Store)?;
         }
         tx.commit().await.map_err(Failure::Store)?;
+        tracing::debug!(target: "udders_messaging::batch", consumer = %self.config.name, records = items.len(),
+            elapsed_us = started.elapsed().as_micros() as u64, "batch committed");
         Ok(outcomes)
     }
 

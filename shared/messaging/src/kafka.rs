@@ -26,9 +26,12 @@ pub struct KafkaSettings {
 }
 
 impl KafkaSettings {
+    /// The default longest fetch wait, milliseconds (ADR 0006).
+    pub const DEFAULT_FETCH_WAIT_MS: u32 = 5;
+
     /// Settings for a broker at `bootstrap` with the default 6 partitions.
     pub fn new(bootstrap: impl Into<String>) -> Self {
-        Self { bootstrap: bootstrap.into(), partitions: 6, fetch_wait_max_ms: 5 }
+        Self { bootstrap: bootstrap.into(), partitions: 6, fetch_wait_max_ms: Self::DEFAULT_FETCH_WAIT_MS }
     }
 
     /// Settings every client shares.
@@ -61,6 +64,9 @@ impl KafkaSettings {
             .set("auto.offset.reset", "earliest")
             .set("allow.auto.create.topics", "false")
             .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
+            // In a group, partition N of every topic goes to one instance, so
+            // every event of an order (key = order id) meets in one place.
+            .set("partition.assignment.strategy", "range")
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "2000")
             .set("reconnect.backoff.max.ms", "1000")

@@ -18,7 +18,8 @@ pub mod tap;
 
 pub use broker::{EmbeddedBroker, assign_from_start, ensure_topics, wait_for_broker};
 pub use consumer::{
-    ConsumerConfig, ConsumerStats, ConsumerWatch, Handler, HandlerError, Incoming, dead_letter, spawn_consumer,
+    ConsumerConfig, ConsumerStats, ConsumerWatch, Handler, HandlerError, Incoming, Membership, dead_letter,
+    spawn_consumer,
 };
 pub use kafka::{KafkaSettings, WatchfulContext};
 pub use relay::{Relay, RelayConfig};

@@ -9,8 +9,10 @@
 //! finish is released (or expires) and is claimed again.
 //!
 //! A broker that comes back empty: the relay recreates its topic, and when
-//! the topic had to be created it re-queues the rows published within
-//! `republish_window`, so that consumers can read what the broker lost.
+//! the topic had to be created, or its client saw every broker go away (a
+//! separate `udders broker` recreates the topics itself when it restarts),
+//! it re-queues the rows published within `republish_window`, so that
+//! consumers can read what the broker lost. Inboxes drop what they had.
 
 use std::time::Duration;
 
@@ -88,13 +90,19 @@ impl Relay {
     /// Makes sure the topic exists; when it had to be created (a new or an
     /// emptied broker), re-queues the recent window. Returns the rows re-queued.
     pub async fn recover(&self) -> Result<u64, MessagingError> {
+        self.recover_after(false).await
+    }
+
+    /// [`Self::recover`]; `lost`: every broker went away meanwhile, so the
+    /// log may be gone even though the topic exists.
+    async fn recover_after(&self, lost: bool) -> Result<u64, MessagingError> {
         let created = ensure_topics(&self.settings, std::slice::from_ref(&self.config.topic)).await?;
-        if created == 0 {
+        if created == 0 && !lost {
             return Ok(0);
         }
         let requeued = self.store.unpublish_recent(self.config.republish_window).await?;
         if requeued > 0 {
-            tracing::warn!(topic = %self.config.topic, requeued, "topic was missing: the broker lost its log; publishing the recent window again");
+            tracing::warn!(topic = %self.config.topic, requeued, "the broker may have lost its log (topic missing, or every broker went away): publishing the recent window again");
         }
         Ok(requeued)
     }
@@ -144,6 +152,7 @@ impl Relay {
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), MessagingError> {
         let mut backoff = Duration::from_millis(50);
         let mut recovered = false;
+        let mut lost = false;
         loop {
             if cancel.is_cancelled() {
                 break;
@@ -158,6 +167,7 @@ impl Relay {
                     .create_with_context(self.context.clone())
                     .map_err(MessagingError::Kafka)?;
                 recovered = false;
+                lost = true;
             }
             if !recovered {
                 tokio::select! {
@@ -166,8 +176,8 @@ impl Relay {
                         if result.is_err() { continue; }
                     }
                 }
-                match self.recover().await {
-                    Ok(_) => recovered = true,
+                match self.recover_after(lost).await {
+                    Ok(_) => (recovered, lost) = (true, false),
                     Err(error) => {
                         tracing::warn!(%error, "relay cannot reach the broker yet");
                         tokio::time::sleep(backoff).await;

@@ -14,7 +14,7 @@ use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use udders_kernel::EventId;
 use udders_messaging::outbound::record_headers;
-use udders_messaging::{Relay, assign_from_start, dead_letter, ensure_topics};
+use udders_messaging::{Membership, Relay, assign_from_start, dead_letter, ensure_topics};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -205,6 +205,43 @@ async fn a_consumer_restarted_mid_stream_resumes_at_its_stored_position() {
     second.stop().await;
     relay_cancel.cancel();
     relay.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_in_a_group_share_the_partitions_and_one_takes_over_from_the_other() {
+    let Rig { broker: _broker, stores, settings, .. } = rig().await;
+    let published = publish(&stores.publisher, 4000, None).await;
+    let mut config = consumer_config(5);
+    config.membership = Membership::Group;
+    // Two milliseconds per record: 4,000 records take two instances at least
+    // 4 s, long enough for both to join and for one to leave mid-stream.
+    let pace = Recorder { pace: Duration::from_millis(2) };
+    let first = start_with(&stores, &settings, config.clone(), true, pace.clone());
+    let second = start_with(&stores, &settings, config, false, pace);
+    eventually(MINUTE, "both instances handle records", || async {
+        first.watch.is_ready()
+            && second.watch.is_ready()
+            && second.watch.stats().handled >= 200
+            && first.watch.stats().handled >= 200
+    })
+    .await;
+
+    // The second leaves; the first takes its partitions over from the
+    // positions the second stored, so it re-handles nothing.
+    let second_watch = second.watch.clone();
+    second.stop().await;
+    let by_second = second_watch.stats().handled;
+    assert!(by_second < 4000, "the second left mid-stream");
+    eventually(MINUTE, "every record handled", || async { effects(&stores.consumer).await.len() >= 4000 }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = first.watch.stats();
+    assert_once(&effects(&stores.consumer).await, &published);
+    assert_eq!(stats.handled + by_second, 4000, "each record handled by exactly one instance: {stats:?}");
+    assert_eq!(stats.dead_lettered, 0);
+    // Every hand-over (the second joining, then leaving) resumed from the
+    // positions in the shared database: nothing was read twice.
+    assert_eq!((stats.duplicates, second_watch.stats().duplicates), (0, 0), "no record read twice");
+    first.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 use udders_contracts::{Catalog, Service};
 use udders_eventstore::EventStore;
 use udders_messaging::{
-    ConsumerConfig, ConsumerWatch, Handler, KafkaSettings, MessagingError, Relay, RelayConfig, spawn_consumer,
+    ConsumerConfig, ConsumerWatch, Handler, KafkaSettings, Membership, MessagingError, Relay, RelayConfig,
+    spawn_consumer,
 };
 
 /// What a service needs to run.
@@ -23,6 +24,8 @@ pub struct ServiceSpec<H> {
     pub handler: H,
     /// Names this instance's outbox claims (`order-1`, ...).
     pub instance: String,
+    /// The only instance, or one of several sharing the partitions.
+    pub membership: Membership,
 }
 
 /// A service whose relay and consumer run.
@@ -78,14 +81,15 @@ pub fn start_service<H: Handler>(
     catalog: Arc<Catalog>,
     cancel: CancellationToken,
 ) -> Result<RunningService, MessagingError> {
-    let ServiceSpec { service, store, handler, instance } = spec;
+    let ServiceSpec { service, store, handler, instance, membership } = spec;
     let relay = Relay::new(
         store.clone(),
         settings.clone(),
         RelayConfig::new(format!("{service}-{instance}"), service.topic()),
     )?;
     let relay = tokio::spawn(relay.run(cancel.clone()));
-    let (consumer, watch) =
-        spawn_consumer(store.clone(), settings.clone(), consumer_config(service, catalog), handler, cancel)?;
+    let mut config = consumer_config(service, catalog);
+    config.membership = membership;
+    let (consumer, watch) = spawn_consumer(store.clone(), settings.clone(), config, handler, cancel)?;
     Ok(RunningService { service, store, watch, tasks: vec![("relay", relay), ("consumer", consumer)] })
 }

@@ -97,9 +97,17 @@ pub async fn expire_overdue(store: &EventStore, outbound: &Outbound) -> Result<u
         let mut order = tx.load::<Order>(&order_id).await?;
         let events = Order::decide(&order.state, OrderCommand::Expire { at: now }).unwrap_or_default();
         if let (false, Some(cause)) = (events.is_empty(), own_cause(&order, now)) {
-            record_order(&mut tx, &mut order, events, cause, outbound).await?;
-            tx.commit().await?;
-            expired += 1;
+            // Another instance's sweep (or the saga itself) may get there
+            // first: that order is then not ours to expire.
+            let done = match record_order(&mut tx, &mut order, events, cause, outbound).await {
+                Ok(()) => tx.commit().await,
+                Err(error) => Err(error),
+            };
+            match done {
+                Ok(()) => expired += 1,
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(error) => return Err(error),
+            }
         }
     }
     Ok(expired)

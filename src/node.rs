@@ -1,0 +1,196 @@
+//! One service in its own process (`udders service NAME`): its database
+//! (PostgreSQL or SQLite, by URL), its relay, its consumer in the service's
+//! consumer group, its background work (the order service's deadline
+//! sweeper), and an HTTP port with its own routes, `/livez`, `/readyz` and
+//! `/metrics`. Start several instances of one service on one database: the
+//! group shares the partitions out, outbox claims keep the relays apart.
+//!
+//! [`start_handler`] is also how the one-process [`crate::system::System`]
+//! starts each of its services, so both topologies run the same wiring.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use udders_contracts::{Catalog, Service};
+use udders_eventstore::{EventStore, StoreOptions};
+use udders_messaging::{KafkaSettings, Membership};
+use udders_runtime::Outbound;
+use udders_runtime::node::{RunningService, ServiceSpec, start_service};
+
+use crate::http::{AppState, router};
+
+/// Starts `service`'s relay and consumer with its own handler.
+pub fn start_handler(
+    service: Service,
+    store: EventStore,
+    settings: &KafkaSettings,
+    catalog: Arc<Catalog>,
+    instance: String,
+    membership: Membership,
+    cancel: CancellationToken,
+) -> anyhow::Result<RunningService> {
+    let outbound = Outbound::new(service, catalog.clone());
+    macro_rules! start {
+        ($handler:expr) => {
+            start_service(
+                ServiceSpec { service, store, handler: $handler, instance, membership },
+                settings,
+                catalog,
+                cancel,
+            )
+        };
+    }
+    let running = match service {
+        Service::Order => start!(udders_order::OrderHandler::new(outbound)),
+        Service::Validation => start!(udders_validation::ValidationHandler::new(outbound)),
+        Service::Credit => start!(udders_credit::CreditHandler::new(outbound)),
+        Service::Inventory => start!(udders_inventory::InventoryHandler::new(outbound)),
+        Service::Payment => start!(udders_payment::PaymentHandler::new(outbound)),
+        Service::Fulfillment => start!(udders_fulfillment::FulfillmentHandler::new(outbound)),
+    }?;
+    Ok(running)
+}
+
+/// Seeds a service's reference data (the stock, for inventory). Instances
+/// starting together may race on it: a loser tries again and finds it done.
+pub async fn seed(service: Service, store: &EventStore, catalog: &Arc<Catalog>) -> anyhow::Result<()> {
+    if service != Service::Inventory {
+        return Ok(());
+    }
+    let outbound = Outbound::new(service, catalog.clone());
+    let mut attempts = 0;
+    loop {
+        match udders_inventory::seed(store, &outbound).await {
+            Ok(_) => return Ok(()),
+            Err(error) if attempts < 5 => {
+                attempts += 1;
+                tracing::info!(%error, "seeding the stock raced another instance; trying again");
+                tokio::time::sleep(Duration::from_millis(100 * attempts)).await;
+            }
+            Err(error) => return Err(error).context("seeding the stock"),
+        }
+    }
+}
+
+/// How to run one service.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Which service.
+    pub service: Service,
+    /// `postgres://…` or `sqlite:PATH`.
+    pub database_url: String,
+    /// Kafka bootstrap servers.
+    pub bootstrap: String,
+    /// Its HTTP port.
+    pub http_addr: SocketAddr,
+    /// Names this instance (outbox claims, client ids, logs).
+    pub instance: String,
+    /// Partitions of the topics it creates.
+    pub partitions: i32,
+    /// Longest fetch wait, milliseconds.
+    pub fetch_wait_ms: u32,
+    /// The saga deadline (order service).
+    pub deadline: Duration,
+    /// How often overdue orders are looked for (order service).
+    pub sweep_every: Duration,
+}
+
+/// One running service.
+#[derive(Debug)]
+pub struct Node {
+    /// Where its HTTP port listens.
+    pub http_addr: SocketAddr,
+    /// Which service.
+    pub service: Service,
+    store: EventStore,
+    cancel: CancellationToken,
+    running: RunningService,
+    sweeper: Option<JoinHandle<()>>,
+    http_stop: CancellationToken,
+    http: JoinHandle<std::io::Result<()>>,
+}
+
+impl Node {
+    /// Opens the database (applying migrations), seeds, starts the relay,
+    /// the consumer (as a member of the service's group) and HTTP.
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
+        let service = config.service;
+        let catalog = Arc::new(Catalog::udders()?);
+        let shown = config.database_url.split('@').next_back().unwrap_or_default().to_owned();
+        let store = EventStore::connect(&config.database_url, &StoreOptions::default())
+            .await
+            .with_context(|| format!("opening the {service} database at {shown}"))?;
+        seed(service, &store, &catalog).await?;
+        let settings = KafkaSettings {
+            partitions: config.partitions,
+            fetch_wait_max_ms: config.fetch_wait_ms,
+            ..KafkaSettings::new(config.bootstrap.clone())
+        };
+        let cancel = CancellationToken::new();
+        let sweeper = (service == Service::Order).then(|| {
+            tokio::spawn(udders_order::run_deadline_sweeper(
+                store.clone(),
+                Outbound::new(service, catalog.clone()),
+                config.sweep_every,
+                cancel.clone(),
+            ))
+        });
+        let running = start_handler(
+            service,
+            store.clone(),
+            &settings,
+            catalog.clone(),
+            config.instance.clone(),
+            Membership::Group,
+            cancel.clone(),
+        )?;
+        let order = (service == Service::Order).then(|| udders_order::OrderApi {
+            store: store.clone(),
+            outbound: Outbound::new(service, catalog.clone()),
+            deadline: config.deadline,
+        });
+        let state = AppState {
+            stores: BTreeMap::from([(service, store.clone())]),
+            catalog,
+            running: Arc::new(Mutex::new(BTreeMap::from([(service, running.watch.clone())]))),
+            expected: 1,
+            order,
+        };
+        let listener = tokio::net::TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("binding the HTTP port {}", config.http_addr))?;
+        let http_addr = listener.local_addr()?;
+        let http_stop = CancellationToken::new();
+        let stop = http_stop.clone();
+        let http = tokio::spawn(async move {
+            axum::serve(listener, router(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await
+        });
+        Ok(Node { http_addr, service, store, cancel, running, sweeper, http_stop, http })
+    }
+
+    /// True once its consumer holds its share of the partitions.
+    pub fn is_ready(&self) -> bool {
+        self.running.is_ready()
+    }
+
+    /// Stops intake (HTTP), then the sweeper, the consumer (after the batch
+    /// in hand) and the relay (after publishing what is committed, within
+    /// its drain timeout), then closes the database.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.http_stop.cancel();
+        let served = self.http.await;
+        self.cancel.cancel();
+        if let Some(sweeper) = self.sweeper {
+            let _ = sweeper.await;
+        }
+        let joined = self.running.join().await;
+        self.store.close().await;
+        served.context("the HTTP task")?.context("serving HTTP")?;
+        joined.with_context(|| format!("stopping {}", self.service))
+    }
+}
