@@ -505,13 +505,13 @@ impl<H: Handler> Loop<H> {
                     continue;
                 }
             }
-            if let Step::Reassign = self.process_batch(&batch, &cancel).await {
-                if self.config.membership == Membership::Alone || !self.reposition(&consumer).await {
-                    let Some(c) = self.replace_client(consumer, &cancel, None).await else {
-                        return self.stopped(None).await;
-                    };
-                    consumer = c;
-                }
+            if let Step::Reassign = self.process_batch(&batch, &cancel).await
+                && (self.config.membership == Membership::Alone || !self.reposition(&consumer).await)
+            {
+                let Some(c) = self.replace_client(consumer, &cancel, None).await else {
+                    return self.stopped(None).await;
+                };
+                consumer = c;
             }
         }
         self.stopped(Some(consumer)).await
@@ -1156,6 +1156,18 @@ impl<H: Handler> Loop<H> {
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
+        }
+    }
+}
+
+impl<H> Drop for Loop<H> {
+    /// A loop dropped without stopping (its task aborted, the runtime shut
+    /// down) must still let its client close: a group member's close waits
+    /// for an unassign that only a closing context makes.
+    fn drop(&mut self) {
+        let client = self.current.lock().ok().and_then(|mut c| c.take());
+        if let Some(client) = client {
+            client.context().closing.store(true, std::sync::atomic::Ordering::SeqCst);
         }
     }
 }
