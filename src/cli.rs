@@ -100,7 +100,7 @@ pub struct ServiceArgs {
     /// Its HTTP port: the service's routes, /livez, /readyz, /metrics.
     #[arg(long, env = "UDDERS_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: std::net::SocketAddr,
-    /// Names this instance in outbox claims and client ids (default: the process id).
+    /// Names this instance in outbox claims and client ids (default: `$HOSTNAME-<pid>`).
     #[arg(long, env = "UDDERS_INSTANCE_ID")]
     pub instance_id: Option<String>,
     /// Partitions of the topics it creates when they are missing.

@@ -33,7 +33,11 @@ pub async fn service(args: ServiceArgs) -> anyhow::Result<()> {
     let service = udders_contracts::Service::from_name(&args.service).with_context(|| {
         format!("{:?} is not a service (order, validation, credit, inventory, payment, fulfillment)", args.service)
     })?;
-    let instance = args.instance_id.unwrap_or_else(|| std::process::id().to_string());
+    // Replicas of one container image differ by host name (and share pid 1).
+    let instance = args.instance_id.unwrap_or_else(|| match std::env::var("HOSTNAME") {
+        Ok(host) if !host.is_empty() => format!("{host}-{}", std::process::id()),
+        _ => std::process::id().to_string(),
+    });
     let config = udders::node::NodeConfig {
         service,
         database_url: args.database_url,
