@@ -103,15 +103,8 @@ pub struct ServiceArgs {
     /// Names this instance in outbox claims and client ids (default: `$HOSTNAME-<pid>`).
     #[arg(long, env = "UDDERS_INSTANCE_ID")]
     pub instance_id: Option<String>,
-    /// Partitions of the topics it creates when they are missing.
-    #[arg(long, env = "UDDERS_PARTITIONS", default_value_t = 6)]
-    pub partitions: i32,
-    /// The saga deadline (order service).
-    #[arg(long, env = "UDDERS_SAGA_DEADLINE", default_value = "30s", value_parser = crate::up::parse_duration)]
-    pub saga_deadline: std::time::Duration,
-    /// Longest wait of the consumer's fetch, milliseconds.
-    #[arg(long, env = "UDDERS_FETCH_WAIT_MS", default_value_t = udders_messaging::KafkaSettings::DEFAULT_FETCH_WAIT_MS)]
-    pub fetch_wait_ms: u32,
+    #[command(flatten)]
+    pub saga: SagaArgs,
 }
 
 #[derive(Debug, Args)]
@@ -178,7 +171,14 @@ pub struct UpArgs {
     /// Where the embedded broker listens.
     #[arg(long, env = "UDDERS_BROKER_ADDR", default_value = "127.0.0.1:9092")]
     pub broker_addr: std::net::SocketAddr,
-    /// Partitions of every topic.
+    #[command(flatten)]
+    pub saga: SagaArgs,
+}
+
+/// How the saga runs: the same flags for `udders up` and `udders service`.
+#[derive(Debug, Args)]
+pub struct SagaArgs {
+    /// Partitions of every topic Udders creates.
     #[arg(long, env = "UDDERS_PARTITIONS", default_value_t = 6)]
     pub partitions: i32,
     /// The saga deadline: an order not finished by then is called off (`order/expired`).

@@ -44,9 +44,9 @@ pub async fn service(args: ServiceArgs) -> anyhow::Result<()> {
         bootstrap: args.bootstrap,
         http_addr: args.http_addr,
         instance: instance.clone(),
-        partitions: args.partitions,
-        fetch_wait_ms: args.fetch_wait_ms,
-        deadline: args.saga_deadline,
+        partitions: args.saga.partitions,
+        fetch_wait_ms: args.saga.fetch_wait_ms,
+        deadline: args.saga.saga_deadline,
         sweep_every: std::time::Duration::from_millis(500),
     };
     let node = udders::node::Node::start(config).await?;

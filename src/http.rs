@@ -11,6 +11,8 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use udders_contracts::{Catalog, Service};
 use udders_eventstore::EventStore;
 use udders_messaging::ConsumerWatch;
@@ -30,6 +32,24 @@ pub struct AppState {
     pub expected: usize,
     /// The order service's routes, when this process runs it.
     pub order: Option<udders_order::OrderApi>,
+}
+
+/// Serves [`router`] on `addr` until the returned token is cancelled:
+/// the bound address (port 0 picks one), the token, and the server's task.
+pub async fn serve(
+    addr: std::net::SocketAddr,
+    state: AppState,
+) -> anyhow::Result<(std::net::SocketAddr, CancellationToken, JoinHandle<std::io::Result<()>>)> {
+    use anyhow::Context as _;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the HTTP port {addr}"))?;
+    let bound = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router(state)).with_graceful_shutdown(async move { stopped.cancelled().await }).await
+    });
+    Ok((bound, stop, task))
 }
 
 /// The routes of the services in `state.stores`, and the shared ones.

@@ -22,7 +22,7 @@ use udders_messaging::{KafkaSettings, Membership};
 use udders_runtime::Outbound;
 use udders_runtime::node::{RunningService, ServiceSpec, start_service};
 
-use crate::http::{AppState, router};
+use crate::http::{AppState, serve};
 
 /// Starts `service`'s relay and consumer with its own handler.
 pub fn start_handler(
@@ -161,15 +161,7 @@ impl Node {
             expected: 1,
             order,
         };
-        let listener = tokio::net::TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("binding the HTTP port {}", config.http_addr))?;
-        let http_addr = listener.local_addr()?;
-        let http_stop = CancellationToken::new();
-        let stop = http_stop.clone();
-        let http = tokio::spawn(async move {
-            axum::serve(listener, router(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await
-        });
+        let (http_addr, http_stop, http) = serve(config.http_addr, state).await?;
         Ok(Node { http_addr, service, store, cancel, running, sweeper, http_stop, http })
     }
 

@@ -16,7 +16,7 @@ use udders_eventstore::{EventStore, StoreOptions};
 use udders_messaging::{ConsumerWatch, EmbeddedBroker, KafkaSettings, Membership, RelayConfig, ensure_topics};
 use udders_runtime::{Outbound, RunningService};
 
-use crate::http::{AppState, router};
+use crate::http::{AppState, serve};
 
 /// How to run the system.
 #[derive(Debug, Clone)]
@@ -135,15 +135,7 @@ impl System {
                 deadline: config.deadline,
             }),
         };
-        let listener = tokio::net::TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("binding the HTTP port {}", config.http_addr))?;
-        let http_addr = listener.local_addr()?;
-        let http_stop = CancellationToken::new();
-        let stop = http_stop.clone();
-        let http = tokio::spawn(async move {
-            axum::serve(listener, router(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await
-        });
+        let (http_addr, http_stop, http) = serve(config.http_addr, state).await?;
         let mut system = System {
             http_addr,
             broker_addr: broker.addr(),

@@ -12,9 +12,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut config = SystemConfig::new(&args.data_dir);
     config.http_addr = args.http_addr;
     config.broker_addr = args.broker_addr;
-    config.partitions = args.partitions;
-    config.deadline = args.saga_deadline;
-    config.fetch_wait_ms = args.fetch_wait_ms;
+    config.partitions = args.saga.partitions;
+    config.deadline = args.saga.saga_deadline;
+    config.fetch_wait_ms = args.saga.fetch_wait_ms;
     let system = System::start(config).await?;
     tokio::select! {
         ready = system.wait_ready(Duration::from_secs(60)) => ready?,
