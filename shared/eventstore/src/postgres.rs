@@ -260,20 +260,6 @@ pub(crate) async fn save_snapshot(
     Ok(())
 }
 
-pub(crate) async fn inbox_record(
-    conn: &mut PgConnection,
-    consumer: &str,
-    event_id: EventId,
-) -> Result<bool, StoreError> {
-    let done = sqlx::query("INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(consumer)
-        .bind(event_id.as_uuid())
-        .execute(&mut *conn)
-        .await
-        .during("recording an inbox entry")?;
-    Ok(done.rows_affected() == 1)
-}
-
 /// Records a batch's event ids in the inbox in one statement; true for each
 /// id seen here for the first time (a repeat within the batch is false).
 pub(crate) async fn inbox_record_many(

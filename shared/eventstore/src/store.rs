@@ -461,7 +461,7 @@ impl Tx {
     /// Records that `consumer` handles `event_id`. True the first time; false
     /// when it was already recorded (a duplicate delivery: skip it).
     pub async fn inbox_record(&mut self, consumer: &str, event_id: EventId) -> Result<bool, StoreError> {
-        dispatch!(self.conn(), inbox_record(consumer, event_id))
+        Ok(self.inbox_record_many(consumer, &[event_id]).await?.first().copied().unwrap_or(false))
     }
 
     /// [`Self::inbox_record`] for a whole batch in one statement: true for
