@@ -113,13 +113,14 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// Prometheus text: consumer counters, outbox backlog, orders by status.
+/// Prometheus text: consumer records by outcome, handler and transaction
+/// latency, consumer positions, outbox backlog and oldest age, orders by
+/// status, saga durations and compensations.
 #[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut out = String::new();
     let running = consumers(&state);
-    let _ = writeln!(out, "# HELP udders_consumer_records_total Records a service's consumer has seen, by outcome.");
-    let _ = writeln!(out, "# TYPE udders_consumer_records_total counter");
+    help(&mut out, "udders_consumer_records_total", "counter", "Records a service's consumer has seen, by outcome.");
     for (service, watch) in &running {
         let s = watch.stats();
         for (outcome, n) in [
@@ -131,23 +132,77 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             let _ = writeln!(out, "udders_consumer_records_total{{service=\"{service}\",outcome=\"{outcome}\"}} {n}");
         }
     }
-    let _ = writeln!(out, "# HELP udders_outbox_backlog Outbox rows not yet published.");
-    let _ = writeln!(out, "# TYPE udders_outbox_backlog gauge");
+    help(
+        &mut out,
+        "udders_handler_duration_seconds",
+        "histogram",
+        "One handler call: a record's effects, before the commit.",
+    );
+    for (service, watch) in &running {
+        watch.latency().handler.write_prometheus(
+            &mut out,
+            "udders_handler_duration_seconds",
+            &format!("service=\"{service}\""),
+        );
+    }
+    help(
+        &mut out,
+        "udders_consumer_transaction_duration_seconds",
+        "histogram",
+        "One consumer transaction: inbox entries, handler calls, positions and commit.",
+    );
+    for (service, watch) in &running {
+        let labels = format!("service=\"{service}\"");
+        watch.latency().transaction.write_prometheus(&mut out, "udders_consumer_transaction_duration_seconds", &labels);
+    }
+    help(
+        &mut out,
+        "udders_consumer_position",
+        "gauge",
+        "The next offset a service's consumer will read, as stored in its database.",
+    );
     for (service, store) in &state.stores {
-        if let Ok(n) = store.outbox_backlog().await {
-            let _ = writeln!(out, "udders_outbox_backlog{{service=\"{service}\"}} {n}");
+        for p in store.positions(service.name()).await.unwrap_or_default() {
+            let _ = writeln!(
+                out,
+                "udders_consumer_position{{service=\"{service}\",topic=\"{}\",partition=\"{}\"}} {}",
+                p.topic, p.partition, p.next_offset
+            );
         }
     }
-    let _ = writeln!(out, "# HELP udders_orders Orders by status.");
-    let _ = writeln!(out, "# TYPE udders_orders gauge");
-    let order = state.stores.get(&Service::Order);
-    if let Some(Ok(counts)) = match order {
-        Some(store) => Some(store.count_documents("orders", 0).await),
-        None => None,
-    } {
+    let mut outbox = BTreeMap::new();
+    for (service, store) in &state.stores {
+        if let Ok(status) = store.outbox_status().await {
+            outbox.insert(*service, status);
+        }
+    }
+    help(&mut out, "udders_outbox_backlog", "gauge", "Outbox rows not yet published.");
+    for (service, status) in &outbox {
+        let _ = writeln!(out, "udders_outbox_backlog{{service=\"{service}\"}} {}", status.backlog);
+    }
+    help(
+        &mut out,
+        "udders_outbox_oldest_age_seconds",
+        "gauge",
+        "Age of the oldest unpublished outbox row (0 when none).",
+    );
+    for (service, status) in &outbox {
+        let age = status.oldest_age.unwrap_or_default().as_secs_f64();
+        let _ = writeln!(out, "udders_outbox_oldest_age_seconds{{service=\"{service}\"}} {age}");
+    }
+    help(&mut out, "udders_orders", "gauge", "Orders by status.");
+    if let Some(store) = state.stores.get(&Service::Order)
+        && let Ok(counts) = store.count_documents("orders", 0).await
+    {
         for (status, n) in counts {
             let _ = writeln!(out, "udders_orders{{status=\"{}\"}} {n}", status.unwrap_or_default());
         }
     }
+    udders_runtime::metrics::saga().write_prometheus(&mut out, state.stores.keys().copied());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+fn help(out: &mut String, name: &str, kind: &str, text: &str) {
+    let _ = writeln!(out, "# HELP {name} {text}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
 }

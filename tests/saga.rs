@@ -405,3 +405,54 @@ async fn the_openapi_document_and_swagger_ui_are_served_from_the_binary() {
     assert!(catalog.to_string().contains("order/init/1.2/icecream/udders/{product}/{country}/{channel}"));
     t.stop().await;
 }
+
+/// The value of the sample `series` (name and labels, as printed) in
+/// Prometheus text, 0 when it is not there.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .map_or(0.0, |v| v.parse().expect("a number"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_count_sagas_compensations_handler_latency_and_positions() {
+    let t = start().await;
+    let metrics = || async {
+        let response = t.client.get(format!("{}/metrics", t.base)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        response.text().await.unwrap()
+    };
+    let before = metrics().await;
+    ends(&t, happy_order(), "COMPLETED", "").await;
+    ends(&t, an_order("chocolate", 2, "cust-4", "tok_declined", None), "REJECTED", "declined").await;
+    t.assert_invariants().await;
+    let after = metrics().await;
+    let delta = |series: &str| sample(&after, series) - sample(&before, series);
+
+    assert_eq!(delta("udders_saga_duration_seconds_count{outcome=\"COMPLETED\"}"), 1.0, "{after}");
+    assert_eq!(delta("udders_saga_duration_seconds_count{outcome=\"REJECTED\"}"), 1.0, "{after}");
+    let took = delta("udders_saga_duration_seconds_sum{outcome=\"COMPLETED\"}");
+    assert!(took > 0.0 && took < SAGA_TIMEOUT.as_secs_f64(), "a completed saga took {took} s");
+    assert_eq!(delta("udders_saga_duration_seconds_bucket{outcome=\"COMPLETED\",le=\"+Inf\"}"), 1.0);
+
+    assert_eq!(delta("udders_compensations_total{service=\"credit\",kind=\"credit/released\"}"), 1.0, "{after}");
+    assert_eq!(delta("udders_compensations_total{service=\"inventory\",kind=\"inventory/released\"}"), 1.0);
+    assert!(after.contains("udders_compensations_total{service=\"payment\",kind=\"payment/refunded\"} 0"), "{after}");
+
+    // The order service follows every saga event: at least the 2 placements,
+    // their validations and the happy order's shipment.
+    assert!(delta("udders_handler_duration_seconds_count{service=\"order\"}") >= 5.0, "{after}");
+    assert!(delta("udders_consumer_transaction_duration_seconds_count{service=\"payment\"}") >= 1.0, "{after}");
+    let positions: f64 = after
+        .lines()
+        .filter(|l| l.starts_with("udders_consumer_position{service=\"order\",topic=\"udders.order\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!(positions >= 2.0, "the order consumer stored positions past its own 2 placements: {after}");
+    for service in ["order", "validation", "credit", "inventory", "payment", "fulfillment"] {
+        assert_eq!(sample(&after, &format!("udders_outbox_backlog{{service=\"{service}\"}}")), 0.0, "{service}");
+        assert!(after.contains(&format!("udders_outbox_oldest_age_seconds{{service=\"{service}\"}} 0\n")), "{service}");
+    }
+    assert_eq!(sample(&after, "udders_orders{status=\"COMPLETED\"}"), 1.0);
+    t.stop().await;
+}

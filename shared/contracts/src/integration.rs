@@ -153,6 +153,17 @@ impl Integration {
         value.unwrap_or(Value::Null)
     }
 
+    /// `Some("credit/released")` and the like for the events that give back
+    /// what an earlier step took: the compensations.
+    pub fn compensation_kind(&self) -> Option<&'static str> {
+        match self {
+            Self::CreditReleased(_) => Some("credit/released"),
+            Self::StockReleased(_) => Some("inventory/released"),
+            Self::PaymentRefunded(_) => Some("payment/refunded"),
+            _ => None,
+        }
+    }
+
     /// True for the events that ask holders to give back what they hold.
     pub fn is_compensation_trigger(&self) -> bool {
         matches!(

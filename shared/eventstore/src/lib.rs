@@ -32,8 +32,8 @@ pub use aggregate::{Loaded, StreamOf, decode_event, encode_event};
 pub use documents::{Document, DocumentFilter};
 pub use error::StoreError;
 pub use model::{
-    Appended, ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, Pruned,
-    RecordedEvent, SnapshotRecord, StreamId,
+    Appended, ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, OutboxStatus,
+    Pruned, RecordedEvent, SnapshotRecord, StreamId,
 };
 pub use store::{Backend, EventStore, StoreOptions, Tx};
 pub use udders_kernel::{Aggregate, ReadModel};

@@ -197,6 +197,15 @@ pub(crate) struct StreamLoad {
     pub(crate) head: u64,
 }
 
+/// The relay's queue: how many outbox rows wait and how long the oldest has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboxStatus {
+    /// Rows not yet published.
+    pub backlog: u64,
+    /// The age of the oldest of them (`None` when there are none).
+    pub oldest_age: Option<std::time::Duration>,
+}
+
 /// What a prune removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pruned {

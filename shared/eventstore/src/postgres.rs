@@ -18,8 +18,8 @@ use uuid::Uuid;
 use crate::documents::{Document, DocumentFilter};
 use crate::error::{Context, StoreError, append_error, outbox_error};
 use crate::model::{
-    Appended, ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, Pruned,
-    RecordedEvent, SnapshotRecord, StreamId, StreamLoad,
+    Appended, ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, OutboxStatus,
+    Pruned, RecordedEvent, SnapshotRecord, StreamId, StreamLoad,
 };
 use crate::model::{first_occurrences, fresh_flags};
 
@@ -406,12 +406,17 @@ pub(crate) async fn unpublish_recent(conn: &mut PgConnection, window: Duration) 
     Ok(done.rows_affected())
 }
 
-pub(crate) async fn outbox_backlog(conn: &mut PgConnection) -> Result<u64, StoreError> {
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(&mut *conn)
-        .await
-        .during("counting the outbox backlog")?;
-    Ok(n as u64)
+pub(crate) async fn outbox_status(conn: &mut PgConnection) -> Result<OutboxStatus, StoreError> {
+    // The age on the database's clock, which wrote `created_at`.
+    let (n, age_us): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT count(*), (extract(epoch FROM now() - min(created_at)) * 1000000)::bigint \
+         FROM outbox WHERE published_at IS NULL",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .during("reading the outbox backlog")?;
+    let oldest_age = age_us.map(|us| Duration::from_micros(us.max(0) as u64));
+    Ok(OutboxStatus { backlog: n as u64, oldest_age })
 }
 
 pub(crate) async fn prune(

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use crate::documents::{Document, DocumentFilter};
 use crate::error::{Context, StoreError, append_error, outbox_error};
 use crate::model::{
-    Appended, ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, Pruned,
-    RecordedEvent, SnapshotRecord, StreamId, StreamLoad,
+    Appended, ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, OutboxStatus,
+    Pruned, RecordedEvent, SnapshotRecord, StreamId, StreamLoad,
 };
 use crate::model::{first_occurrences, fresh_flags};
 
@@ -401,12 +401,14 @@ pub(crate) async fn unpublish_recent(conn: &mut SqliteConnection, window: Durati
     Ok(done.rows_affected())
 }
 
-pub(crate) async fn outbox_backlog(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at_us IS NULL")
-        .fetch_one(&mut *conn)
-        .await
-        .during("counting the outbox backlog")?;
-    Ok(n as u64)
+pub(crate) async fn outbox_status(conn: &mut SqliteConnection) -> Result<OutboxStatus, StoreError> {
+    let (n, oldest): (i64, Option<i64>) =
+        sqlx::query_as("SELECT count(*), min(created_at_us) FROM outbox WHERE published_at_us IS NULL")
+            .fetch_one(&mut *conn)
+            .await
+            .during("reading the outbox backlog")?;
+    let oldest_age = oldest.map(|at| Duration::from_micros(now_us().saturating_sub(at).max(0) as u64));
+    Ok(OutboxStatus { backlog: n as u64, oldest_age })
 }
 
 pub(crate) async fn prune(

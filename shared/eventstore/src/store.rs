@@ -15,8 +15,8 @@ use udders_kernel::{CorrelationId, EventId};
 use crate::documents::{Document, DocumentFilter};
 use crate::error::{Context, StoreError};
 use crate::model::{
-    Appended, ClaimedMessage, ConsumerPosition, ExpectedVersion, NewEvent, OutboxMessage, Pruned, RecordedEvent,
-    SnapshotRecord, StreamId,
+    Appended, ClaimedMessage, ConsumerPosition, ExpectedVersion, NewEvent, OutboxMessage, OutboxStatus, Pruned,
+    RecordedEvent, SnapshotRecord, StreamId,
 };
 use crate::{postgres, sqlite};
 
@@ -210,7 +210,7 @@ impl EventStore {
             }
             Pools::Postgres(pool) => TxInner::Postgres(pool.begin().await.during("beginning a transaction")?),
         };
-        Ok(Tx { inner, store: self.clone(), wrote_outbox: false })
+        Ok(Tx { inner, store: self.clone(), wrote_outbox: false, on_commit: Vec::new() })
     }
 
     pub(crate) async fn reader(&self) -> Result<Pooled, StoreError> {
@@ -359,8 +359,13 @@ impl EventStore {
 
     /// How many outbox rows wait to be published.
     pub async fn outbox_backlog(&self) -> Result<u64, StoreError> {
+        Ok(self.outbox_status().await?.backlog)
+    }
+
+    /// Outbox rows not yet published, and the age of the oldest.
+    pub async fn outbox_status(&self) -> Result<OutboxStatus, StoreError> {
         let mut c = self.reader().await?;
-        dispatch!(c.conn(), outbox_backlog())
+        dispatch!(c.conn(), outbox_status())
     }
 
     /// Deletes outbox rows published longer than `published_before` ago and
@@ -395,11 +400,16 @@ pub struct Tx {
     inner: TxInner,
     store: EventStore,
     wrote_outbox: bool,
+    on_commit: Vec<Box<dyn FnOnce() + Send>>,
 }
 
 impl std::fmt::Debug for Tx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tx").field("backend", &self.store.backend()).field("wrote_outbox", &self.wrote_outbox).finish()
+        f.debug_struct("Tx")
+            .field("backend", &self.store.backend())
+            .field("wrote_outbox", &self.wrote_outbox)
+            .field("on_commit", &self.on_commit.len())
+            .finish()
     }
 }
 
@@ -521,7 +531,16 @@ impl Tx {
         if self.wrote_outbox {
             self.store.outbox_signal().notify_one();
         }
+        for after in self.on_commit {
+            after();
+        }
         Ok(())
+    }
+
+    /// Runs `after` once this transaction has committed, and never if it
+    /// rolls back: for counters that must count only what happened.
+    pub fn on_commit(&mut self, after: impl FnOnce() + Send + 'static) {
+        self.on_commit.push(Box::new(after));
     }
 
     /// Rolls back everything this transaction wrote.

@@ -4,13 +4,14 @@ mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::{Ledger, LedgerEvent, event, message_for};
 use tokio::sync::Barrier;
 use udders_eventstore::{
-    ConsumerPosition, EventMetadata, EventStore, ExpectedVersion, NewEvent, SnapshotRecord, StoreError, StreamId,
-    StreamOf,
+    ConsumerPosition, EventMetadata, EventStore, ExpectedVersion, NewEvent, OutboxStatus, SnapshotRecord, StoreError,
+    StreamId, StreamOf,
 };
 use udders_kernel::EventId;
 use uuid::Uuid;
@@ -131,6 +132,52 @@ on_both_backends! {
         let e = event(1);
         store.append(&stream("wake"), ExpectedVersion::NoStream, std::slice::from_ref(&e), &[message_for(&e)]).await.unwrap();
         tokio::time::timeout(Duration::from_secs(1), notified).await.expect("the relay signal fired");
+    }
+}
+
+on_both_backends! {
+    /// The outbox status counts unpublished rows and ages the oldest; a
+    /// published row leaves both.
+    async fn the_outbox_status_counts_waiting_rows_and_ages_the_oldest(store: EventStore) {
+        assert_eq!(store.outbox_status().await.unwrap(), OutboxStatus { backlog: 0, oldest_age: None });
+        let (e1, e2) = (event(1), event(2));
+        store.append(&stream("a"), ExpectedVersion::NoStream, std::slice::from_ref(&e1), &[message_for(&e1)]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        store.append(&stream("b"), ExpectedVersion::NoStream, std::slice::from_ref(&e2), &[message_for(&e2)]).await.unwrap();
+        let status = store.outbox_status().await.unwrap();
+        assert_eq!(status.backlog, 2);
+        let age = status.oldest_age.expect("an age");
+        assert!(age >= Duration::from_millis(50) && age < Duration::from_secs(30), "{age:?}");
+        let first = store.claim_outbox("relay", 1, Duration::from_secs(30)).await.unwrap();
+        store.mark_published(&[first[0].id]).await.unwrap();
+        let status = store.outbox_status().await.unwrap();
+        assert_eq!(status.backlog, 1);
+        assert!(status.oldest_age.expect("an age") < age, "the younger row is now the oldest");
+    }
+}
+
+on_both_backends! {
+    /// Work queued with `on_commit` runs after a commit, never after a rollback.
+    async fn on_commit_runs_only_when_the_transaction_commits(store: EventStore) {
+        let ran = Arc::new(AtomicU32::new(0));
+        let count = |ran: &Arc<AtomicU32>| {
+            let ran = ran.clone();
+            move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        let mut tx = store.begin().await.unwrap();
+        tx.on_commit(count(&ran));
+        drop(tx);
+        let mut tx = store.begin().await.unwrap();
+        tx.on_commit(count(&ran));
+        tx.rollback().await.unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+        let mut tx = store.begin().await.unwrap();
+        tx.on_commit(count(&ran));
+        tx.on_commit(count(&ran));
+        tx.commit().await.unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 2);
     }
 }
 

@@ -60,6 +60,7 @@ use udders_kernel::EventId;
 
 use crate::MessagingError;
 use crate::kafka::{KafkaSettings, WatchfulContext};
+use crate::metrics::{HANDLER_BOUNDS, Histogram};
 
 /// Headers added to a dead-lettered record (its own headers are kept).
 pub mod dead_letter {
@@ -248,6 +249,22 @@ struct Loop<H> {
     /// with the first dropped offset.
     rewinds: HashMap<PartitionKey, i64>,
     stats: watch::Sender<ConsumerStats>,
+    latency: Arc<ConsumerLatency>,
+}
+
+/// How long a consumer's work takes, as histograms.
+#[derive(Debug)]
+pub struct ConsumerLatency {
+    /// Each handler call (one record's effects, before the commit).
+    pub handler: Histogram,
+    /// Each transaction: inbox entries, handler calls, positions and commit.
+    pub transaction: Histogram,
+}
+
+impl Default for ConsumerLatency {
+    fn default() -> Self {
+        Self { handler: Histogram::new(HANDLER_BOUNDS), transaction: Histogram::new(HANDLER_BOUNDS) }
+    }
 }
 
 /// A partition whose resume point `next` is being confirmed: the record at
@@ -341,6 +358,7 @@ enum Passage {
 pub struct ConsumerWatch {
     ready: watch::Receiver<bool>,
     stats: watch::Receiver<ConsumerStats>,
+    latency: Arc<ConsumerLatency>,
 }
 
 impl ConsumerWatch {
@@ -358,6 +376,11 @@ impl ConsumerWatch {
     pub fn stats(&self) -> ConsumerStats {
         *self.stats.borrow()
     }
+
+    /// How long its handler calls and transactions took.
+    pub fn latency(&self) -> &ConsumerLatency {
+        &self.latency
+    }
 }
 
 /// Starts a consumer on the current runtime. It runs until `cancel`.
@@ -371,6 +394,7 @@ pub fn spawn_consumer<H: Handler>(
     let producer: FutureProducer = settings.producer_config().create().map_err(MessagingError::Kafka)?;
     let (ready_tx, ready) = watch::channel(false);
     let (stats_tx, stats) = watch::channel(ConsumerStats::default());
+    let latency = Arc::new(ConsumerLatency::default());
     let lp = Loop {
         store,
         settings,
@@ -389,9 +413,10 @@ pub fn spawn_consumer<H: Handler>(
         owned: HashSet::new(),
         rewinds: HashMap::new(),
         stats: stats_tx,
+        latency: latency.clone(),
     };
     let task = tokio::spawn(lp.run(cancel, ready_tx));
-    Ok((task, ConsumerWatch { ready, stats }))
+    Ok((task, ConsumerWatch { ready, stats, latency }))
 }
 
 fn fingerprint(message: &OwnedMessage) -> Option<String> {
@@ -963,7 +988,9 @@ impl<H: Handler> Loop<H> {
             if fresh {
                 let span = tracing::info_span!("record", order_id = %incoming.key,
                     correlation_id = %incoming.envelope.correlation_id, subject = %incoming.envelope.subject);
+                let call = Instant::now();
                 self.handler.handle(&mut tx, incoming).instrument(span).await.map_err(Failure::Handler)?;
+                self.latency.handler.observe(call.elapsed());
             }
             outcomes.push(if fresh { Outcome::Handled } else { Outcome::Duplicate });
             positions.insert(
@@ -980,8 +1007,10 @@ impl<H: Handler> Loop<H> {
             tx.save_position(&self.config.name, position).await.map_err(Failure::Store)?;
         }
         tx.commit().await.map_err(Failure::Store)?;
+        let elapsed = started.elapsed();
+        self.latency.transaction.observe(elapsed);
         tracing::debug!(target: "udders_messaging::batch", consumer = %self.config.name, records = items.len(),
-            elapsed_us = started.elapsed().as_micros() as u64, "batch committed");
+            elapsed_us = elapsed.as_micros() as u64, "batch committed");
         Ok(outcomes)
     }
 

@@ -4,7 +4,8 @@
 //! What lives here: [`EmbeddedBroker`] (Tansu, linked in, memory storage),
 //! topic creation, [`KafkaSettings`] (every rdkafka setting in one place),
 //! [`Relay`], [`spawn_consumer`] with its [`Handler`] trait, [`outbound`]
-//! (an event as an outbox row with its CloudEvents headers), and [`tap`].
+//! (an event as an outbox row with its CloudEvents headers), [`tap`], and
+//! [`metrics`] (the latency histograms a consumer keeps).
 //!
 //! What must not: domain rules. Handlers (in the services) decide; this crate
 //! moves records, stores positions and never loses an accepted event.
@@ -12,14 +13,15 @@
 pub mod broker;
 mod consumer;
 mod kafka;
+pub mod metrics;
 pub mod outbound;
 mod relay;
 pub mod tap;
 
 pub use broker::{EmbeddedBroker, assign_from_start, ensure_topics, wait_for_broker};
 pub use consumer::{
-    ConsumerConfig, ConsumerStats, ConsumerWatch, Handler, HandlerError, Incoming, Membership, dead_letter,
-    spawn_consumer,
+    ConsumerConfig, ConsumerLatency, ConsumerStats, ConsumerWatch, Handler, HandlerError, Incoming, Membership,
+    dead_letter, spawn_consumer,
 };
 pub use kafka::{KafkaSettings, WatchfulContext};
 pub use relay::{Relay, RelayConfig};

@@ -13,11 +13,13 @@
 //! - [`node`]: one running service: its relay and its consumer, wired from
 //!   the catalog.
 //! - [`clock`]: the one place the services read the time.
+//! - [`metrics`]: saga durations and compensations, counted on commit.
 //!
 //! What must not: any service's rules. Deciders live in the domain crates.
 
 pub mod clock;
 pub mod http;
+pub mod metrics;
 pub mod node;
 pub mod record;
 pub mod replay;

@@ -126,7 +126,11 @@ impl Outbound {
             traceparent: cause.traceparent.clone(),
             sequence,
         };
-        tx.enqueue(&[outbox_message(spec.topic(), event.order_id(), &envelope, &event.payload())?]).await
+        tx.enqueue(&[outbox_message(spec.topic(), event.order_id(), &envelope, &event.payload())?]).await?;
+        if let Some(kind) = event.compensation_kind() {
+            crate::metrics::saga().compensated(tx, self.service, kind);
+        }
+        Ok(())
     }
 }
 

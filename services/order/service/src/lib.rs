@@ -70,7 +70,17 @@ pub(crate) async fn record_order(
     outbound: &Outbound,
 ) -> Result<(), StoreError> {
     let id = order.stream.id().to_owned();
+    let was_terminal = order.state.status.is_terminal();
     record_viewed(tx, order, events, &cause, outbound, |e| e.integration(&id)).await?;
+    // The saga ends here: COMPLETED (shipped), REJECTED or CANCELLED.
+    if let (false, true, Some(placement)) = (was_terminal, order.state.status.is_terminal(), &order.state.placement) {
+        let took = order.state.updated_at.micros().saturating_sub(placement.placed_at.micros()).max(0);
+        udders_runtime::metrics::saga().saga_concluded(
+            tx,
+            order.state.status.as_str(),
+            Duration::from_micros(took as u64),
+        );
+    }
     Ok(())
 }
 
