@@ -454,5 +454,19 @@ async fn metrics_count_sagas_compensations_handler_latency_and_positions() {
         assert!(after.contains(&format!("udders_outbox_oldest_age_seconds{{service=\"{service}\"}} 0\n")), "{service}");
     }
     assert_eq!(sample(&after, "udders_orders{status=\"COMPLETED\"}"), 1.0);
+
+    // Every series the provisioned Grafana dashboard queries is exported.
+    let dashboard = include_str!("../deploy/grafana/provisioning/dashboards/udders.json");
+    let queried: BTreeSet<&str> = dashboard
+        .match_indices("udders_")
+        .map(|(at, _)| {
+            let name = &dashboard[at..];
+            &name[..name.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(name.len())]
+        })
+        .collect();
+    assert!(queried.len() >= 8, "{queried:?}");
+    for name in queried {
+        assert!(after.lines().any(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' '])), "{name} is not exported");
+    }
     t.stop().await;
 }
