@@ -129,7 +129,7 @@ pub struct BrokerArgs {
     #[arg(long, env = "UDDERS_BROKER_ADDR", default_value = "127.0.0.1:9092")]
     pub broker_addr: std::net::SocketAddr,
     /// Partitions of every topic.
-    #[arg(long, env = "UDDERS_PARTITIONS", default_value_t = 6)]
+    #[arg(long, env = "UDDERS_PARTITIONS", default_value_t = udders::node::DEFAULT_PARTITIONS)]
     pub partitions: i32,
 }
 
@@ -178,9 +178,11 @@ pub struct UpArgs {
 /// How the saga runs: the same flags for `udders up` and `udders service`.
 #[derive(Debug, Args)]
 pub struct SagaArgs {
-    /// Partitions of every topic Udders creates.
-    #[arg(long, env = "UDDERS_PARTITIONS", default_value_t = 6)]
-    pub partitions: i32,
+    /// Partitions of every topic Udders creates [default: 1 for `up`, whose
+    /// one consumer per service reads them all; 6 for `service`, whose
+    /// instances share them].
+    #[arg(long, env = "UDDERS_PARTITIONS")]
+    pub partitions: Option<i32>,
     /// The saga deadline: an order not finished by then is called off (`order/expired`).
     #[arg(long, env = "UDDERS_SAGA_DEADLINE", default_value = "30s", value_parser = crate::up::parse_duration)]
     pub saga_deadline: std::time::Duration,

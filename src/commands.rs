@@ -44,7 +44,7 @@ pub async fn service(args: ServiceArgs) -> anyhow::Result<()> {
         bootstrap: args.bootstrap,
         http_addr: args.http_addr,
         instance: instance.clone(),
-        partitions: args.saga.partitions,
+        partitions: args.saga.partitions.unwrap_or(udders::node::DEFAULT_PARTITIONS),
         fetch_wait_ms: args.saga.fetch_wait_ms,
         deadline: args.saga.saga_deadline,
         sweep_every: std::time::Duration::from_millis(500),

@@ -24,6 +24,10 @@ use udders_runtime::node::{RunningService, ServiceSpec, start_service};
 
 use crate::http::{AppState, serve};
 
+/// Partitions per topic when each service runs in its own processes: the
+/// instances of a service share them (at most this many do work at once).
+pub const DEFAULT_PARTITIONS: i32 = 6;
+
 /// Starts `service`'s relay and consumer with its own handler.
 pub fn start_handler(
     service: Service,

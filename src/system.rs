@@ -46,7 +46,9 @@ impl SystemConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             broker_addr: SocketAddr::from(([127, 0, 0, 1], 9092)),
             data_dir: data_dir.into(),
-            partitions: 6,
+            // One consumer per service reads every partition: more would
+            // only add fetch work for the broker (docs/benchmarks.md).
+            partitions: 1,
             deadline: udders_order::DEFAULT_DEADLINE,
             fetch_wait_ms: KafkaSettings::DEFAULT_FETCH_WAIT_MS,
             sweep_every: Duration::from_millis(500),

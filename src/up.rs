@@ -12,7 +12,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut config = SystemConfig::new(&args.data_dir);
     config.http_addr = args.http_addr;
     config.broker_addr = args.broker_addr;
-    config.partitions = args.saga.partitions;
+    config.partitions = args.saga.partitions.unwrap_or(config.partitions);
     config.deadline = args.saga.saga_deadline;
     config.fetch_wait_ms = args.saga.fetch_wait_ms;
     let system = System::start(config).await?;

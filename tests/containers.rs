@@ -136,7 +136,8 @@ async fn the_saga_runs_on_apache_kafka_and_postgresql_with_two_instances_per_ser
     let deadline = Instant::now() + SAGA_TIMEOUT * 4;
     for (id, ends) in &placed {
         loop {
-            let order: Value = client.get(format!("{}/orders/{id}", at.order)).send().await.unwrap().json().await.unwrap();
+            let order: Value =
+                client.get(format!("{}/orders/{id}", at.order)).send().await.unwrap().json().await.unwrap();
             if ["COMPLETED", "REJECTED", "CANCELLED"].contains(&order["status"].as_str().unwrap_or_default()) {
                 assert_eq!(order["status"], json!(ends), "{order:#}");
                 break;

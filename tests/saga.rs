@@ -466,7 +466,10 @@ async fn metrics_count_sagas_compensations_handler_latency_and_positions() {
         .collect();
     assert!(queried.len() >= 8, "{queried:?}");
     for name in queried {
-        assert!(after.lines().any(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' '])), "{name} is not exported");
+        assert!(
+            after.lines().any(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' '])),
+            "{name} is not exported"
+        );
     }
     t.stop().await;
 }

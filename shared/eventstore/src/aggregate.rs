@@ -9,10 +9,9 @@ use udders_kernel::{Aggregate, EventId};
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::model::{
-    Appended, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, SnapshotRecord, StreamId, StreamLoad,
-};
-use crate::store::{Conn, EventStore, Tx, dispatch};
+use crate::model::{EventMetadata, NewEvent, RecordedEvent, SnapshotRecord, StreamId, StreamLoad};
+use crate::store::{Conn, EventStore, dispatch};
+use crate::tx::Tx;
 use crate::{postgres, sqlite};
 
 /// The stream of an aggregate: `A::stream(id)` is `<CATEGORY>-<id>`.
@@ -150,23 +149,42 @@ impl EventStore {
 }
 
 impl Tx {
-    /// Loads an aggregate inside this transaction.
+    /// Loads an aggregate inside this transaction: as this transaction left
+    /// it if it holds it already, else from the cache, else from the
+    /// database (newest usable snapshot plus the events after it).
     pub async fn load<A: Aggregate>(&mut self, id: impl fmt::Display) -> Result<Loaded<A>, StoreError> {
-        load_from::<A>(self.conn(), A::stream(id)).await
+        let stream = A::stream(id);
+        let held = match self.held::<A::State>(&stream) {
+            Some(held) => Some(held),
+            None => self.take_cached::<A::State>(&stream),
+        };
+        let loaded = match held {
+            Some((version, state)) => Loaded { stream, state, version, snapshot_version: None, replayed: 0 },
+            None => {
+                if self.has_pending(&stream) {
+                    self.flush().await?;
+                }
+                load_from::<A>(self.conn(), stream).await?
+            }
+        };
+        self.hold(&loaded.stream, loaded.version, loaded.state.clone());
+        Ok(loaded)
     }
 
-    /// Appends decided events to a loaded aggregate, folds them into its
-    /// state, and writes a snapshot when the append crosses a multiple of
-    /// [`Aggregate::SNAPSHOT_EVERY`]. Returns the ids given to the events.
+    /// Records decided events on a loaded aggregate: folds them into its
+    /// state, and queues them (and a snapshot, when the events cross a
+    /// multiple of [`Aggregate::SNAPSHOT_EVERY`]) for the commit. Returns the
+    /// ids given to the events. A stream that moved meanwhile fails the
+    /// commit with [`StoreError::Conflict`].
     pub async fn record<A: Aggregate>(
         &mut self,
         loaded: &mut Loaded<A>,
         events: Vec<A::Event>,
         metadata: EventMetadata,
-    ) -> Result<Vec<EventId>, StoreError>
-    where
-        A::State: Clone,
-    {
+    ) -> Result<Vec<EventId>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut new_events = Vec::with_capacity(events.len());
         for event in &events {
             let (event_type, payload) = encode_event(event)?;
@@ -178,11 +196,12 @@ impl Tx {
                 metadata,
             });
         }
-        let Appended { version, .. } =
-            self.append(&loaded.stream, ExpectedVersion::from_u64(loaded.version), &new_events).await?;
+        let ids = new_events.iter().map(|e| e.event_id).collect();
         let before = loaded.version;
+        self.push_events(&loaded.stream, before, new_events)?;
         loaded.state = A::fold_from(loaded.state.clone(), &events);
-        loaded.version = version;
+        loaded.version = before + events.len() as u64;
+        let version = loaded.version;
         if let Some(every) = A::SNAPSHOT_EVERY
             && before / every.get() != version / every.get()
         {
@@ -190,9 +209,9 @@ impl Tx {
                 what: format!("the state of {}", loaded.stream),
                 reason: e.to_string(),
             })?;
-            self.save_snapshot(&loaded.stream, &SnapshotRecord { version, state_schema: A::STATE_SCHEMA, state })
-                .await?;
+            self.push_snapshot(&loaded.stream, SnapshotRecord { version, state_schema: A::STATE_SCHEMA, state });
         }
-        Ok(new_events.into_iter().map(|e| e.event_id).collect())
+        self.hold(&loaded.stream, version, loaded.state.clone());
+        Ok(ids)
     }
 }

@@ -21,12 +21,14 @@
 //! knows streams and rows, not orders.
 
 mod aggregate;
+mod cache;
 mod documents;
 mod error;
 mod model;
 mod postgres;
 mod sqlite;
 mod store;
+mod tx;
 
 pub use aggregate::{Loaded, StreamOf, decode_event, encode_event};
 pub use documents::{Document, DocumentFilter};
@@ -35,5 +37,6 @@ pub use model::{
     Appended, ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, OutboxStatus,
     Pruned, RecordedEvent, SnapshotRecord, StreamId,
 };
-pub use store::{Backend, EventStore, StoreOptions, Tx};
+pub use store::{Backend, EventStore, StoreOptions};
+pub use tx::Tx;
 pub use udders_kernel::{Aggregate, ReadModel};

@@ -227,3 +227,36 @@ pub(crate) fn fresh_flags(ids: &[EventId], inserted: &std::collections::HashSet<
     let mut seen = std::collections::HashSet::new();
     ids.iter().map(|id| seen.insert(*id) && inserted.contains(id.as_uuid())).collect()
 }
+
+/// Splits `n` rows into chunks of powers of two, largest first, none over
+/// `max` (a power of two): a multi-row statement then takes one of a few
+/// shapes, which stay in the connection's statement cache.
+pub(crate) fn pow2_chunks(n: usize, max: usize) -> Vec<std::ops::Range<usize>> {
+    let mut chunks = Vec::new();
+    let mut at = 0;
+    while at < n {
+        let left = n - at;
+        let size = if left >= max { max } else { 1 << left.ilog2() };
+        chunks.push(at..at + size);
+        at += size;
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pow2_chunks;
+
+    #[test]
+    fn chunks_are_powers_of_two_that_cover_every_row_once() {
+        assert_eq!(pow2_chunks(0, 64), vec![]);
+        assert_eq!(pow2_chunks(13, 64), vec![0..8, 8..12, 12..13]);
+        assert_eq!(pow2_chunks(130, 64), vec![0..64, 64..128, 128..130]);
+        for n in 0..300 {
+            let chunks = pow2_chunks(n, 64);
+            assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), n);
+            assert!(chunks.iter().all(|c| c.len().is_power_of_two() && c.len() <= 64));
+            assert!(chunks.windows(2).all(|w| w[0].end == w[1].start));
+        }
+    }
+}

@@ -18,10 +18,11 @@ use uuid::Uuid;
 use crate::documents::{Document, DocumentFilter};
 use crate::error::{Context, StoreError, append_error, outbox_error};
 use crate::model::{
-    Appended, ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, OutboxStatus,
-    Pruned, RecordedEvent, SnapshotRecord, StreamId, StreamLoad,
+    ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, OutboxStatus, Pruned,
+    RecordedEvent, SnapshotRecord, StreamId, StreamLoad,
 };
 use crate::model::{first_occurrences, fresh_flags};
+use crate::tx::PendingEvent;
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -32,41 +33,51 @@ fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-/// Appends events in one statement. The statement first takes the append
-/// lock (transaction-scoped, so it is held until the enclosing transaction,
-/// or the statement itself in autocommit, commits), then draws positions.
-pub(crate) async fn append(
-    conn: &mut PgConnection,
-    stream: &StreamId,
-    expected: ExpectedVersion,
-    events: &[NewEvent],
-) -> Result<Appended, StoreError> {
-    let ids: Vec<Uuid> = events.iter().map(|e| *e.event_id.as_uuid()).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    let schemas: Vec<i32> = events.iter().map(|e| i32::from(e.schema_version)).collect();
-    let payloads: Vec<&Value> = events.iter().map(|e| &e.payload).collect();
+fn find_duplicate<'a>(e: &sqlx::Error, events: &'a [NewEvent]) -> Option<&'a NewEvent> {
+    // PostgreSQL names the colliding key in the error's detail.
+    let detail = e.as_database_error()?.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?.detail()?;
+    events.iter().find(|ev| detail.contains(&ev.event_id.to_string()))
+}
+
+/// Inserts events in one statement; returns the global position of the
+/// last. The statement first takes the append lock (transaction-scoped, so
+/// held until the enclosing transaction, or the statement itself in
+/// autocommit, commits), then draws positions. Each row is written only if
+/// its stream is still where the writer found it (the version before its
+/// first row here); a stream that moved writes nothing and the insert is a
+/// conflict. The subquery sees the table as it was before the statement.
+pub(crate) async fn insert_events(conn: &mut PgConnection, events: &[PendingEvent]) -> Result<i64, StoreError> {
+    let guards: Vec<i64> = PendingEvent::guards(events).into_iter().map(|g| g as i64).collect();
+    let streams: Vec<&str> = events.iter().map(|e| e.stream.as_str()).collect();
+    let categories: Vec<&str> = events.iter().map(|e| e.stream.category()).collect();
+    let versions: Vec<i64> = events.iter().map(|e| e.version as i64).collect();
+    let ids: Vec<Uuid> = events.iter().map(|e| *e.event.event_id.as_uuid()).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event.event_type.as_str()).collect();
+    let schemas: Vec<i32> = events.iter().map(|e| i32::from(e.event.schema_version)).collect();
+    let payloads: Vec<&Value> = events.iter().map(|e| &e.event.payload).collect();
     let correlations: Vec<Option<Uuid>> =
-        events.iter().map(|e| e.metadata.correlation_id.map(|c| *c.as_uuid())).collect();
-    let causations: Vec<Option<Uuid>> = events.iter().map(|e| e.metadata.causation_id.map(|c| *c.as_uuid())).collect();
-    let occurred: Vec<i64> = events.iter().map(|e| e.metadata.occurred_at.micros()).collect();
-    // The guard makes a stale or a future expected version write nothing; the
-    // unique key on (stream, version) catches any race past it.
+        events.iter().map(|e| e.event.metadata.correlation_id.map(|c| *c.as_uuid())).collect();
+    let causations: Vec<Option<Uuid>> =
+        events.iter().map(|e| e.event.metadata.causation_id.map(|c| *c.as_uuid())).collect();
+    let occurred: Vec<i64> = events.iter().map(|e| e.event.metadata.occurred_at.micros()).collect();
     let rows = sqlx::query(
-        "WITH append_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($11, hashtext(current_schema())))
+        "WITH append_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($1, hashtext(current_schema())))
          INSERT INTO events (stream, category, version, event_id, event_type, schema_version, payload,
                              correlation_id, causation_id, occurred_at_us)
-         SELECT $1, $2, $3 + e.ord, e.event_id, e.event_type, e.schema_version, e.payload,
+         SELECT e.stream, e.category, e.version, e.event_id, e.event_type, e.schema_version, e.payload,
                 e.correlation_id, e.causation_id, e.occurred_at_us
-         FROM append_lock, unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::uuid[], $9::uuid[], $10::bigint[])
-              WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, correlation_id, causation_id,
-                                   occurred_at_us, ord)
-         WHERE COALESCE((SELECT max(version) FROM events WHERE stream = $1), 0) = $3
+         FROM append_lock, unnest($2::text[], $3::text[], $4::bigint[], $5::uuid[], $6::text[], $7::int[], $8::jsonb[],
+                                  $9::uuid[], $10::uuid[], $11::bigint[], $12::bigint[])
+              WITH ORDINALITY AS e(stream, category, version, event_id, event_type, schema_version, payload,
+                                   correlation_id, causation_id, occurred_at_us, guard, ord)
+         WHERE COALESCE((SELECT max(version) FROM events x WHERE x.stream = e.stream), 0) = e.guard
          ORDER BY e.ord
-         RETURNING global_position, version",
+         RETURNING stream, global_position",
     )
-    .bind(stream.as_str())
-    .bind(stream.category())
-    .bind(expected.as_u64() as i64)
+    .bind(APPEND_LOCK_CLASS)
+    .bind(&streams)
+    .bind(&categories)
+    .bind(&versions)
     .bind(&ids)
     .bind(&types)
     .bind(&schemas)
@@ -74,43 +85,48 @@ pub(crate) async fn append(
     .bind(&correlations)
     .bind(&causations)
     .bind(&occurred)
-    .bind(APPEND_LOCK_CLASS)
+    .bind(&guards)
     .fetch_all(&mut *conn)
     .await;
     match rows {
-        Ok(rows) if rows.len() == events.len() => Ok(Appended {
-            version: expected.as_u64() + events.len() as u64,
-            last_position: rows.iter().map(|r| r.get::<i64, _>(0)).max().unwrap_or(0),
-        }),
-        Ok(_) => Err(StoreError::Conflict { stream: stream.to_string(), expected }),
+        Ok(rows) if rows.len() == events.len() => Ok(rows.iter().map(|r| r.get::<i64, _>(1)).max().unwrap_or(0)),
+        Ok(rows) => {
+            let inserted: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            Err(PendingEvent::conflict(events, &inserted))
+        }
         Err(e) => {
-            // Name the event whose id collided when it is the id that did.
-            let culprit = find_duplicate(&e, events).unwrap_or(&events[0]);
-            Err(append_error(e, stream, expected, culprit))
+            let all: Vec<NewEvent> = events.iter().map(|p| p.event.clone()).collect();
+            let culprit = find_duplicate(&e, &all).unwrap_or(&all[0]);
+            Err(append_error(e, &events[0].stream, ExpectedVersion::from_u64(guards[0] as u64), culprit))
         }
     }
 }
 
-fn find_duplicate<'a>(e: &sqlx::Error, events: &'a [NewEvent]) -> Option<&'a NewEvent> {
-    // PostgreSQL names the colliding key in the error's detail.
-    let detail = e.as_database_error()?.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?.detail()?;
-    events.iter().find(|ev| detail.contains(&ev.event_id.to_string()))
-}
-
 pub(crate) async fn enqueue(conn: &mut PgConnection, messages: &[OutboxMessage]) -> Result<(), StoreError> {
-    for message in messages {
-        let headers = serde_json::to_value(&message.headers)
-            .map_err(|e| StoreError::Encode { what: "outbox headers".into(), reason: e.to_string() })?;
-        sqlx::query("INSERT INTO outbox (message_id, topic, key, headers, payload) VALUES ($1, $2, $3, $4, $5)")
-            .bind(message.message_id)
-            .bind(&message.topic)
-            .bind(&message.key)
-            .bind(headers)
-            .bind(&message.payload)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| outbox_error(e, message))?;
-    }
+    let ids: Vec<Uuid> = messages.iter().map(|m| m.message_id).collect();
+    let topics: Vec<&str> = messages.iter().map(|m| m.topic.as_str()).collect();
+    let keys: Vec<&str> = messages.iter().map(|m| m.key.as_str()).collect();
+    let headers = messages
+        .iter()
+        .map(|m| serde_json::to_value(&m.headers))
+        .collect::<Result<Vec<Value>, _>>()
+        .map_err(|e| StoreError::Encode { what: "outbox headers".into(), reason: e.to_string() })?;
+    let payloads: Vec<&[u8]> = messages.iter().map(|m| m.payload.as_slice()).collect();
+    sqlx::query(
+        "INSERT INTO outbox (message_id, topic, key, headers, payload)
+         SELECT m.message_id, m.topic, m.key, m.headers, m.payload
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::bytea[])
+              WITH ORDINALITY AS m(message_id, topic, key, headers, payload, ord)
+         ORDER BY m.ord",
+    )
+    .bind(&ids)
+    .bind(&topics)
+    .bind(&keys)
+    .bind(&headers)
+    .bind(&payloads)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| outbox_error(e, &messages[0]))?;
     Ok(())
 }
 
@@ -239,24 +255,29 @@ pub(crate) async fn load_stream(conn: &mut PgConnection, stream: &StreamId) -> R
     Ok(StreamLoad { snapshot, events, head })
 }
 
-pub(crate) async fn save_snapshot(
+/// Writes snapshots, each replacing an older one of its stream.
+pub(crate) async fn save_snapshots(
     conn: &mut PgConnection,
-    stream: &StreamId,
-    snapshot: &SnapshotRecord,
+    snapshots: &[(StreamId, SnapshotRecord)],
 ) -> Result<(), StoreError> {
+    let streams: Vec<&str> = snapshots.iter().map(|(s, _)| s.as_str()).collect();
+    let versions: Vec<i64> = snapshots.iter().map(|(_, s)| s.version as i64).collect();
+    let schemas: Vec<i32> = snapshots.iter().map(|(_, s)| s.state_schema as i32).collect();
+    let states: Vec<&Value> = snapshots.iter().map(|(_, s)| &s.state).collect();
     sqlx::query(
-        "INSERT INTO snapshots (stream, version, state_schema, state) VALUES ($1, $2, $3, $4)
+        "INSERT INTO snapshots (stream, version, state_schema, state)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::jsonb[])
          ON CONFLICT (stream) DO UPDATE SET version = excluded.version, state_schema = excluded.state_schema,
              state = excluded.state, taken_at = now()
          WHERE snapshots.version <= excluded.version",
     )
-    .bind(stream.as_str())
-    .bind(snapshot.version as i64)
-    .bind(snapshot.state_schema as i32)
-    .bind(&snapshot.state)
+    .bind(&streams)
+    .bind(&versions)
+    .bind(&schemas)
+    .bind(&states)
     .execute(&mut *conn)
     .await
-    .during("writing a snapshot")?;
+    .during("writing snapshots")?;
     Ok(())
 }
 
@@ -439,23 +460,30 @@ pub(crate) async fn prune(
     Ok(Pruned { outbox_rows: outbox.rows_affected(), inbox_rows: inbox.rows_affected() })
 }
 
-pub(crate) async fn put_document(conn: &mut PgConnection, d: &Document) -> Result<(), StoreError> {
+/// Writes (or replaces) documents.
+pub(crate) async fn put_documents(conn: &mut PgConnection, documents: &[Document]) -> Result<(), StoreError> {
+    let views: Vec<&str> = documents.iter().map(|d| d.view.as_str()).collect();
+    let keys: Vec<&str> = documents.iter().map(|d| d.key.as_str()).collect();
+    let docs: Vec<&Value> = documents.iter().map(|d| &d.doc).collect();
+    let tag = |i: usize| documents.iter().map(|d| d.tags[i].as_deref()).collect::<Vec<Option<&str>>>();
+    let due: Vec<Option<i64>> = documents.iter().map(|d| d.due.map(Timestamp::micros)).collect();
     sqlx::query(
         "INSERT INTO read_models (view, key, doc, tag_a, tag_b, tag_c, due_at_us, updated_at_us)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)
+         SELECT d.*, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint
+         FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::text[], $7::bigint[]) AS d
          ON CONFLICT (view, key) DO UPDATE SET doc = excluded.doc, tag_a = excluded.tag_a, tag_b = excluded.tag_b,
              tag_c = excluded.tag_c, due_at_us = excluded.due_at_us, updated_at_us = excluded.updated_at_us",
     )
-    .bind(&d.view)
-    .bind(&d.key)
-    .bind(&d.doc)
-    .bind(&d.tags[0])
-    .bind(&d.tags[1])
-    .bind(&d.tags[2])
-    .bind(d.due.map(Timestamp::micros))
+    .bind(&views)
+    .bind(&keys)
+    .bind(&docs)
+    .bind(tag(0))
+    .bind(tag(1))
+    .bind(tag(2))
+    .bind(&due)
     .execute(&mut *conn)
     .await
-    .during("writing a read model")?;
+    .during("writing read models")?;
     Ok(())
 }
 

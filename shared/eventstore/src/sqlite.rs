@@ -12,12 +12,13 @@ use udders_kernel::{CorrelationId, EventId, Timestamp};
 use uuid::Uuid;
 
 use crate::documents::{Document, DocumentFilter};
-use crate::error::{Context, StoreError, append_error, outbox_error};
+use crate::error::{Context, StoreError, append_error, outbox_error, violated_constraint};
 use crate::model::{
-    Appended, ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, OutboxStatus,
-    Pruned, RecordedEvent, SnapshotRecord, StreamId, StreamLoad,
+    ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, OutboxStatus, Pruned,
+    RecordedEvent, SnapshotRecord, StreamId, StreamLoad,
 };
-use crate::model::{first_occurrences, fresh_flags};
+use crate::model::{first_occurrences, fresh_flags, pow2_chunks};
+use crate::tx::PendingEvent;
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -29,66 +30,112 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-pub(crate) async fn append(
-    conn: &mut SqliteConnection,
-    stream: &StreamId,
-    expected: ExpectedVersion,
-    events: &[NewEvent],
-) -> Result<Appended, StoreError> {
-    let mut version = expected.as_u64();
-    let mut last_position = 0;
+/// `(?, ?, …), (?, ?, …)`: `rows` rows of `columns` parameters.
+fn values(rows: usize, columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(", ")
+}
+
+/// The largest number of rows one multi-row statement takes.
+const MAX_ROWS: usize = 64;
+
+/// Inserts events, chunk by chunk; returns the global position of the last.
+/// Each row is written only if its stream is still where the writer found
+/// it (the version before its first row in the statement); a stream that
+/// moved writes nothing and the insert is a conflict. SQLite evaluates the
+/// whole SELECT before inserting (it reads the table it writes), so every
+/// row of a statement is checked against the stream as it was before it.
+pub(crate) async fn insert_events(conn: &mut SqliteConnection, events: &[PendingEvent]) -> Result<i64, StoreError> {
     let recorded_at = now_us();
-    for event in events {
-        version += 1;
-        let payload = event.payload.to_string();
-        // The guard makes a stale or a future expected version write nothing;
-        // the unique key on (stream, version) catches any race past it.
-        let inserted = sqlx::query(
+    let mut last_position = 0;
+    for chunk in pow2_chunks(events.len(), MAX_ROWS) {
+        let rows = &events[chunk];
+        let guards = PendingEvent::guards(rows);
+        let sql = sqlx::AssertSqlSafe(format!(
             "INSERT INTO events (stream, category, version, event_id, event_type, schema_version, payload,
                                  correlation_id, causation_id, occurred_at_us, recorded_at_us)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
-             WHERE COALESCE((SELECT max(version) FROM events WHERE stream = ?1), 0) = ?3 - 1
-             RETURNING global_position",
-        )
-        .bind(stream.as_str())
-        .bind(stream.category())
-        .bind(version as i64)
-        .bind(event.event_id.as_uuid())
-        .bind(&event.event_type)
-        .bind(i32::from(event.schema_version))
-        .bind(payload)
-        .bind(event.metadata.correlation_id.map(|c| *c.as_uuid()))
-        .bind(event.metadata.causation_id.map(|c| *c.as_uuid()))
-        .bind(event.metadata.occurred_at.micros())
-        .bind(recorded_at)
-        .fetch_optional(&mut *conn)
-        .await;
-        match inserted {
-            Ok(Some(row)) => last_position = row.get::<i64, _>(0),
-            Ok(None) => return Err(StoreError::Conflict { stream: stream.to_string(), expected }),
-            Err(e) => return Err(append_error(e, stream, expected, event)),
+             SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9, column10, column11
+             FROM (VALUES {}) AS v
+             WHERE COALESCE((SELECT max(version) FROM events e WHERE e.stream = v.column1), 0) = v.column12
+             RETURNING stream, global_position",
+            values(rows.len(), 12)
+        ));
+        let mut query = sqlx::query(sql);
+        for (row, guard) in rows.iter().zip(&guards) {
+            let e = &row.event;
+            query = query
+                .bind(row.stream.as_str())
+                .bind(row.stream.category())
+                .bind(row.version as i64)
+                .bind(e.event_id.as_uuid())
+                .bind(&e.event_type)
+                .bind(i32::from(e.schema_version))
+                .bind(e.payload.to_string())
+                .bind(e.metadata.correlation_id.map(|c| *c.as_uuid()))
+                .bind(e.metadata.causation_id.map(|c| *c.as_uuid()))
+                .bind(e.metadata.occurred_at.micros())
+                .bind(recorded_at)
+                .bind(*guard as i64);
+        }
+        match query.fetch_all(&mut *conn).await {
+            Ok(inserted) if inserted.len() == rows.len() => {
+                last_position = inserted.iter().map(|r| r.get::<i64, _>(1)).max().unwrap_or(last_position);
+            }
+            Ok(inserted) => {
+                let streams: Vec<String> = inserted.iter().map(|r| r.get(0)).collect();
+                return Err(PendingEvent::conflict(rows, &streams));
+            }
+            Err(e) => {
+                let culprit = match violated_constraint(&e) {
+                    Some("events_event_id_key") => stored_already(conn, rows).await,
+                    _ => None,
+                };
+                let first = &rows[0];
+                let culprit = culprit.unwrap_or(&first.event);
+                return Err(append_error(e, &first.stream, ExpectedVersion::from_u64(guards[0]), culprit));
+            }
         }
     }
-    Ok(Appended { version, last_position })
+    Ok(last_position)
+}
+
+/// The first of `rows` whose event id is stored already (SQLite names the
+/// columns of a violated key, not the value).
+async fn stored_already<'a>(conn: &mut SqliteConnection, rows: &'a [PendingEvent]) -> Option<&'a NewEvent> {
+    for row in rows {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM events WHERE event_id = ?")
+            .bind(row.event.event_id.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await
+            .ok()?;
+        if found.is_some() {
+            return Some(&row.event);
+        }
+    }
+    None
 }
 
 pub(crate) async fn enqueue(conn: &mut SqliteConnection, messages: &[OutboxMessage]) -> Result<(), StoreError> {
     let created = now_us();
-    for message in messages {
-        let headers = serde_json::to_string(&message.headers)
-            .map_err(|e| StoreError::Encode { what: "outbox headers".into(), reason: e.to_string() })?;
-        sqlx::query(
-            "INSERT INTO outbox (message_id, topic, key, headers, payload, created_at_us) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(message.message_id)
-        .bind(&message.topic)
-        .bind(&message.key)
-        .bind(headers)
-        .bind(&message.payload)
-        .bind(created)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| outbox_error(e, message))?;
+    for chunk in pow2_chunks(messages.len(), MAX_ROWS) {
+        let rows = &messages[chunk];
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO outbox (message_id, topic, key, headers, payload, created_at_us) VALUES {}",
+            values(rows.len(), 6)
+        ));
+        let mut query = sqlx::query(sql);
+        for message in rows {
+            let headers = serde_json::to_string(&message.headers)
+                .map_err(|e| StoreError::Encode { what: "outbox headers".into(), reason: e.to_string() })?;
+            query = query
+                .bind(message.message_id)
+                .bind(&message.topic)
+                .bind(&message.key)
+                .bind(headers)
+                .bind(&message.payload)
+                .bind(created);
+        }
+        query.execute(&mut *conn).await.map_err(|e| outbox_error(e, &rows[0]))?;
     }
     Ok(())
 }
@@ -221,25 +268,32 @@ pub(crate) async fn load_stream(conn: &mut SqliteConnection, stream: &StreamId) 
     Ok(StreamLoad { snapshot, events, head })
 }
 
-pub(crate) async fn save_snapshot(
+/// Writes snapshots, each replacing an older one of its stream.
+pub(crate) async fn save_snapshots(
     conn: &mut SqliteConnection,
-    stream: &StreamId,
-    snapshot: &SnapshotRecord,
+    snapshots: &[(StreamId, SnapshotRecord)],
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO snapshots (stream, version, state_schema, state, taken_at_us) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (stream) DO UPDATE SET version = excluded.version, state_schema = excluded.state_schema,
-             state = excluded.state, taken_at_us = excluded.taken_at_us
-         WHERE snapshots.version <= excluded.version",
-    )
-    .bind(stream.as_str())
-    .bind(snapshot.version as i64)
-    .bind(i64::from(snapshot.state_schema))
-    .bind(snapshot.state.to_string())
-    .bind(now_us())
-    .execute(&mut *conn)
-    .await
-    .during("writing a snapshot")?;
+    let taken_at = now_us();
+    for chunk in pow2_chunks(snapshots.len(), MAX_ROWS) {
+        let rows = &snapshots[chunk];
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO snapshots (stream, version, state_schema, state, taken_at_us) VALUES {}
+             ON CONFLICT (stream) DO UPDATE SET version = excluded.version, state_schema = excluded.state_schema,
+                 state = excluded.state, taken_at_us = excluded.taken_at_us
+             WHERE snapshots.version <= excluded.version",
+            values(rows.len(), 5)
+        ));
+        let mut query = sqlx::query(sql);
+        for (stream, snapshot) in rows {
+            query = query
+                .bind(stream.as_str())
+                .bind(snapshot.version as i64)
+                .bind(i64::from(snapshot.state_schema))
+                .bind(snapshot.state.to_string())
+                .bind(taken_at);
+        }
+        query.execute(&mut *conn).await.during("writing snapshots")?;
+    }
     Ok(())
 }
 
@@ -251,20 +305,21 @@ pub(crate) async fn inbox_record_many(
     event_ids: &[EventId],
 ) -> Result<Vec<bool>, StoreError> {
     let unique: Vec<&EventId> = first_occurrences(event_ids);
-    if unique.is_empty() {
-        return Ok(Vec::new());
-    }
-    let values = vec!["(?, ?, ?)"; unique.len()].join(", ");
-    let sql = sqlx::AssertSqlSafe(format!(
-        "INSERT INTO inbox (consumer, event_id, received_at_us) VALUES {values} ON CONFLICT DO NOTHING RETURNING event_id"
-    ));
     let now = now_us();
-    let mut query = sqlx::query(sql);
-    for id in &unique {
-        query = query.bind(consumer).bind(id.as_uuid()).bind(now);
+    let mut fresh = std::collections::HashSet::new();
+    for chunk in pow2_chunks(unique.len(), MAX_ROWS) {
+        let ids = &unique[chunk];
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO inbox (consumer, event_id, received_at_us) VALUES {} ON CONFLICT DO NOTHING RETURNING event_id",
+            values(ids.len(), 3)
+        ));
+        let mut query = sqlx::query(sql);
+        for id in ids {
+            query = query.bind(consumer).bind(id.as_uuid()).bind(now);
+        }
+        let rows = query.fetch_all(&mut *conn).await.during("recording inbox entries")?;
+        fresh.extend(rows.iter().map(|r| r.get::<Uuid, _>(0)));
     }
-    let rows = query.fetch_all(&mut *conn).await.during("recording inbox entries")?;
-    let fresh: std::collections::HashSet<Uuid> = rows.iter().map(|r| r.get::<Uuid, _>(0)).collect();
     Ok(fresh_flags(event_ids, &fresh))
 }
 
@@ -359,33 +414,33 @@ pub(crate) async fn claim(
     Ok(claimed)
 }
 
+/// `ids` as a JSON array, for `json_each`: one statement for any number of rows.
+fn id_list(ids: &[i64]) -> String {
+    serde_json::Value::from(ids).to_string()
+}
+
 pub(crate) async fn mark_published(conn: &mut SqliteConnection, ids: &[i64]) -> Result<u64, StoreError> {
-    let now = now_us();
-    let mut marked = 0;
-    for id in ids {
-        let done = sqlx::query(
-            "UPDATE outbox SET published_at_us = ?, claimed_until_us = NULL WHERE id = ? AND published_at_us IS NULL",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&mut *conn)
-        .await
-        .during("marking outbox rows published")?;
-        marked += done.rows_affected();
-    }
-    Ok(marked)
+    let done = sqlx::query(
+        "UPDATE outbox SET published_at_us = ?1, claimed_until_us = NULL
+         WHERE id IN (SELECT value FROM json_each(?2)) AND published_at_us IS NULL",
+    )
+    .bind(now_us())
+    .bind(id_list(ids))
+    .execute(&mut *conn)
+    .await
+    .during("marking outbox rows published")?;
+    Ok(done.rows_affected())
 }
 
 pub(crate) async fn release(conn: &mut SqliteConnection, ids: &[i64]) -> Result<(), StoreError> {
-    for id in ids {
-        sqlx::query(
-            "UPDATE outbox SET claimed_until_us = NULL, claimed_by = NULL WHERE id = ? AND published_at_us IS NULL",
-        )
-        .bind(id)
-        .execute(&mut *conn)
-        .await
-        .during("releasing outbox claims")?;
-    }
+    sqlx::query(
+        "UPDATE outbox SET claimed_until_us = NULL, claimed_by = NULL
+         WHERE id IN (SELECT value FROM json_each(?1)) AND published_at_us IS NULL",
+    )
+    .bind(id_list(ids))
+    .execute(&mut *conn)
+    .await
+    .during("releasing outbox claims")?;
     Ok(())
 }
 
@@ -430,24 +485,31 @@ pub(crate) async fn prune(
     Ok(Pruned { outbox_rows: outbox.rows_affected(), inbox_rows: inbox.rows_affected() })
 }
 
-pub(crate) async fn put_document(conn: &mut SqliteConnection, d: &Document) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO read_models (view, key, doc, tag_a, tag_b, tag_c, due_at_us, updated_at_us)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT (view, key) DO UPDATE SET doc = excluded.doc, tag_a = excluded.tag_a, tag_b = excluded.tag_b,
-             tag_c = excluded.tag_c, due_at_us = excluded.due_at_us, updated_at_us = excluded.updated_at_us",
-    )
-    .bind(&d.view)
-    .bind(&d.key)
-    .bind(d.doc.to_string())
-    .bind(&d.tags[0])
-    .bind(&d.tags[1])
-    .bind(&d.tags[2])
-    .bind(d.due.map(Timestamp::micros))
-    .bind(now_us())
-    .execute(&mut *conn)
-    .await
-    .during("writing a read model")?;
+/// Writes (or replaces) documents.
+pub(crate) async fn put_documents(conn: &mut SqliteConnection, documents: &[Document]) -> Result<(), StoreError> {
+    let updated = now_us();
+    for chunk in pow2_chunks(documents.len(), MAX_ROWS) {
+        let rows = &documents[chunk];
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO read_models (view, key, doc, tag_a, tag_b, tag_c, due_at_us, updated_at_us) VALUES {}
+             ON CONFLICT (view, key) DO UPDATE SET doc = excluded.doc, tag_a = excluded.tag_a, tag_b = excluded.tag_b,
+                 tag_c = excluded.tag_c, due_at_us = excluded.due_at_us, updated_at_us = excluded.updated_at_us",
+            values(rows.len(), 8)
+        ));
+        let mut query = sqlx::query(sql);
+        for d in rows {
+            query = query
+                .bind(&d.view)
+                .bind(&d.key)
+                .bind(d.doc.to_string())
+                .bind(&d.tags[0])
+                .bind(&d.tags[1])
+                .bind(&d.tags[2])
+                .bind(d.due.map(Timestamp::micros))
+                .bind(updated);
+        }
+        query.execute(&mut *conn).await.during("writing read models")?;
+    }
     Ok(())
 }
 

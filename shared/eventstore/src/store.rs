@@ -8,16 +8,18 @@ use std::time::Duration;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::Notify;
-use udders_kernel::{CorrelationId, EventId};
+use udders_kernel::CorrelationId;
 
+use crate::cache::{Cache, Key};
 use crate::documents::{Document, DocumentFilter};
 use crate::error::{Context, StoreError};
 use crate::model::{
     Appended, ClaimedMessage, ConsumerPosition, ExpectedVersion, NewEvent, OutboxMessage, OutboxStatus, Pruned,
-    RecordedEvent, SnapshotRecord, StreamId,
+    RecordedEvent, StreamId,
 };
+use crate::tx::{PendingEvent, Tx, TxInner};
 use crate::{postgres, sqlite};
 
 /// Which database a store runs on.
@@ -50,11 +52,27 @@ pub struct StoreOptions {
     pub sqlite_fsync_every_commit: bool,
     /// How long a connection waits for a lock held by another process.
     pub busy_timeout: Duration,
+    /// Aggregates and documents kept in memory between transactions (0:
+    /// none). Only correct when this process is the database's only writer
+    /// (ADR 0008). `None` takes the backend's default: 4,096 on SQLite, whose
+    /// file one process owns, and none on PostgreSQL, whose database several
+    /// instances share.
+    pub cache_capacity: Option<usize>,
+}
+
+impl StoreOptions {
+    /// The default cache capacity on SQLite.
+    pub const SQLITE_CACHE_CAPACITY: usize = 4096;
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { max_connections: 8, sqlite_fsync_every_commit: false, busy_timeout: Duration::from_secs(5) }
+        Self {
+            max_connections: 8,
+            sqlite_fsync_every_commit: false,
+            busy_timeout: Duration::from_secs(5),
+            cache_capacity: None,
+        }
     }
 }
 
@@ -68,6 +86,7 @@ enum Pools {
 struct Shared {
     pools: Pools,
     outbox_signal: Notify,
+    cache: Option<Cache>,
 }
 
 /// A service's event store, snapshots, outbox, inbox and consumer positions.
@@ -153,7 +172,8 @@ impl EventStore {
             .connect_with(base.read_only(true))
             .await
             .during("opening the SQLite readers")?;
-        Ok(Self::from_pools(Pools::Sqlite { writer, readers }))
+        let cache = options.cache_capacity.unwrap_or(StoreOptions::SQLITE_CACHE_CAPACITY);
+        Ok(Self::from_pools(Pools::Sqlite { writer, readers }, cache))
     }
 
     /// Connects to PostgreSQL with prepared options (for example with a
@@ -165,11 +185,15 @@ impl EventStore {
             .await
             .during("connecting to PostgreSQL")?;
         postgres::MIGRATOR.run(&pool).await.map_err(|source| StoreError::Migrate { backend: "postgres", source })?;
-        Ok(Self::from_pools(Pools::Postgres(pool)))
+        Ok(Self::from_pools(Pools::Postgres(pool), options.cache_capacity.unwrap_or(0)))
     }
 
-    fn from_pools(pools: Pools) -> Self {
-        Self { shared: Arc::new(Shared { pools, outbox_signal: Notify::new() }) }
+    fn from_pools(pools: Pools, cache_capacity: usize) -> Self {
+        Self { shared: Arc::new(Shared { pools, outbox_signal: Notify::new(), cache: Cache::new(cache_capacity) }) }
+    }
+
+    pub(crate) fn cache(&self) -> Option<&Cache> {
+        self.shared.cache.as_ref()
     }
 
     /// Which backend this store runs on.
@@ -210,7 +234,7 @@ impl EventStore {
             }
             Pools::Postgres(pool) => TxInner::Postgres(pool.begin().await.during("beginning a transaction")?),
         };
-        Ok(Tx { inner, store: self.clone(), wrote_outbox: false, on_commit: Vec::new() })
+        Ok(Tx::new(inner, self.clone()))
     }
 
     pub(crate) async fn reader(&self) -> Result<Pooled, StoreError> {
@@ -246,7 +270,11 @@ impl EventStore {
         };
         if outbox.is_empty() && one_statement {
             let mut c = self.writer().await?;
-            return dispatch!(c.conn(), append(stream, expected, events));
+            if let Some(cache) = self.cache() {
+                // Stamped while this append holds the writer, like a transaction.
+                cache.touch(&Key::Stream(stream.to_string()), cache.stamp());
+            }
+            return PendingEvent::append(c.conn(), stream, expected, events).await;
         }
         let mut tx = self.begin().await?;
         let appended = tx.append(stream, expected, events).await?;
@@ -386,169 +414,5 @@ impl EventStore {
             }
             Pools::Postgres(pool) => pool.close().await,
         }
-    }
-}
-
-enum TxInner {
-    Sqlite(Transaction<'static, Sqlite>),
-    Postgres(Transaction<'static, Postgres>),
-}
-
-/// One database transaction of a store. Dropped without [`Tx::commit`], it
-/// rolls back and leaves no trace: no events, no outbox rows, no inbox entry.
-pub struct Tx {
-    inner: TxInner,
-    store: EventStore,
-    wrote_outbox: bool,
-    on_commit: Vec<Box<dyn FnOnce() + Send>>,
-}
-
-impl std::fmt::Debug for Tx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tx")
-            .field("backend", &self.store.backend())
-            .field("wrote_outbox", &self.wrote_outbox)
-            .field("on_commit", &self.on_commit.len())
-            .finish()
-    }
-}
-
-impl Tx {
-    pub(crate) fn conn(&mut self) -> Conn<'_> {
-        match &mut self.inner {
-            TxInner::Sqlite(t) => Conn::Sqlite(t),
-            TxInner::Postgres(t) => Conn::Postgres(t),
-        }
-    }
-
-    /// The SQLite connection of this transaction, for a service's own tables.
-    pub fn sqlite(&mut self) -> Option<&mut SqliteConnection> {
-        match &mut self.inner {
-            TxInner::Sqlite(t) => Some(&mut **t),
-            TxInner::Postgres(_) => None,
-        }
-    }
-
-    /// The PostgreSQL connection of this transaction, for a service's own tables.
-    pub fn postgres(&mut self) -> Option<&mut PgConnection> {
-        match &mut self.inner {
-            TxInner::Postgres(t) => Some(&mut **t),
-            TxInner::Sqlite(_) => None,
-        }
-    }
-
-    /// The store this transaction belongs to.
-    pub fn store(&self) -> &EventStore {
-        &self.store
-    }
-
-    /// Appends events to a stream (see [`EventStore::append`]).
-    ///
-    /// On PostgreSQL a failed append aborts the whole transaction: drop it and
-    /// start again.
-    pub async fn append(
-        &mut self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: &[NewEvent],
-    ) -> Result<Appended, StoreError> {
-        if events.is_empty() {
-            return Ok(Appended { version: expected.as_u64(), last_position: 0 });
-        }
-        dispatch!(self.conn(), append(stream, expected, events))
-    }
-
-    /// Writes outbox rows; the relay sees them once this transaction commits.
-    pub async fn enqueue(&mut self, messages: &[OutboxMessage]) -> Result<(), StoreError> {
-        if messages.is_empty() {
-            return Ok(());
-        }
-        dispatch!(self.conn(), enqueue(messages))?;
-        self.wrote_outbox = true;
-        Ok(())
-    }
-
-    /// Records that `consumer` handles `event_id`. True the first time; false
-    /// when it was already recorded (a duplicate delivery: skip it).
-    pub async fn inbox_record(&mut self, consumer: &str, event_id: EventId) -> Result<bool, StoreError> {
-        Ok(self.inbox_record_many(consumer, &[event_id]).await?.first().copied().unwrap_or(false))
-    }
-
-    /// [`Self::inbox_record`] for a whole batch in one statement: true for
-    /// each id recorded now, false for one already there or repeated earlier
-    /// in `event_ids`.
-    pub async fn inbox_record_many(&mut self, consumer: &str, event_ids: &[EventId]) -> Result<Vec<bool>, StoreError> {
-        dispatch!(self.conn(), inbox_record_many(consumer, event_ids))
-    }
-
-    /// Stores where `consumer` resumes, with the effects of what it handled.
-    pub async fn save_position(&mut self, consumer: &str, position: &ConsumerPosition) -> Result<(), StoreError> {
-        dispatch!(self.conn(), save_position(consumer, position))
-    }
-
-    /// The events of a stream above `after_version`, as this transaction sees them.
-    pub async fn read_stream(
-        &mut self,
-        stream: &StreamId,
-        after_version: u64,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        dispatch!(self.conn(), read_stream(stream, after_version))
-    }
-
-    /// The version of a stream's last event, as this transaction sees it.
-    pub async fn stream_version(&mut self, stream: &StreamId) -> Result<u64, StoreError> {
-        dispatch!(self.conn(), stream_version(stream))
-    }
-
-    /// Writes (or replaces) a read-model document.
-    pub async fn put_document(&mut self, document: &Document) -> Result<(), StoreError> {
-        dispatch!(self.conn(), put_document(document))
-    }
-
-    /// Reads a read-model document as this transaction sees it.
-    pub async fn document(&mut self, view: &str, key: &str) -> Result<Option<Document>, StoreError> {
-        dispatch!(self.conn(), get_document(view, key))
-    }
-
-    /// Deletes every read-model document (before a replay rebuilds them).
-    pub async fn clear_documents(&mut self) -> Result<u64, StoreError> {
-        dispatch!(self.conn(), clear_documents())
-    }
-
-    /// Writes (or replaces with a newer) snapshot of a stream.
-    pub async fn save_snapshot(&mut self, stream: &StreamId, snapshot: &SnapshotRecord) -> Result<(), StoreError> {
-        dispatch!(self.conn(), save_snapshot(stream, snapshot))
-    }
-
-    /// Commits everything this transaction wrote, then wakes the relay if it
-    /// wrote outbox rows.
-    pub async fn commit(self) -> Result<(), StoreError> {
-        match self.inner {
-            TxInner::Sqlite(t) => t.commit().await,
-            TxInner::Postgres(t) => t.commit().await,
-        }
-        .during("committing")?;
-        if self.wrote_outbox {
-            self.store.outbox_signal().notify_one();
-        }
-        for after in self.on_commit {
-            after();
-        }
-        Ok(())
-    }
-
-    /// Runs `after` once this transaction has committed, and never if it
-    /// rolls back: for counters that must count only what happened.
-    pub fn on_commit(&mut self, after: impl FnOnce() + Send + 'static) {
-        self.on_commit.push(Box::new(after));
-    }
-
-    /// Rolls back everything this transaction wrote.
-    pub async fn rollback(self) -> Result<(), StoreError> {
-        match self.inner {
-            TxInner::Sqlite(t) => t.rollback().await,
-            TxInner::Postgres(t) => t.rollback().await,
-        }
-        .during("rolling back")
     }
 }

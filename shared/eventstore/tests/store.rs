@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::{Ledger, LedgerEvent, event, message_for};
 use tokio::sync::Barrier;
 use udders_eventstore::{
-    ConsumerPosition, EventMetadata, EventStore, ExpectedVersion, NewEvent, OutboxStatus, SnapshotRecord, StoreError,
-    StreamId, StreamOf,
+    ConsumerPosition, Document, EventMetadata, EventStore, ExpectedVersion, NewEvent, OutboxStatus, SnapshotRecord,
+    StoreError, StreamId, StreamOf,
 };
 use udders_kernel::EventId;
 use uuid::Uuid;
@@ -514,4 +514,107 @@ async fn an_unsupported_url_is_a_clear_error() {
     let err = EventStore::connect("mysql://user:secret@host/db", &Default::default()).await.unwrap_err();
     let text = err.to_string();
     assert!(text.contains("unsupported database URL") && !text.contains("secret"), "{text}");
+}
+
+on_both_backends! {
+    /// A transaction sees its own pending work: a second load returns the
+    /// state after the events recorded so far, a document read returns the
+    /// one put; nothing reaches the database before the commit.
+    async fn a_transaction_sees_what_it_recorded_before_the_commit(store: EventStore) {
+        type L = Ledger<3>;
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut tx = store.begin().await.unwrap();
+        let mut ledger = tx.load::<L>(a).await.unwrap();
+        tx.record(&mut ledger, vec![LedgerEvent::Deposited { amount: 5 }], EventMetadata::default()).await.unwrap();
+        let mut again = tx.load::<L>(a).await.unwrap();
+        assert_eq!((again.version, again.state.balance), (1, 5));
+        tx.record(&mut again, vec![LedgerEvent::Deposited { amount: 2 }; 3], EventMetadata::default()).await.unwrap();
+        let mut other = tx.load::<L>(b).await.unwrap();
+        tx.record(&mut other, vec![LedgerEvent::Withdrawn { amount: 1 }], EventMetadata::default()).await.unwrap();
+        let doc = Document { view: "v".into(), key: "k".into(), doc: serde_json::json!({"n": 1}), tags: [None, None, None], due: None };
+        tx.put_document(&doc).await.unwrap();
+        assert_eq!(tx.document("v", "k").await.unwrap(), Some(doc.clone()));
+        assert_eq!(store.stream_version(&L::stream(a)).await.unwrap(), 0, "nothing is written before the commit");
+        assert_eq!(tx.stream_version(&L::stream(a)).await.unwrap(), 4);
+        tx.commit().await.unwrap();
+
+        let loaded = store.load::<L>(a).await.unwrap();
+        assert_eq!((loaded.version, loaded.state.balance, loaded.snapshot_version), (4, 11, Some(4)));
+        assert_eq!(loaded.state, store.load_without_snapshot::<L>(a).await.unwrap().state);
+        assert_eq!(store.load::<L>(b).await.unwrap().state.balance, -1);
+        assert_eq!(store.document("v", "k").await.unwrap(), Some(doc));
+        let log: Vec<(String, u64)> = store.read_all(0, 100).await.unwrap().into_iter().map(|e| (e.stream, e.version)).collect();
+        let a_versions: Vec<u64> = log.iter().filter(|(s, _)| *s == L::stream(a).to_string()).map(|(_, v)| *v).collect();
+        assert_eq!(a_versions, vec![1, 2, 3, 4], "in version order in the global log");
+    }
+}
+
+on_both_backends! {
+    /// A record on a state that another writer has moved past fails the
+    /// commit with a conflict, and nothing of that transaction is kept.
+    async fn a_record_on_a_stale_state_fails_the_commit_and_keeps_nothing(store: EventStore) {
+        type L = Ledger<0>;
+        let (id, bystander) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut stale = store.load::<L>(id).await.unwrap();
+        store.append(&L::stream(id), ExpectedVersion::NoStream, &[event(1)], &[]).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let mut fine = tx.load::<L>(bystander).await.unwrap();
+        tx.record(&mut fine, vec![LedgerEvent::Deposited { amount: 1 }], EventMetadata::default()).await.unwrap();
+        tx.record(&mut stale, vec![LedgerEvent::Deposited { amount: 2 }], EventMetadata::default()).await.unwrap();
+        tx.enqueue(&[message_for(&event(9))]).await.unwrap();
+        let err = tx.commit().await.unwrap_err();
+        match &err {
+            StoreError::Conflict { stream, .. } => assert_eq!(*stream, L::stream(id).to_string()),
+            other => panic!("expected a conflict, got {other}"),
+        }
+        assert_eq!(store.stream_version(&L::stream(bystander)).await.unwrap(), 0);
+        assert_eq!(store.stream_version(&L::stream(id)).await.unwrap(), 1);
+        assert_eq!(store.outbox_backlog().await.unwrap(), 0);
+
+        // A state ahead of the stream (say, from a transaction that rolled
+        // back) is refused as well: versions never have gaps.
+        let mut ahead = store.load::<L>(id).await.unwrap();
+        ahead.version = 5;
+        let mut tx = store.begin().await.unwrap();
+        tx.record(&mut ahead, vec![LedgerEvent::Frozen], EventMetadata::default()).await.unwrap();
+        assert!(tx.commit().await.unwrap_err().is_conflict());
+        assert_eq!(store.stream_version(&L::stream(id)).await.unwrap(), 1);
+    }
+}
+
+on_both_backends! {
+    /// What a rolled-back transaction did is never seen again, not even by
+    /// a store that keeps aggregates and documents in memory; what a raw
+    /// append writes is.
+    async fn loads_after_a_rollback_or_a_raw_append_see_the_database(store: EventStore) {
+        type L = Ledger<0>;
+        let id = Uuid::new_v4();
+        let doc = |n: i64| Document { view: "v".into(), key: id.to_string(), doc: serde_json::json!(n), tags: [None, None, None], due: None };
+        let mut tx = store.begin().await.unwrap();
+        let mut ledger = tx.load::<L>(id).await.unwrap();
+        tx.record(&mut ledger, vec![LedgerEvent::Deposited { amount: 10 }], EventMetadata::default()).await.unwrap();
+        tx.put_document(&doc(10)).await.unwrap();
+        tx.commit().await.unwrap();
+
+        for rolled_back in [true, false] {
+            let mut tx = store.begin().await.unwrap();
+            let mut ledger = tx.load::<L>(id).await.unwrap();
+            assert_eq!((ledger.version, ledger.state.balance), (1, 10));
+            assert_eq!(tx.document("v", &id.to_string()).await.unwrap(), Some(doc(10)));
+            tx.record(&mut ledger, vec![LedgerEvent::Deposited { amount: 1 }], EventMetadata::default()).await.unwrap();
+            tx.put_document(&doc(11)).await.unwrap();
+            if rolled_back {
+                tx.rollback().await.unwrap();
+            } else {
+                drop(tx);
+            }
+        }
+
+        store.append(&L::stream(id), ExpectedVersion::Exact(1), &[event(5)], &[]).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let ledger = tx.load::<L>(id).await.unwrap();
+        assert_eq!((ledger.version, ledger.state.balance), (2, 15), "the raw append is seen");
+        assert_eq!(tx.document("v", &id.to_string()).await.unwrap(), Some(doc(10)));
+        tx.commit().await.unwrap();
+    }
 }

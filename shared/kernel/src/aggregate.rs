@@ -14,7 +14,12 @@ use crate::Decider;
 /// Its events are serde enums in adjacently tagged form,
 /// `#[serde(tag = "type", content = "data")]`: the tag is stored as the event
 /// type and the content as the payload.
-pub trait Aggregate: Decider<Event: Serialize + DeserializeOwned, State: Serialize + DeserializeOwned> {
+///
+/// Its state is plain data (`Clone + Send + Sync`): a store may keep it in
+/// memory between transactions.
+pub trait Aggregate:
+    Decider<Event: Serialize + DeserializeOwned, State: Serialize + DeserializeOwned + Clone + Send + Sync + 'static>
+{
     /// The stream category, for example `order` (streams are `order-<id>`).
     const CATEGORY: &'static str;
     /// Snapshot every N events; `None` never snapshots.

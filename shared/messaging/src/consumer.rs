@@ -225,7 +225,9 @@ struct Loop<H> {
     settings: KafkaSettings,
     config: ConsumerConfig,
     handler: H,
-    producer: FutureProducer,
+    /// The dead-letter producer, made when the first record needs it (its
+    /// polling thread costs CPU even when idle).
+    producer: Option<FutureProducer>,
     /// Next offset and last record id per partition, as far as read.
     seen: HashMap<PartitionKey, (i64, Option<String>)>,
     /// Positions of skipped records not yet stored.
@@ -391,7 +393,6 @@ pub fn spawn_consumer<H: Handler>(
     handler: H,
     cancel: CancellationToken,
 ) -> Result<(tokio::task::JoinHandle<Result<(), MessagingError>>, ConsumerWatch), MessagingError> {
-    let producer: FutureProducer = settings.producer_config().create().map_err(MessagingError::Kafka)?;
     let (ready_tx, ready) = watch::channel(false);
     let (stats_tx, stats) = watch::channel(ConsumerStats::default());
     let latency = Arc::new(ConsumerLatency::default());
@@ -400,7 +401,7 @@ pub fn spawn_consumer<H: Handler>(
         settings,
         config,
         handler,
-        producer,
+        producer: None,
         seen: HashMap::new(),
         unsaved: HashMap::new(),
         gates: HashMap::new(),
@@ -1126,7 +1127,19 @@ impl<H: Handler> Loop<H> {
             if let Some(payload) = message.payload() {
                 record = record.payload(payload);
             }
-            match self.producer.send(record, Duration::from_secs(0)).await {
+            let producer = match &self.producer {
+                Some(producer) => producer,
+                None => match self.settings.producer_config().create() {
+                    Ok(producer) => self.producer.insert(producer),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot create the dead-letter producer; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                        continue;
+                    }
+                },
+            };
+            match producer.send(record, Duration::from_secs(0)).await {
                 Ok(_) => break,
                 Err((error, _)) => {
                     tracing::warn!(%error, "dead-letter topic unreachable; retrying");

@@ -145,7 +145,6 @@ pub async fn record<A: Aggregate>(
     publish: impl Fn(&A::Event) -> Option<(Integration, Option<String>)>,
 ) -> Result<Vec<EventId>, StoreError>
 where
-    A::State: Clone,
     A::Event: Clone,
 {
     if events.is_empty() {
@@ -171,7 +170,6 @@ pub async fn record_viewed<A: ReadModel>(
     publish: impl Fn(&A::Event) -> Option<(Integration, Option<String>)>,
 ) -> Result<Vec<EventId>, StoreError>
 where
-    A::State: Clone,
     A::Event: Clone,
 {
     if events.is_empty() {

@@ -11,10 +11,7 @@ use crate::record::project;
 /// Rebuilds the documents of one read model from every event of its
 /// aggregate category. Returns how many aggregates were folded. Run it in
 /// the transaction that cleared the read models first.
-pub async fn rebuild<A: ReadModel>(store: &EventStore, tx: &mut Tx) -> Result<usize, StoreError>
-where
-    A::State: Clone,
-{
+pub async fn rebuild<A: ReadModel>(store: &EventStore, tx: &mut Tx) -> Result<usize, StoreError> {
     let mut streams: BTreeMap<String, Vec<A::Event>> = BTreeMap::new();
     let mut after = 0;
     loop {
@@ -35,10 +32,7 @@ where
 /// Drops a service's read models and rebuilds them from its log, for a
 /// service whose read models all come from aggregate `A`. Returns how many
 /// aggregates were folded.
-pub async fn replay_one<A: ReadModel>(store: &EventStore) -> Result<usize, StoreError>
-where
-    A::State: Clone,
-{
+pub async fn replay_one<A: ReadModel>(store: &EventStore) -> Result<usize, StoreError> {
     let mut tx = store.begin().await?;
     tx.clear_documents().await?;
     let folded = rebuild::<A>(store, &mut tx).await?;

@@ -191,11 +191,12 @@ pub async fn place(
         let mut tx = api.store.begin().await?;
         let mut order = tx.load::<Order>(&order_id).await?;
         let events = Order::decide(&order.state, OrderCommand::Place(placement.clone())).map_err(refusal)?;
-        match record_order(&mut tx, &mut order, events, cause.clone(), &api.outbound).await {
-            Ok(()) => {
-                tx.commit().await?;
-                break order.state;
-            }
+        let done = match record_order(&mut tx, &mut order, events, cause.clone(), &api.outbound).await {
+            Ok(()) => tx.commit().await,
+            Err(e) => Err(e),
+        };
+        match done {
+            Ok(()) => break order.state,
             Err(StoreError::Conflict { .. }) if attempts < 10 => continue,
             Err(e) => return Err(e.into()),
         }
@@ -236,13 +237,26 @@ pub async fn one(State(api): State<OrderApi>, Path(order_id): Path<String>) -> R
     responses((status = 202, body = OrderView), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Shipped, or already ending", body = Problem, content_type = "application/problem+json")))]
 pub async fn cancel(State(api): State<OrderApi>, Path(order_id): Path<String>) -> Result<Response, Problem> {
-    let now = clock::now();
-    let mut tx = api.store.begin().await?;
-    let mut order = tx.load::<Order>(&order_id).await?;
-    let events = Order::decide(&order.state, OrderCommand::Cancel { at: now }).map_err(refusal)?;
-    let cause = own_cause(&order, now).ok_or_else(|| Problem::not_found(format!("no order {order_id}")))?;
-    record_order(&mut tx, &mut order, events, cause, &api.outbound).await?;
-    tx.commit().await?;
+    // The saga moves the order on meanwhile: a conflict decides again on
+    // the newer state (which may refuse the cancel).
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let now = clock::now();
+        let mut tx = api.store.begin().await?;
+        let mut order = tx.load::<Order>(&order_id).await?;
+        let events = Order::decide(&order.state, OrderCommand::Cancel { at: now }).map_err(refusal)?;
+        let cause = own_cause(&order, now).ok_or_else(|| Problem::not_found(format!("no order {order_id}")))?;
+        let done = match record_order(&mut tx, &mut order, events, cause, &api.outbound).await {
+            Ok(()) => tx.commit().await,
+            Err(e) => Err(e),
+        };
+        match done {
+            Ok(()) => break,
+            Err(StoreError::Conflict { .. }) if attempts < 10 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
     let view = view_of(&api.store, &order_id).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(view)).into_response())
 }
