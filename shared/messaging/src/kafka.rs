@@ -70,7 +70,11 @@ impl KafkaSettings {
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "2000")
             .set("reconnect.backoff.max.ms", "1000")
-            .set("topic.metadata.refresh.interval.ms", "2000");
+            .set("topic.metadata.refresh.interval.ms", "2000")
+            // librdkafka pre-fetches up to 100,000 records or 64 MiB per
+            // consumer by default; the loop handles a few hundred at a time.
+            .set("queued.min.messages", "2000")
+            .set("queued.max.messages.kbytes", "8192");
         c
     }
 
