@@ -65,9 +65,32 @@ async fn get<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: Stri
     response.json().await.with_context(|| format!("reading GET {url}"))
 }
 
-/// Every order the system holds.
+/// Every item of a paged list: `GET {base}{path}`, then each page its
+/// `Link: <…>; rel="next"` header names.
+pub async fn all_pages<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+) -> anyhow::Result<Vec<T>> {
+    let mut items = Vec::new();
+    let mut next = Some(path.to_owned());
+    while let Some(path) = next.take() {
+        let url = format!("{base}{path}");
+        let response = client.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+        anyhow::ensure!(response.status().is_success(), "GET {url}: {}", response.status());
+        next =
+            response.headers().get(reqwest::header::LINK).and_then(|link| link.to_str().ok()).and_then(|link| {
+                link.strip_prefix('<')?.split_once(">; rel=\"next\"").map(|(path, _)| path.to_owned())
+            });
+        let page: Vec<T> = response.json().await.with_context(|| format!("reading GET {url}"))?;
+        items.extend(page);
+    }
+    Ok(items)
+}
+
+/// Every order the system holds, a page at a time.
 pub async fn orders(client: &reqwest::Client, base: &str) -> anyhow::Result<Vec<OrderRow>> {
-    get(client, format!("{base}/orders?limit=100000")).await
+    all_pages(client, base, "/orders?limit=1000").await
 }
 
 /// Where each service's read models answer: one base URL for `udders up`,

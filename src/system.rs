@@ -1,6 +1,6 @@
 //! The one-process system of `udders up`: the embedded broker, the six
 //! services (each with its own SQLite database, relay and consumer), the
-//! saga deadline sweeper and one HTTP port.
+//! saga deadline sweeper, the broker's log trimmer and one HTTP port.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -35,6 +35,8 @@ pub struct SystemConfig {
     pub fetch_wait_ms: u32,
     /// How often overdue orders are looked for.
     pub sweep_every: Duration,
+    /// How often the broker drops records every consumer has passed.
+    pub trim_every: Duration,
     /// Services not started (their databases are opened): for fault tests.
     pub stopped: Vec<Service>,
 }
@@ -52,6 +54,7 @@ impl SystemConfig {
             deadline: udders_order::DEFAULT_DEADLINE,
             fetch_wait_ms: KafkaSettings::DEFAULT_FETCH_WAIT_MS,
             sweep_every: Duration::from_millis(500),
+            trim_every: Duration::from_secs(1),
             stopped: Vec::new(),
         }
     }
@@ -73,6 +76,7 @@ pub struct System {
     services: Vec<(Service, CancellationToken, RunningService)>,
     background: CancellationToken,
     sweeper: JoinHandle<()>,
+    trimmer: JoinHandle<()>,
     http_stop: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
 }
@@ -125,6 +129,13 @@ impl System {
             config.sweep_every,
             background.clone(),
         ));
+        let trimmer = tokio::spawn(trim_the_broker_log(
+            settings.clone(),
+            stores.clone(),
+            catalog.clone(),
+            config.trim_every,
+            background.clone(),
+        ));
         let running = Arc::new(Mutex::new(BTreeMap::new()));
         let state = AppState {
             stores: stores.clone(),
@@ -149,6 +160,7 @@ impl System {
             services: Vec::new(),
             background,
             sweeper,
+            trimmer,
             http_stop,
             http,
         };
@@ -216,6 +228,7 @@ impl System {
         let served = self.http.await;
         self.background.cancel();
         let _ = self.sweeper.await;
+        let _ = self.trimmer.await;
         let mut first: anyhow::Result<()> = Ok(());
         for (service, cancel, running) in self.services {
             cancel.cancel();
@@ -231,5 +244,64 @@ impl System {
         self.broker.stop().await;
         served.context("the HTTP task")?.context("serving HTTP")?;
         first
+    }
+}
+
+/// Every `every`, deletes from each topic the records that every service
+/// reading it has handled, by the positions stored in the services'
+/// databases (the Kafka `DeleteRecords` request). The record just before
+/// each position stays: a consumer that resumes checks it (ADR 0009). A
+/// service that never stored a position for a partition (one that has not
+/// run yet) keeps that partition whole.
+async fn trim_the_broker_log(
+    settings: KafkaSettings,
+    stores: BTreeMap<Service, EventStore>,
+    catalog: Arc<Catalog>,
+    every: Duration,
+    cancel: CancellationToken,
+) {
+    let readers: BTreeMap<&str, Vec<Service>> = Service::ALL.iter().fold(BTreeMap::new(), |mut readers, service| {
+        for topic in catalog.topics_for(*service) {
+            readers.entry(topic).or_insert_with(Vec::new).push(*service);
+        }
+        readers
+    });
+    let mut trimmed: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let mut positions = BTreeMap::new();
+        for (service, store) in &stores {
+            positions.insert(*service, store.positions(service.name()).await.unwrap_or_default());
+        }
+        let mut passed: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for (topic, services) in &readers {
+            for partition in 0..settings.partitions {
+                let next = |service: &Service| {
+                    let stored = positions[service].iter().find(|p| p.topic == *topic && p.partition == partition);
+                    stored.map_or(0, |p| p.next_offset)
+                };
+                let lowest = services.iter().map(next).min().unwrap_or(0);
+                passed.insert(((*topic).to_owned(), partition), lowest - 1);
+            }
+        }
+        let below: Vec<(String, i32, i64)> = passed
+            .into_iter()
+            .filter(|(key, offset)| *offset > trimmed.get(key).copied().unwrap_or(0))
+            .map(|((topic, partition), offset)| (topic, partition, offset))
+            .collect();
+        if below.is_empty() {
+            continue;
+        }
+        match udders_messaging::delete_records(&settings, &below).await {
+            Ok(starts) => {
+                for (topic, partition, start) in starts {
+                    trimmed.insert((topic, partition), start);
+                }
+            }
+            Err(error) => tracing::debug!(%error, "trimming the broker log failed; trying again"),
+        }
     }
 }

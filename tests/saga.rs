@@ -473,3 +473,79 @@ async fn metrics_count_sagas_compensations_handler_latency_and_positions() {
     }
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_order_list_comes_in_pages_linked_by_cursors() {
+    let t = start().await;
+    let mut placed = BTreeSet::new();
+    for i in 0..5 {
+        placed.insert(t.place(&an_order("vanilla", 1, &format!("cust-page-{i}"), "tok_visa", None)).await);
+    }
+    for id in &placed {
+        t.wait_terminal(id).await;
+    }
+    let mut seen = Vec::new();
+    let mut next = Some("/orders?limit=2&channel=web".to_owned());
+    let mut pages = 0;
+    while let Some(path) = next.take() {
+        let response = t.client.get(format!("{}{path}", t.base)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        next = response.headers().get("link").map(|l| {
+            let link = l.to_str().unwrap();
+            assert!(link.ends_with(">; rel=\"next\"") && link.contains("channel=web"), "{link}");
+            link.trim_start_matches('<').split_once('>').unwrap().0.to_owned()
+        });
+        let page: Vec<Value> = response.json().await.unwrap();
+        assert!(page.len() <= 2);
+        seen.extend(page.iter().map(|o| o["order_id"].as_str().unwrap().to_owned()));
+        pages += 1;
+    }
+    assert_eq!(pages, 3, "2 + 2 + 1");
+    assert_eq!(seen.len(), 5, "no order twice: {seen:?}");
+    assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), placed);
+    let (status, problem) = t.get("/orders?after=not-a-cursor").await;
+    assert_eq!(status, 400, "{problem}");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_broker_forgets_what_every_consumer_has_handled_and_a_restarted_consumer_resumes() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let mut t = start_with(|c| c.trim_every = Duration::from_millis(200)).await;
+    for i in 0..10 {
+        ends(&t, an_order("mango", 1, &format!("cust-trim-{i}"), "tok_visa", None), "COMPLETED", "").await;
+    }
+    let watermarks = |topic: &'static str| {
+        let addr = t.system.broker_addr;
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let client: BaseConsumer = rdkafka::ClientConfig::new()
+                    .set("bootstrap.servers", addr.to_string())
+                    .set("group.id", "watermarks")
+                    .create()
+                    .unwrap();
+                client.fetch_watermarks(topic, 0, Duration::from_secs(5)).unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let mut trimmed = (0, 0);
+    for _ in 0..50 {
+        trimmed = watermarks("udders.order").await;
+        if trimmed.0 > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (low, high) = trimmed;
+    assert!(low > 0 && low < high, "the order topic keeps only the tail: {trimmed:?}");
+    // Nothing below a stored position is gone: every consumer of the topic
+    // resumes after it and the saga goes on.
+    t.system.stop_service(Service::Fulfillment).await.unwrap();
+    t.system.start_service(Service::Fulfillment).unwrap();
+    t.system.wait_ready(Duration::from_secs(30)).await.unwrap();
+    ends(&t, happy_order(), "COMPLETED", "").await;
+    t.assert_invariants().await;
+    t.stop().await;
+}

@@ -31,7 +31,7 @@ mod store;
 mod tx;
 
 pub use aggregate::{Loaded, StreamOf, decode_event, encode_event};
-pub use documents::{Document, DocumentFilter};
+pub use documents::{Document, DocumentCursor, DocumentFilter, DocumentPage};
 pub use error::StoreError;
 pub use model::{
     Appended, ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, OutboxStatus,

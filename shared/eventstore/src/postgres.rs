@@ -15,7 +15,7 @@ use sqlx::{PgConnection, Row};
 use udders_kernel::{CorrelationId, EventId, Timestamp};
 use uuid::Uuid;
 
-use crate::documents::{Document, DocumentFilter};
+use crate::documents::{Document, DocumentCursor, DocumentFilter, DocumentPage};
 use crate::error::{Context, StoreError, append_error, outbox_error};
 use crate::model::{
     ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, OutboxStatus, Pruned,
@@ -516,25 +516,32 @@ pub(crate) async fn get_document(
     row.map(|row| document_from_row(view, &row)).transpose()
 }
 
-const LIST_DOCUMENTS: &str = "SELECT key, doc, tag_a, tag_b, tag_c, due_at_us FROM read_models WHERE view = $1
+const LIST_DOCUMENTS: &str = "SELECT key, doc, tag_a, tag_b, tag_c, due_at_us, updated_at_us FROM read_models
+         WHERE view = $1
            AND ($2::text IS NULL OR tag_a = $2) AND ($3::text IS NULL OR tag_b = $3) AND ($4::text IS NULL OR tag_c = $4)
+           AND ($6::bigint IS NULL OR updated_at_us < $6 OR (updated_at_us = $6 AND key > $7))
          ORDER BY updated_at_us DESC, key LIMIT $5";
 
 pub(crate) async fn list_documents(
     conn: &mut PgConnection,
     view: &str,
     filter: &DocumentFilter,
-) -> Result<Vec<Document>, StoreError> {
+) -> Result<DocumentPage, StoreError> {
     let rows = sqlx::query(LIST_DOCUMENTS)
         .bind(view)
         .bind(&filter.tags[0])
         .bind(&filter.tags[1])
         .bind(&filter.tags[2])
         .bind(i64::from(filter.limit))
+        .bind(filter.after.as_ref().map(|c| c.updated_at_us))
+        .bind(filter.after.as_ref().map(|c| c.key.as_str()))
         .fetch_all(&mut *conn)
         .await
         .during("listing a read model")?;
-    rows.iter().map(|row| document_from_row(view, row)).collect()
+    let full = rows.len() as u64 >= u64::from(filter.limit) && filter.limit > 0;
+    let next = rows.last().filter(|_| full).map(|row| DocumentCursor { updated_at_us: row.get(6), key: row.get(0) });
+    let documents = rows.iter().map(|row| document_from_row(view, row)).collect::<Result<_, _>>()?;
+    Ok(DocumentPage { documents, next })
 }
 
 pub(crate) async fn count_documents(

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use udders_kernel::CorrelationId;
 
 use crate::cache::{Cache, Key};
-use crate::documents::{Document, DocumentFilter};
+use crate::documents::{Document, DocumentFilter, DocumentPage};
 use crate::error::{Context, StoreError};
 use crate::model::{
     Appended, ClaimedMessage, ConsumerPosition, ExpectedVersion, NewEvent, OutboxMessage, OutboxStatus, Pruned,
@@ -68,7 +68,7 @@ impl StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
-            max_connections: 8,
+            max_connections: 4,
             sqlite_fsync_every_commit: false,
             busy_timeout: Duration::from_secs(5),
             cache_capacity: None,
@@ -155,21 +155,21 @@ impl EventStore {
                 SqliteSynchronous::Normal
             })
             .busy_timeout(options.busy_timeout)
-            .foreign_keys(true)
-            // Reads through a memory map instead of a pread per page, and a
-            // page cache that holds a service's working set.
-            .pragma("mmap_size", "268435456")
-            .pragma("cache_size", "-16384");
+            .foreign_keys(true);
+        // Page caches of a few MiB, and no memory map: the aggregates and
+        // documents a handler reads again are in the store's own cache, and a
+        // memory map counts every page a query ever touched as resident
+        // (docs/benchmarks.md, memory).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
-            .connect_with(base.clone().create_if_missing(true))
+            .connect_with(base.clone().pragma("cache_size", "-4096").create_if_missing(true))
             .await
             .during("opening the SQLite writer")?;
         sqlite::MIGRATOR.run(&writer).await.map_err(|source| StoreError::Migrate { backend: "sqlite", source })?;
         let readers = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
-            .connect_with(base.read_only(true))
+            .connect_with(base.pragma("cache_size", "-2048").read_only(true))
             .await
             .during("opening the SQLite readers")?;
         let cache = options.cache_capacity.unwrap_or(StoreOptions::SQLITE_CACHE_CAPACITY);
@@ -317,6 +317,11 @@ impl EventStore {
 
     /// Documents of a view matching a filter, most recently updated first.
     pub async fn documents(&self, view: &str, filter: &DocumentFilter) -> Result<Vec<Document>, StoreError> {
+        Ok(self.document_page(view, filter).await?.documents)
+    }
+
+    /// A page of [`EventStore::documents`], with the cursor of the next.
+    pub async fn document_page(&self, view: &str, filter: &DocumentFilter) -> Result<DocumentPage, StoreError> {
         let mut c = self.reader().await?;
         dispatch!(c.conn(), list_documents(view, filter))
     }

@@ -1,6 +1,11 @@
 //! The embedded broker: Tansu, the Kafka-compatible broker, linked into our
-//! binary with memory storage. It keeps nothing across a restart, which is
-//! exactly the fault the event stores and outboxes must survive.
+//! binary. Tansu speaks the protocol and keeps topics, consumer groups and
+//! producer ids in its memory storage; the records live in an indexed
+//! in-memory log per partition ([`log`]), which `DeleteRecords` trims. It
+//! keeps nothing across a restart, which is exactly the fault the event
+//! stores and outboxes must survive.
+
+mod log;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -9,6 +14,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
 use tansu_broker::broker::Broker;
 use tansu_broker::coordinator::group::administrator::Controller;
 use tansu_storage::StorageContainer;
@@ -29,19 +35,22 @@ impl EmbeddedBroker {
     /// Starts a broker listening on `addr` (use a loopback address) and waits
     /// until it answers metadata requests.
     pub async fn start(addr: SocketAddr) -> Result<Self, MessagingError> {
+        let failed = |e: tansu_storage::Error| MessagingError::Broker(format!("building the broker: {e:?}"));
         let url = Url::parse(&format!("tcp://{addr}")).map_err(|e| MessagingError::Broker(e.to_string()))?;
-        let storage = Url::parse("memory://tansu/").map_err(|e| MessagingError::Broker(e.to_string()))?;
-        let mut broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
-            .node_id(1)
+        let memory = Url::parse("memory://tansu/").map_err(|e| MessagingError::Broker(e.to_string()))?;
+        let control = StorageContainer::builder()
             .cluster_id("udders")
-            .incarnation_id(uuid::Uuid::new_v4())
+            .node_id(1)
             .advertised_listener(url.clone())
-            .storage(storage)
-            .listener(url)
+            .storage(memory)
             .silent(true)
             .build()
             .await
+            .map_err(failed)?;
+        let storage = log::LogStorage::new(control);
+        let groups = Controller::with_storage(storage.clone())
             .map_err(|e| MessagingError::Broker(format!("building the broker: {e:?}")))?;
+        let mut broker = Broker::new(1, "udders", url.clone(), url, storage, groups, uuid::Uuid::new_v4());
         let task = tokio::spawn(async move {
             if let Err(error) = broker.serve(tokio::time::Instant::now()).await {
                 tracing::error!(?error, "the embedded broker stopped");
@@ -78,6 +87,31 @@ impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Deletes the records below `offset` of each `(topic, partition, offset)`
+/// (the Kafka `DeleteRecords` request): what every reader has passed.
+/// Returns the new log start of each.
+pub async fn delete_records(
+    settings: &KafkaSettings,
+    below: &[(String, i32, i64)],
+) -> Result<Vec<(String, i32, i64)>, MessagingError> {
+    let admin: AdminClient<DefaultClientContext> = settings.admin_config().create().map_err(MessagingError::Kafka)?;
+    let mut offsets = TopicPartitionList::new();
+    for (topic, partition, offset) in below {
+        offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset)).map_err(MessagingError::Kafka)?;
+    }
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
+    let deleted = admin.delete_records(&offsets, &options).await.map_err(MessagingError::Kafka)?;
+    deleted
+        .elements()
+        .iter()
+        .map(|e| match (e.error(), e.offset()) {
+            (Ok(()), Offset::Offset(start)) => Ok((e.topic().to_owned(), e.partition(), start)),
+            (Err(error), _) => Err(MessagingError::Kafka(error)),
+            (Ok(()), other) => Err(MessagingError::Broker(format!("deleting records: log start {other:?}"))),
+        })
+        .collect()
 }
 
 /// Waits until a broker answers a metadata request.

@@ -23,12 +23,14 @@
 //! reported every broker down, each partition is assigned at N-1 and *gated*:
 //! - the record at N-1 arrives with the stored id: the log is the one we
 //!   left; resume at N;
-//! - a later offset arrives instead, or nothing within a second: Tansu
-//!   answers a fetch from inside a record batch with the next batch (or
-//!   nothing, inside the last one; see `tests/tansu_behaviour.rs`), so the
-//!   partition is read again from its start, skipping (not handling)
-//!   everything before N-1 until the record at N-1 is confirmed. Every later
-//!   re-assignment scans this way rather than probing;
+//! - a later offset arrives instead, or nothing within a second: some
+//!   brokers answer a fetch from inside a record batch with the next batch
+//!   (or nothing, inside the last one: Tansu's own storage did; the
+//!   embedded broker now answers as Kafka does, see
+//!   `tests/tansu_behaviour.rs`), so the partition is read again from its
+//!   start, skipping (not handling) everything before N-1 until the record
+//!   at N-1 is confirmed. Every later re-assignment scans this way rather
+//!   than probing;
 //! - the record at N-1 is missing or different, or the log is shorter: the
 //!   broker lost the log. The partition is replayed from its start and the
 //!   inbox drops what was already handled.

@@ -18,7 +18,7 @@ pub mod outbound;
 mod relay;
 pub mod tap;
 
-pub use broker::{EmbeddedBroker, assign_from_start, ensure_topics, wait_for_broker};
+pub use broker::{EmbeddedBroker, assign_from_start, delete_records, ensure_topics, wait_for_broker};
 pub use consumer::{
     ConsumerConfig, ConsumerLatency, ConsumerStats, ConsumerWatch, Handler, HandlerError, Incoming, Membership,
     dead_letter, spawn_consumer,

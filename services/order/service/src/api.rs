@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use udders_contracts::events::{OrderLine, OrderPlaced};
 use udders_contracts::{Subject, reference};
-use udders_eventstore::{DocumentFilter, EventStore, StoreError};
+use udders_eventstore::{DocumentCursor, DocumentFilter, EventStore, StoreError};
 use udders_kernel::{CustomerId, Decider, ReadModel};
 use udders_order_domain::{Order, OrderCommand, OrderView, Placement, Status};
 use udders_runtime::http::{JsonBody, Problem};
@@ -270,9 +270,14 @@ pub struct ListQuery {
     country: Option<String>,
     /// Sales channel.
     channel: Option<String>,
-    /// At most this many (default 50), most recently updated first.
+    /// At most this many (default 50, at most 10,000), most recently updated first.
     limit: Option<u32>,
+    /// The next page: the cursor from the previous page's `Link: <…>; rel="next"`.
+    after: Option<String>,
 }
+
+/// The largest page of `GET /orders`.
+const MAX_PAGE: u32 = 10_000;
 
 /// A row of `GET /orders`: the order without its timeline.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -288,25 +293,32 @@ pub struct OrderSummary {
     updated_at: String,
 }
 
-/// Orders, filtered.
+/// Orders, filtered, a page at a time: a full page carries a `Link` header
+/// to the next.
 #[utoipa::path(get, path = "/orders", tag = "order", params(ListQuery),
-    responses((status = 200, body = Vec<OrderSummary>), (status = 400, body = Problem, content_type = "application/problem+json")))]
-pub async fn list(
-    State(api): State<OrderApi>,
-    Query(q): Query<ListQuery>,
-) -> Result<axum::Json<Vec<OrderSummary>>, Problem> {
+    responses((status = 200, body = Vec<OrderSummary>,
+        headers(("Link" = String, description = "`</orders?…&after=…>; rel=\"next\"` when there may be more"))),
+        (status = 400, body = Problem, content_type = "application/problem+json")))]
+pub async fn list(State(api): State<OrderApi>, Query(q): Query<ListQuery>) -> Result<Response, Problem> {
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(Status::parse(s).ok_or_else(|| Problem::bad_request(format!("status: unknown {s:?}")))?),
     };
-    let filter = DocumentFilter {
-        tags: [status.map(|s| s.as_str().to_owned()), q.country, q.channel],
-        limit: q.limit.unwrap_or(50).min(100_000),
+    let after = match q.after.as_deref() {
+        None | Some("") => None,
+        Some(cursor) => {
+            Some(cursor.parse::<DocumentCursor>().map_err(|e| Problem::bad_request(format!("after: {e}")))?)
+        }
     };
-    let rows = api
-        .store
-        .documents(Order::VIEW, &filter)
-        .await?
+    let limit = q.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let filter = DocumentFilter {
+        tags: [status.map(|s| s.as_str().to_owned()), q.country.clone(), q.channel.clone()],
+        limit,
+        after,
+    };
+    let page = api.store.document_page(Order::VIEW, &filter).await?;
+    let rows: Vec<OrderSummary> = page
+        .documents
         .into_iter()
         .filter_map(|d| serde_json::from_value::<OrderView>(d.doc).ok())
         .map(|v| OrderSummary {
@@ -321,7 +333,21 @@ pub async fn list(
             updated_at: v.updated_at,
         })
         .collect();
-    Ok(axum::Json(rows))
+    let mut response = axum::Json(rows).into_response();
+    if let Some(next) = page.next {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in [("status", q.status), ("country", q.country), ("channel", q.channel)] {
+            if let Some(value) = value {
+                query.append_pair(name, &value);
+            }
+        }
+        query.append_pair("limit", &limit.to_string()).append_pair("after", &next.to_string());
+        let link = format!("</orders?{}>; rel=\"next\"", query.finish());
+        if let Ok(value) = header::HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
 }
 
 /// Counts of orders.
