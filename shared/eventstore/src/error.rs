@@ -59,6 +59,12 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// Another process has this SQLite database open.
+    #[error("the database {path} is in use by another process (one process owns a SQLite store)")]
+    InUse {
+        /// The database file.
+        path: String,
+    },
     /// The URL names no backend this store speaks.
     #[error("unsupported database URL {url:?}: use sqlite:PATH or postgres://…")]
     UnsupportedUrl {

@@ -390,28 +390,36 @@ pub(crate) async fn claim(
     .fetch_all(&mut *conn)
     .await
     .during("claiming outbox rows")?;
-    let mut claimed = rows
-        .iter()
-        .map(|r| {
-            let id: i64 = r.get(0);
-            let headers: String = r.get(5);
-            let headers = serde_json::from_str(&headers)
-                .map_err(|e| StoreError::Corrupt { what: format!("outbox row {id} headers"), reason: e.to_string() })?;
-            Ok(ClaimedMessage {
-                id,
-                attempts: r.get::<i64, _>(1) as u32,
-                message: OutboxMessage {
-                    message_id: r.get(2),
-                    topic: r.get(3),
-                    key: r.get(4),
-                    headers,
-                    payload: r.get(6),
-                },
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut claimed = rows.iter().map(outbox_row).collect::<Result<Vec<_>, StoreError>>()?;
     claimed.sort_by_key(|c| c.id);
     Ok(claimed)
+}
+
+/// An outbox row as `id, attempts, message_id, topic, key, headers, payload`.
+fn outbox_row(r: &SqliteRow) -> Result<ClaimedMessage, StoreError> {
+    let id: i64 = r.get(0);
+    let headers: String = r.get(5);
+    let headers = serde_json::from_str(&headers)
+        .map_err(|e| StoreError::Corrupt { what: format!("outbox row {id} headers"), reason: e.to_string() })?;
+    Ok(ClaimedMessage {
+        id,
+        attempts: r.get::<i64, _>(1) as u32,
+        message: OutboxMessage { message_id: r.get(2), topic: r.get(3), key: r.get(4), headers, payload: r.get(6) },
+    })
+}
+
+/// Up to `limit` unpublished rows, oldest first, claiming nothing: for the
+/// only relay of a database with one writer process.
+pub(crate) async fn unpublished(conn: &mut SqliteConnection, limit: u32) -> Result<Vec<ClaimedMessage>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, attempts, message_id, topic, key, headers, payload FROM outbox
+         WHERE published_at_us IS NULL ORDER BY id LIMIT ?1",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await
+    .during("reading unpublished outbox rows")?;
+    rows.iter().map(outbox_row).collect()
 }
 
 /// `ids` as a JSON array, for `json_each`: one statement for any number of rows.

@@ -87,6 +87,9 @@ struct Shared {
     pools: Pools,
     outbox_signal: Notify,
     cache: Option<Cache>,
+    /// SQLite: the lock that makes this process the file's only user,
+    /// released by [`EventStore::close`] (or when the store is dropped).
+    file_lock: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 /// A service's event store, snapshots, outbox, inbox and consumer positions.
@@ -144,8 +147,19 @@ impl EventStore {
         }
     }
 
-    /// Opens (creating if needed) a SQLite database file in WAL mode.
+    /// Opens (creating if needed) a SQLite database file in WAL mode, and
+    /// locks it for this process (`<file>.lock`): a second process that
+    /// opens it gets [`StoreError::InUse`] (ADR 0008).
     pub async fn open_sqlite(path: &Path, options: &StoreOptions) -> Result<Self, StoreError> {
+        let lock_path = format!("{}.lock", path.display());
+        let in_use = || StoreError::InUse { path: path.display().to_string() };
+        let file_lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|_| in_use())?;
+        file_lock.try_lock().map_err(|_| in_use())?;
         let base = SqliteConnectOptions::new()
             .filename(path)
             .journal_mode(SqliteJournalMode::Wal)
@@ -173,7 +187,9 @@ impl EventStore {
             .await
             .during("opening the SQLite readers")?;
         let cache = options.cache_capacity.unwrap_or(StoreOptions::SQLITE_CACHE_CAPACITY);
-        Ok(Self::from_pools(Pools::Sqlite { writer, readers }, cache))
+        let store = Self::from_pools(Pools::Sqlite { writer, readers }, cache);
+        *store.shared.file_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(file_lock);
+        Ok(store)
     }
 
     /// Connects to PostgreSQL with prepared options (for example with a
@@ -189,11 +205,24 @@ impl EventStore {
     }
 
     fn from_pools(pools: Pools, cache_capacity: usize) -> Self {
-        Self { shared: Arc::new(Shared { pools, outbox_signal: Notify::new(), cache: Cache::new(cache_capacity) }) }
+        let shared = Shared {
+            pools,
+            outbox_signal: Notify::new(),
+            cache: Cache::new(cache_capacity),
+            file_lock: std::sync::Mutex::new(None),
+        };
+        Self { shared: Arc::new(shared) }
     }
 
     pub(crate) fn cache(&self) -> Option<&Cache> {
         self.shared.cache.as_ref()
+    }
+
+    /// True when this process is the database's only writer: a SQLite file
+    /// is locked by the process that opens it. Its outbox then needs no
+    /// claims, and its aggregates may be cached.
+    pub fn is_exclusive(&self) -> bool {
+        self.backend() == Backend::Sqlite
     }
 
     /// Which backend this store runs on.
@@ -368,6 +397,14 @@ impl EventStore {
         dispatch!(c.conn(), claim(relay, limit, lease))
     }
 
+    /// Up to `limit` unpublished rows, oldest first, without claiming them:
+    /// for the only relay of a store whose process is its database's only
+    /// writer ([`EventStore::is_exclusive`]).
+    pub async fn unpublished(&self, limit: u32) -> Result<Vec<ClaimedMessage>, StoreError> {
+        let mut c = self.reader().await?;
+        dispatch!(c.conn(), unpublished(limit))
+    }
+
     /// Marks claimed rows published (after the broker acknowledged them).
     /// Returns how many rows were newly marked.
     pub async fn mark_published(&self, ids: &[i64]) -> Result<u64, StoreError> {
@@ -410,7 +447,7 @@ impl EventStore {
         dispatch!(c.conn(), prune(published_before, received_before))
     }
 
-    /// Closes the pools.
+    /// Closes the pools (and, on SQLite, lets another process open the file).
     pub async fn close(&self) {
         match &self.shared.pools {
             Pools::Sqlite { writer, readers } => {
@@ -419,5 +456,6 @@ impl EventStore {
             }
             Pools::Postgres(pool) => pool.close().await,
         }
+        self.shared.file_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
     }
 }

@@ -496,6 +496,19 @@ on_both_backends! {
 }
 
 #[tokio::test]
+async fn a_sqlite_store_belongs_to_one_opener_until_it_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("svc.db").display());
+    let first = EventStore::connect(&url, &Default::default()).await.unwrap();
+    let err = EventStore::connect(&url, &Default::default()).await.unwrap_err();
+    assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+    assert!(err.to_string().contains("in use by another process"), "{err}");
+    first.close().await;
+    let again = EventStore::connect(&url, &Default::default()).await.unwrap();
+    again.close().await;
+}
+
+#[tokio::test]
 async fn opening_a_store_twice_applies_migrations_once_and_keeps_the_data() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("svc.db").display());

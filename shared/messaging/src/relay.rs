@@ -1,6 +1,16 @@
 //! The relay: publishes outbox rows to Kafka and marks them published once
 //! the broker acknowledged them.
 //!
+//! How it takes rows depends on who else may: relays of several instances
+//! sharing a database claim rows with a lease (`FOR UPDATE SKIP LOCKED` on
+//! PostgreSQL), two writes per batch. The only relay of a store whose
+//! process is the database's only writer ([`EventStore::is_exclusive`]:
+//! SQLite) reads the unpublished rows, which costs no write, skips those it
+//! has sent already, and marks what the broker acknowledged in one write
+//! when it catches up (or every `batch` rows). A row sent but not yet marked
+//! when the process dies is sent again after the restart; consumers' inboxes
+//! drop the duplicate.
+//!
 //! Many sends are in flight at once (one claimed batch), each awaited on its
 //! delivery report; nothing is flushed per message. The relay wakes on the
 //! store's outbox signal after every commit, and polls as a fallback. While
@@ -70,6 +80,9 @@ pub struct Relay {
     config: RelayConfig,
     producer: FutureProducer<WatchfulContext>,
     context: WatchfulContext,
+    /// `Some` for the only relay of an exclusive store: the rows the broker
+    /// acknowledged that are not marked published yet.
+    unmarked: Option<Vec<i64>>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -84,22 +97,24 @@ impl Relay {
         let context = WatchfulContext::default();
         let producer =
             settings.producer_config().create_with_context(context.clone()).map_err(MessagingError::Kafka)?;
-        Ok(Self { store, settings, config, producer, context })
+        let unmarked = store.is_exclusive().then(Vec::new);
+        Ok(Self { store, settings, config, producer, context, unmarked })
     }
 
     /// Makes sure the topic exists; when it had to be created (a new or an
     /// emptied broker), re-queues the recent window. Returns the rows re-queued.
-    pub async fn recover(&self) -> Result<u64, MessagingError> {
+    pub async fn recover(&mut self) -> Result<u64, MessagingError> {
         self.recover_after(false).await
     }
 
     /// [`Self::recover`]; `lost`: every broker went away meanwhile, so the
     /// log may be gone even though the topic exists.
-    async fn recover_after(&self, lost: bool) -> Result<u64, MessagingError> {
+    async fn recover_after(&mut self, lost: bool) -> Result<u64, MessagingError> {
         let created = ensure_topics(&self.settings, std::slice::from_ref(&self.config.topic)).await?;
         if created == 0 && !lost {
             return Ok(0);
         }
+        self.mark_acked().await?;
         let requeued = self.store.unpublish_recent(self.config.republish_window).await?;
         if requeued > 0 {
             tracing::warn!(topic = %self.config.topic, requeued, "the broker may have lost its log (topic missing, or every broker went away): publishing the recent window again");
@@ -107,17 +122,29 @@ impl Relay {
         Ok(requeued)
     }
 
-    /// Claims one batch, sends it, and marks what was acknowledged.
-    /// Returns how many rows were published.
-    pub async fn publish_once(&self) -> Result<usize, MessagingError> {
-        let claimed = self.store.claim_outbox(&self.config.relay_id, self.config.batch, self.config.lease).await?;
-        if claimed.is_empty() {
+    /// Takes one batch (claims it, or reads what is unpublished and not sent
+    /// yet), sends it, and marks what was acknowledged. Returns how many rows
+    /// were published.
+    pub async fn publish_once(&mut self) -> Result<usize, MessagingError> {
+        let rows = match &self.unmarked {
+            None => self.store.claim_outbox(&self.config.relay_id, self.config.batch, self.config.lease).await?,
+            Some(sent) => {
+                let limit = self.config.batch + sent.len() as u32;
+                let mut rows = self.store.unpublished(limit).await?;
+                let sent: std::collections::HashSet<i64> = sent.iter().copied().collect();
+                rows.retain(|r| !sent.contains(&r.id));
+                rows.truncate(self.config.batch as usize);
+                rows
+            }
+        };
+        if rows.is_empty() {
+            self.mark_acked().await?;
             return Ok(0);
         }
-        let sends = claimed.iter().map(|row| self.send(row));
+        let sends = rows.iter().map(|row| self.send(row));
         let results = join_all(sends).await;
         let (mut done, mut failed, mut missing_topic, mut first_error) = (Vec::new(), Vec::new(), false, None);
-        for (row, result) in claimed.iter().zip(results) {
+        for (row, result) in rows.iter().zip(results) {
             match result {
                 Ok(()) => done.push(row.id),
                 Err(e) => {
@@ -127,17 +154,40 @@ impl Relay {
                 }
             }
         }
-        if !done.is_empty() {
-            self.store.mark_published(&done).await?;
+        let published = done.len();
+        match &mut self.unmarked {
+            None if !done.is_empty() => {
+                self.store.mark_published(&done).await?;
+            }
+            None => {}
+            Some(sent) => {
+                sent.append(&mut done);
+                if sent.len() >= self.config.batch as usize {
+                    self.mark_acked().await?;
+                }
+            }
         }
         if let Some(error) = first_error {
-            self.store.release_claims(&failed).await?;
+            if self.unmarked.is_none() {
+                self.store.release_claims(&failed).await?;
+            }
             if missing_topic {
                 self.recover().await?;
             }
-            return Err(MessagingError::Publish { failed: failed.len(), published: done.len(), source: error });
+            return Err(MessagingError::Publish { failed: failed.len(), published, source: error });
         }
-        Ok(done.len())
+        Ok(published)
+    }
+
+    /// Marks the rows sent and acknowledged since the last mark.
+    async fn mark_acked(&mut self) -> Result<(), MessagingError> {
+        if let Some(sent) = &mut self.unmarked
+            && !sent.is_empty()
+        {
+            self.store.mark_published(sent).await?;
+            sent.clear();
+        }
+        Ok(())
     }
 
     async fn send(&self, row: &ClaimedMessage) -> Result<(), rdkafka::error::KafkaError> {
@@ -186,7 +236,11 @@ impl Relay {
                 }
             }
             match self.publish_once().await {
-                Ok(n) if n as u32 >= self.config.batch => backoff = Duration::from_millis(50),
+                // A full batch: there may be more. Without claims, look again
+                // anyway: an empty look marks what was acknowledged.
+                Ok(n) if n as u32 >= self.config.batch || (n > 0 && self.unmarked.is_some()) => {
+                    backoff = Duration::from_millis(50);
+                }
                 Ok(_) => {
                     backoff = Duration::from_millis(50);
                     tokio::select! {
@@ -208,7 +262,7 @@ impl Relay {
         self.drain().await
     }
 
-    async fn drain(&self) -> Result<(), MessagingError> {
+    async fn drain(&mut self) -> Result<(), MessagingError> {
         let deadline = tokio::time::Instant::now() + self.config.drain_timeout;
         while tokio::time::Instant::now() < deadline {
             match tokio::time::timeout_at(deadline, self.publish_once()).await {
@@ -219,6 +273,9 @@ impl Relay {
                     break;
                 }
             }
+        }
+        if let Err(error) = self.mark_acked().await {
+            tracing::warn!(%error, "relay stopped before marking what it sent; it is sent again after a restart");
         }
         let _ = self.producer.flush(Duration::from_secs(1));
         Ok(())

@@ -34,7 +34,8 @@ async fn ten_thousand_events_arrive_and_each_effect_happens_once_even_when_deliv
     let running = start(&stores, &settings, consumer_config(5), true);
 
     eventually(MINUTE, "10,000 events handled", || async { running.watch.stats().handled >= 10_000 }).await;
-    // Deliver every record a second time.
+    // Deliver every record a second time, once the relay has marked them all.
+    eventually(MINUTE, "outbox drained", || async { stores.publisher.outbox_backlog().await.unwrap() == 0 }).await;
     assert_eq!(stores.publisher.unpublish_recent(Duration::from_secs(3600)).await.unwrap(), 10_000);
     stores.publisher.outbox_signal().notify_one();
     eventually(MINUTE, "10,000 duplicates dropped", || async { running.watch.stats().duplicates >= 10_000 }).await;
