@@ -153,10 +153,8 @@ impl Node {
             Membership::Group,
             cancel.clone(),
         )?;
-        let order = (service == Service::Order).then(|| udders_order::OrderApi {
-            store: store.clone(),
-            outbound: Outbound::new(service, catalog.clone()),
-            deadline: config.deadline,
+        let order = (service == Service::Order).then(|| {
+            udders_order::OrderApi::new(store.clone(), Outbound::new(service, catalog.clone()), config.deadline)
         });
         let state = AppState {
             stores: BTreeMap::from([(service, store.clone())]),

@@ -142,11 +142,7 @@ impl System {
             catalog: catalog.clone(),
             running: running.clone(),
             expected: Service::ALL.len(),
-            order: Some(udders_order::OrderApi {
-                store: stores[&Service::Order].clone(),
-                outbound: order_outbound,
-                deadline: config.deadline,
-            }),
+            order: Some(udders_order::OrderApi::new(stores[&Service::Order].clone(), order_outbound, config.deadline)),
         };
         let (http_addr, http_stop, http) = serve(config.http_addr, state).await?;
         let mut system = System {

@@ -171,6 +171,16 @@ impl Tx {
         Ok(loaded)
     }
 
+    /// An aggregate this transaction creates under an id no one else can
+    /// know yet (one it just generated): its initial state, without a read.
+    /// Should the stream exist after all, the commit fails with
+    /// [`StoreError::Conflict`].
+    pub fn new_stream<A: Aggregate>(&mut self, id: impl fmt::Display) -> Loaded<A> {
+        let stream = A::stream(id);
+        self.hold(&stream, 0, A::initial_state());
+        Loaded { stream, state: A::initial_state(), version: 0, snapshot_version: None, replayed: 0 }
+    }
+
     /// Records decided events on a loaded aggregate: folds them into its
     /// state, and queues them (and a snapshot, when the events cross a
     /// multiple of [`Aggregate::SNAPSHOT_EVERY`]) for the commit. Returns the

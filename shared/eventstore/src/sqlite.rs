@@ -408,13 +408,18 @@ fn outbox_row(r: &SqliteRow) -> Result<ClaimedMessage, StoreError> {
     })
 }
 
-/// Up to `limit` unpublished rows, oldest first, claiming nothing: for the
-/// only relay of a database with one writer process.
-pub(crate) async fn unpublished(conn: &mut SqliteConnection, limit: u32) -> Result<Vec<ClaimedMessage>, StoreError> {
+/// Up to `limit` unpublished rows after row `after`, oldest first, claiming
+/// nothing: for the only relay of a database with one writer process.
+pub(crate) async fn unpublished_after(
+    conn: &mut SqliteConnection,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<ClaimedMessage>, StoreError> {
     let rows = sqlx::query(
         "SELECT id, attempts, message_id, topic, key, headers, payload FROM outbox
-         WHERE published_at_us IS NULL ORDER BY id LIMIT ?1",
+         WHERE published_at_us IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
     )
+    .bind(after)
     .bind(i64::from(limit))
     .fetch_all(&mut *conn)
     .await

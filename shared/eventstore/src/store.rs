@@ -397,12 +397,12 @@ impl EventStore {
         dispatch!(c.conn(), claim(relay, limit, lease))
     }
 
-    /// Up to `limit` unpublished rows, oldest first, without claiming them:
-    /// for the only relay of a store whose process is its database's only
-    /// writer ([`EventStore::is_exclusive`]).
-    pub async fn unpublished(&self, limit: u32) -> Result<Vec<ClaimedMessage>, StoreError> {
+    /// Up to `limit` unpublished rows after row `after`, oldest first,
+    /// without claiming them: for the only relay of a store whose process is
+    /// its database's only writer ([`EventStore::is_exclusive`]).
+    pub async fn unpublished_after(&self, after: i64, limit: u32) -> Result<Vec<ClaimedMessage>, StoreError> {
         let mut c = self.reader().await?;
-        dispatch!(c.conn(), unpublished(limit))
+        dispatch!(c.conn(), unpublished_after(after, limit))
     }
 
     /// Marks claimed rows published (after the broker acknowledged them).

@@ -293,6 +293,18 @@ impl Tx {
         Ok(doc)
     }
 
+    /// Notes that document `key` of `view` does not exist, without a read:
+    /// for a document derived from an aggregate that has no events yet.
+    pub fn document_is_new(&mut self, view: &str, key: &str) {
+        let at = (view.to_owned(), key.to_owned());
+        if !self.work.documents.contains_key(&at) {
+            if let Some(cache) = self.store.cache() {
+                cache.touch(&Key::Document(at.0.clone(), at.1.clone()), self.stamp);
+            }
+            self.work.documents.insert(at, (None, false));
+        }
+    }
+
     /// Deletes every read-model document (before a replay rebuilds them).
     pub async fn clear_documents(&mut self) -> Result<u64, StoreError> {
         self.flush().await?;

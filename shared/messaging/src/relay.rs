@@ -5,11 +5,12 @@
 //! sharing a database claim rows with a lease (`FOR UPDATE SKIP LOCKED` on
 //! PostgreSQL), two writes per batch. The only relay of a store whose
 //! process is the database's only writer ([`EventStore::is_exclusive`]:
-//! SQLite) reads the unpublished rows, which costs no write, skips those it
-//! has sent already, and marks what the broker acknowledged in one write
-//! when it catches up (or every `batch` rows). A row sent but not yet marked
-//! when the process dies is sent again after the restart; consumers' inboxes
-//! drop the duplicate.
+//! SQLite) reads the unpublished rows past the last it sent, which costs no
+//! write, and marks what the broker acknowledged in one write when it
+//! catches up (or every `batch` rows); after a mark it reads from the start
+//! again, so rows re-queued meanwhile are not missed. A row sent but not yet
+//! marked when the process dies is sent again after the restart; consumers'
+//! inboxes drop the duplicate.
 //!
 //! Many sends are in flight at once (one claimed batch), each awaited on its
 //! delivery report; nothing is flushed per message. The relay wakes on the
@@ -80,9 +81,17 @@ pub struct Relay {
     config: RelayConfig,
     producer: FutureProducer<WatchfulContext>,
     context: WatchfulContext,
-    /// `Some` for the only relay of an exclusive store: the rows the broker
-    /// acknowledged that are not marked published yet.
-    unmarked: Option<Vec<i64>>,
+    /// `Some` for the only relay of an exclusive store: where it stands.
+    cursor: Option<Cursor>,
+}
+
+/// The only relay's place in its outbox.
+#[derive(Debug, Default)]
+struct Cursor {
+    /// Every unpublished row up to here has been sent (0: read from the start).
+    after: i64,
+    /// Rows the broker acknowledged that are not marked published yet.
+    unmarked: Vec<i64>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -97,8 +106,8 @@ impl Relay {
         let context = WatchfulContext::default();
         let producer =
             settings.producer_config().create_with_context(context.clone()).map_err(MessagingError::Kafka)?;
-        let unmarked = store.is_exclusive().then(Vec::new);
-        Ok(Self { store, settings, config, producer, context, unmarked })
+        let cursor = store.is_exclusive().then(Cursor::default);
+        Ok(Self { store, settings, config, producer, context, cursor })
     }
 
     /// Makes sure the topic exists; when it had to be created (a new or an
@@ -126,15 +135,17 @@ impl Relay {
     /// yet), sends it, and marks what was acknowledged. Returns how many rows
     /// were published.
     pub async fn publish_once(&mut self) -> Result<usize, MessagingError> {
-        let rows = match &self.unmarked {
+        let rows = match &self.cursor {
             None => self.store.claim_outbox(&self.config.relay_id, self.config.batch, self.config.lease).await?,
-            Some(sent) => {
-                let limit = self.config.batch + sent.len() as u32;
-                let mut rows = self.store.unpublished(limit).await?;
-                let sent: std::collections::HashSet<i64> = sent.iter().copied().collect();
-                rows.retain(|r| !sent.contains(&r.id));
-                rows.truncate(self.config.batch as usize);
-                rows
+            Some(cursor) => {
+                let rows = self.store.unpublished_after(cursor.after, self.config.batch).await?;
+                if rows.is_empty() && cursor.after > 0 {
+                    // Caught up: mark, and look from the start once more.
+                    self.mark_acked().await?;
+                    self.store.unpublished_after(0, self.config.batch).await?
+                } else {
+                    rows
+                }
             }
         };
         if rows.is_empty() {
@@ -155,20 +166,23 @@ impl Relay {
             }
         }
         let published = done.len();
-        match &mut self.unmarked {
+        match &mut self.cursor {
             None if !done.is_empty() => {
                 self.store.mark_published(&done).await?;
             }
             None => {}
-            Some(sent) => {
-                sent.append(&mut done);
-                if sent.len() >= self.config.batch as usize {
+            Some(cursor) => {
+                // Past every row sent, or to just before the first that failed.
+                let last = rows.last().map_or(cursor.after, |r| r.id);
+                cursor.after = failed.first().map_or(last, |first| first - 1);
+                cursor.unmarked.append(&mut done);
+                if cursor.unmarked.len() >= self.config.batch as usize {
                     self.mark_acked().await?;
                 }
             }
         }
         if let Some(error) = first_error {
-            if self.unmarked.is_none() {
+            if self.cursor.is_none() {
                 self.store.release_claims(&failed).await?;
             }
             if missing_topic {
@@ -179,13 +193,15 @@ impl Relay {
         Ok(published)
     }
 
-    /// Marks the rows sent and acknowledged since the last mark.
+    /// Marks the rows sent and acknowledged since the last mark; the next
+    /// read starts from the first unpublished row.
     async fn mark_acked(&mut self) -> Result<(), MessagingError> {
-        if let Some(sent) = &mut self.unmarked
-            && !sent.is_empty()
-        {
-            self.store.mark_published(sent).await?;
-            sent.clear();
+        if let Some(cursor) = &mut self.cursor {
+            if !cursor.unmarked.is_empty() {
+                self.store.mark_published(&cursor.unmarked).await?;
+                cursor.unmarked.clear();
+            }
+            cursor.after = 0;
         }
         Ok(())
     }
@@ -238,7 +254,7 @@ impl Relay {
             match self.publish_once().await {
                 // A full batch: there may be more. Without claims, look again
                 // anyway: an empty look marks what was acknowledged.
-                Ok(n) if n as u32 >= self.config.batch || (n > 0 && self.unmarked.is_some()) => {
+                Ok(n) if n as u32 >= self.config.batch || (n > 0 && self.cursor.is_some()) => {
                     backoff = Duration::from_millis(50);
                 }
                 Ok(_) => {

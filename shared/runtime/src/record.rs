@@ -176,8 +176,12 @@ where
         return Ok(Vec::new());
     }
     let before = loaded.state.clone();
-    let ids = record(tx, loaded, events.clone(), cause, outbound, publish).await?;
     let key = loaded.stream.id().to_owned();
+    if loaded.version == 0 {
+        // The document folds the aggregate's events: there are none yet.
+        tx.document_is_new(A::VIEW, &key);
+    }
+    let ids = record(tx, loaded, events.clone(), cause, outbound, publish).await?;
     project::<A>(tx, &key, before, &events).await?;
     Ok(ids)
 }

@@ -18,6 +18,7 @@ use udders_runtime::http::{JsonBody, Problem};
 use udders_runtime::{Cause, Outbound, clock};
 use uuid::Uuid;
 
+use crate::intake::Intake;
 use crate::{own_cause, record_order, refusal};
 
 /// What the order routes need.
@@ -29,6 +30,16 @@ pub struct OrderApi {
     pub outbound: Outbound,
     /// The saga deadline given to new orders.
     pub deadline: Duration,
+    /// Where placements are committed, many at a time.
+    intake: Intake,
+}
+
+impl OrderApi {
+    /// The routes' state; starts the intake task on the current runtime.
+    pub fn new(store: EventStore, outbound: Outbound, deadline: Duration) -> Self {
+        let intake = Intake::start(store.clone(), outbound.clone());
+        Self { store, outbound, deadline, intake }
+    }
 }
 
 /// The order routes.
@@ -183,24 +194,9 @@ pub async fn place(
         request_fingerprint: key.is_some().then(|| fingerprint.clone()),
         correlation_id: cause.correlation_id,
     };
-    // Concurrent requests with one key race for one stream: the loser of
-    // an append sees a conflict, reloads, and finds the order placed.
-    let mut attempts = 0;
-    let state = loop {
-        attempts += 1;
-        let mut tx = api.store.begin().await?;
-        let mut order = tx.load::<Order>(&order_id).await?;
-        let events = Order::decide(&order.state, OrderCommand::Place(placement.clone())).map_err(refusal)?;
-        let done = match record_order(&mut tx, &mut order, events, cause.clone(), &api.outbound).await {
-            Ok(()) => tx.commit().await,
-            Err(e) => Err(e),
-        };
-        match done {
-            Ok(()) => break order.state,
-            Err(StoreError::Conflict { .. }) if attempts < 10 => continue,
-            Err(e) => return Err(e.into()),
-        }
-    };
+    // Many placements commit together; a request with a key may find its
+    // order placed already (the same key returns the same order).
+    let state = api.intake.place(placement, cause, key.is_none()).await?;
     let placed = state.placement.as_ref().ok_or_else(|| {
         Problem::internal(&StoreError::Encode {
             what: format!("order {order_id}"),

@@ -1,4 +1,5 @@
-//! The order service's I/O: the point-of-sale API, the handler that follows
+//! The order service's I/O: the point-of-sale API and its intake (orders
+//! placed many to a transaction), the handler that follows
 //! every saga event (`**`) into the order's lifecycle and timeline, the saga
 //! deadline sweeper, and the order read models. The lifecycle rules are in
 //! `udders-order-domain`.
@@ -7,6 +8,7 @@
 //! `POST /orders/{order_id}/cancel`, `GET /orders`, `GET /orders/stats`.
 
 pub mod api;
+pub mod intake;
 
 use std::time::Duration;
 

@@ -1,0 +1,136 @@
+//! The intake: where accepted orders are placed, many to a transaction.
+//!
+//! `POST /orders` hands its placement to one task per process and waits for
+//! the answer. The task takes every placement already waiting (up to
+//! [`MAX_BATCH`]) into one transaction, commits, then answers each: a
+//! request is answered 202 only once its order is committed, and under load
+//! a hundred orders cost one commit instead of a hundred. When the shared
+//! transaction fails (a conflict: two instances placing under one
+//! `Idempotency-Key`), each placement of the batch is placed again on its
+//! own, reloading on conflict.
+
+use tokio::sync::{mpsc, oneshot};
+use udders_eventstore::{EventStore, Loaded, StoreError, Tx};
+use udders_kernel::Decider;
+use udders_order_domain::{Order, OrderCommand, OrderState, Placement};
+use udders_runtime::http::Problem;
+use udders_runtime::{Cause, Outbound};
+
+use crate::{record_order, refusal};
+
+/// Placements in one transaction at most.
+pub const MAX_BATCH: usize = 256;
+
+/// One placement waiting for the intake.
+#[derive(Debug)]
+struct Placing {
+    placement: Placement,
+    cause: Cause,
+    /// True for an order id this process just generated: no one else can
+    /// have placed it, so there is nothing to read first.
+    fresh: bool,
+    reply: oneshot::Sender<Result<OrderState, Problem>>,
+}
+
+/// The way into the intake task (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Intake {
+    queue: mpsc::Sender<Placing>,
+}
+
+impl Intake {
+    /// Starts the intake task on the current runtime; it ends when the last
+    /// [`Intake`] is dropped.
+    pub fn start(store: EventStore, outbound: Outbound) -> Self {
+        let (queue, waiting) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run(store, outbound, waiting));
+        Self { queue }
+    }
+
+    /// Places an order (or finds it placed) and returns its state once
+    /// committed.
+    pub async fn place(&self, placement: Placement, cause: Cause, fresh: bool) -> Result<OrderState, Problem> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || Problem::unavailable("the order intake has stopped");
+        self.queue.send(Placing { placement, cause, fresh, reply }).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+async fn run(store: EventStore, outbound: Outbound, mut waiting: mpsc::Receiver<Placing>) {
+    while let Some(first) = waiting.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH
+            && let Ok(more) = waiting.try_recv()
+        {
+            batch.push(more);
+        }
+        match place_together(&store, &outbound, &batch).await {
+            Ok(states) => {
+                for (placing, state) in batch.into_iter().zip(states) {
+                    let _ = placing.reply.send(state);
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, placements = batch.len(), "placing together failed; placing one by one");
+                for placing in batch {
+                    let placed = place_alone(&store, &outbound, &placing).await;
+                    let _ = placing.reply.send(placed);
+                }
+            }
+        }
+    }
+}
+
+/// The order a placement is for, as this transaction sees it.
+async fn order_of(tx: &mut Tx, placing: &Placing) -> Result<Loaded<Order>, StoreError> {
+    let id = &placing.placement.order.order_id;
+    if placing.fresh { Ok(tx.new_stream::<Order>(id)) } else { tx.load::<Order>(id).await }
+}
+
+/// Places every placement of `batch` in one transaction.
+async fn place_together(
+    store: &EventStore,
+    outbound: &Outbound,
+    batch: &[Placing],
+) -> Result<Vec<Result<OrderState, Problem>>, StoreError> {
+    let mut tx = store.begin().await?;
+    let mut states = Vec::with_capacity(batch.len());
+    for placing in batch {
+        let mut order = order_of(&mut tx, placing).await?;
+        match Order::decide(&order.state, OrderCommand::Place(placing.placement.clone())) {
+            Ok(events) => {
+                record_order(&mut tx, &mut order, events, placing.cause.clone(), outbound).await?;
+                states.push(Ok(order.state));
+            }
+            Err(refused) => states.push(Err(refusal(refused))),
+        }
+    }
+    tx.commit().await?;
+    Ok(states)
+}
+
+/// Places one placement; a conflict (someone placed under the same key
+/// meanwhile) reloads and decides again.
+async fn place_alone(store: &EventStore, outbound: &Outbound, placing: &Placing) -> Result<OrderState, Problem> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut tx = store.begin().await?;
+        let mut order = if attempts == 1 {
+            order_of(&mut tx, placing).await?
+        } else {
+            tx.load::<Order>(&placing.placement.order.order_id).await?
+        };
+        let events = Order::decide(&order.state, OrderCommand::Place(placing.placement.clone())).map_err(refusal)?;
+        let done = match record_order(&mut tx, &mut order, events, placing.cause.clone(), outbound).await {
+            Ok(()) => tx.commit().await,
+            Err(e) => Err(e),
+        };
+        match done {
+            Ok(()) => return Ok(order.state),
+            Err(StoreError::Conflict { .. }) if attempts < 10 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
