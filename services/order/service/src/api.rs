@@ -19,7 +19,7 @@ use udders_runtime::{Cause, Outbound, clock};
 use uuid::Uuid;
 
 use crate::intake::Intake;
-use crate::{own_cause, record_order, refusal};
+use crate::{decide_on_order, own_cause, refusal};
 
 /// What the order routes need.
 #[derive(Debug, Clone)]
@@ -235,24 +235,13 @@ pub async fn one(State(api): State<OrderApi>, Path(order_id): Path<String>) -> R
 pub async fn cancel(State(api): State<OrderApi>, Path(order_id): Path<String>) -> Result<Response, Problem> {
     // The saga moves the order on meanwhile: a conflict decides again on
     // the newer state (which may refuse the cancel).
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
+    decide_on_order(&api.store, &api.outbound, &order_id, false, |order| {
         let now = clock::now();
-        let mut tx = api.store.begin().await?;
-        let mut order = tx.load::<Order>(&order_id).await?;
         let events = Order::decide(&order.state, OrderCommand::Cancel { at: now }).map_err(refusal)?;
-        let cause = own_cause(&order, now).ok_or_else(|| Problem::not_found(format!("no order {order_id}")))?;
-        let done = match record_order(&mut tx, &mut order, events, cause, &api.outbound).await {
-            Ok(()) => tx.commit().await,
-            Err(e) => Err(e),
-        };
-        match done {
-            Ok(()) => break,
-            Err(StoreError::Conflict { .. }) if attempts < 10 => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+        let cause = own_cause(order, now).ok_or_else(|| Problem::not_found(format!("no order {order_id}")))?;
+        Ok((events, cause))
+    })
+    .await?;
     let view = view_of(&api.store, &order_id).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(view)).into_response())
 }

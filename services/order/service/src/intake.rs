@@ -16,7 +16,7 @@ use udders_order_domain::{Order, OrderCommand, OrderState, Placement};
 use udders_runtime::http::Problem;
 use udders_runtime::{Cause, Outbound};
 
-use crate::{record_order, refusal};
+use crate::{decide_on_order, record_order, refusal};
 
 /// Placements in one transaction at most.
 pub const MAX_BATCH: usize = 256;
@@ -110,27 +110,12 @@ async fn place_together(
     Ok(states)
 }
 
-/// Places one placement; a conflict (someone placed under the same key
-/// meanwhile) reloads and decides again.
+/// Places one placement on its own (see [`decide_on_order`]).
 async fn place_alone(store: &EventStore, outbound: &Outbound, placing: &Placing) -> Result<OrderState, Problem> {
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let mut tx = store.begin().await?;
-        let mut order = if attempts == 1 {
-            order_of(&mut tx, placing).await?
-        } else {
-            tx.load::<Order>(&placing.placement.order.order_id).await?
-        };
-        let events = Order::decide(&order.state, OrderCommand::Place(placing.placement.clone())).map_err(refusal)?;
-        let done = match record_order(&mut tx, &mut order, events, placing.cause.clone(), outbound).await {
-            Ok(()) => tx.commit().await,
-            Err(e) => Err(e),
-        };
-        match done {
-            Ok(()) => return Ok(order.state),
-            Err(StoreError::Conflict { .. }) if attempts < 10 => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let placement = &placing.placement;
+    decide_on_order(store, outbound, &placement.order.order_id, placing.fresh, |order| {
+        let events = Order::decide(&order.state, OrderCommand::Place(placement.clone())).map_err(refusal)?;
+        Ok((events, placing.cause.clone()))
+    })
+    .await
 }

@@ -17,7 +17,7 @@ use udders_contracts::Service;
 use udders_eventstore::{EventStore, Loaded, StoreError, Tx};
 use udders_kernel::{Decider, ReadModel, Timestamp};
 use udders_messaging::{Handler, HandlerError, Incoming};
-use udders_order_domain::{Observation, Order, OrderCommand, OrderError, OrderEvent, Step};
+use udders_order_domain::{Observation, Order, OrderCommand, OrderError, OrderEvent, OrderState, Step};
 use udders_runtime::replay::replay_one;
 use udders_runtime::{Cause, Outbound, clock, integration, record_viewed};
 
@@ -143,6 +143,38 @@ pub async fn run_deadline_sweeper(store: EventStore, outbound: Outbound, every: 
 /// Drops and rebuilds this service's read models from its events.
 pub async fn replay(store: &EventStore) -> Result<usize, StoreError> {
     replay_one::<Order>(store).await
+}
+
+/// One command on one order, in a transaction of its own. `decide` gives
+/// the events and their cause for the order as loaded. A conflict at commit
+/// (the saga moved the order on, or a request with the same
+/// `Idempotency-Key` placed it meanwhile) reloads and decides again on the
+/// newer state, up to 10 attempts. `fresh`: the order id was just generated
+/// here, so the first attempt starts from an empty stream without a read.
+pub(crate) async fn decide_on_order(
+    store: &EventStore,
+    outbound: &Outbound,
+    order_id: &str,
+    fresh: bool,
+    mut decide: impl FnMut(&Loaded<Order>) -> Result<(Vec<OrderEvent>, Cause), udders_runtime::http::Problem>,
+) -> Result<OrderState, udders_runtime::http::Problem> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut tx = store.begin().await?;
+        let mut order =
+            if fresh && attempts == 1 { tx.new_stream::<Order>(order_id) } else { tx.load::<Order>(order_id).await? };
+        let (events, cause) = decide(&order)?;
+        let done = match record_order(&mut tx, &mut order, events, cause, outbound).await {
+            Ok(()) => tx.commit().await,
+            Err(e) => Err(e),
+        };
+        match done {
+            Ok(()) => return Ok(order.state),
+            Err(StoreError::Conflict { .. }) if attempts < 10 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// How an order's refusal of a command is answered over HTTP.
