@@ -428,6 +428,17 @@ pub(crate) async fn release(conn: &mut PgConnection, ids: &[i64]) -> Result<(), 
     Ok(())
 }
 
+pub(crate) async fn release_relay(conn: &mut PgConnection, relay: &str) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL WHERE claimed_by = $1 AND published_at IS NULL",
+    )
+    .bind(relay)
+    .execute(&mut *conn)
+    .await
+    .during("releasing a relay's outbox claims")?;
+    Ok(done.rows_affected())
+}
+
 pub(crate) async fn unpublish_recent(conn: &mut PgConnection, window: Duration) -> Result<u64, StoreError> {
     let done = sqlx::query(
         "UPDATE outbox SET published_at = NULL, claimed_until = NULL, claimed_by = NULL

@@ -457,6 +457,17 @@ pub(crate) async fn release(conn: &mut SqliteConnection, ids: &[i64]) -> Result<
     Ok(())
 }
 
+pub(crate) async fn release_relay(conn: &mut SqliteConnection, relay: &str) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE outbox SET claimed_until_us = NULL, claimed_by = NULL WHERE claimed_by = ?1 AND published_at_us IS NULL",
+    )
+    .bind(relay)
+    .execute(&mut *conn)
+    .await
+    .during("releasing a relay's outbox claims")?;
+    Ok(done.rows_affected())
+}
+
 pub(crate) async fn unpublish_recent(conn: &mut SqliteConnection, window: Duration) -> Result<u64, StoreError> {
     let done = sqlx::query(
         "UPDATE outbox SET published_at_us = NULL, claimed_until_us = NULL, claimed_by = NULL

@@ -421,6 +421,15 @@ impl EventStore {
         dispatch!(c.conn(), release(ids))
     }
 
+    /// Gives back every unpublished row that relay `relay` holds, lease or
+    /// not: what a relay does when it starts, since a relay of its name that
+    /// claimed them is gone (its process was restarted). Returns how many
+    /// rows were given back.
+    pub async fn release_claims_of(&self, relay: &str) -> Result<u64, StoreError> {
+        let mut c = self.writer().await?;
+        dispatch!(c.conn(), release_relay(relay))
+    }
+
     /// Puts rows published within `window` back in the queue, to be sent
     /// again: what a relay does when its broker came back empty. Consumers
     /// drop the duplicates through their inboxes.

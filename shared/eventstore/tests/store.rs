@@ -257,6 +257,31 @@ on_both_backends! {
 }
 
 on_both_backends! {
+    /// A relay started again under its name takes back at once what its
+    /// predecessor had claimed, lease or not, and nothing of another relay's
+    /// claims or of what is published.
+    async fn a_relay_restarted_under_its_name_takes_back_its_claims_at_once(store: EventStore) {
+        let events: Vec<NewEvent> = (0..5).map(event).collect();
+        let messages: Vec<_> = events.iter().map(message_for).collect();
+        store.append(&stream("restart"), ExpectedVersion::NoStream, &events, &messages).await.unwrap();
+        let ids = |c: &[udders_eventstore::ClaimedMessage]| c.iter().map(|c| c.id).collect::<Vec<_>>();
+        let hour = Duration::from_secs(3600);
+        let published = store.claim_outbox("credit-1", 1, hour).await.unwrap();
+        store.mark_published(&ids(&published)).await.unwrap();
+        let held = store.claim_outbox("credit-1", 2, hour).await.unwrap();
+        let other = store.claim_outbox("credit-2", 2, hour).await.unwrap();
+        assert_eq!((held.len(), other.len()), (2, 2));
+        assert!(store.claim_outbox("credit-1", 10, hour).await.unwrap().is_empty(), "every row is leased or published");
+
+        assert_eq!(store.release_claims_of("credit-1").await.unwrap(), 2, "the predecessor's two claims");
+        assert_eq!(store.release_claims_of("credit-1").await.unwrap(), 0, "nothing left to take back");
+        let again = store.claim_outbox("credit-1", 10, hour).await.unwrap();
+        assert_eq!(ids(&again), ids(&held), "its own rows, and not credit-2's or the published one");
+        assert_eq!(store.outbox_backlog().await.unwrap(), 4);
+    }
+}
+
+on_both_backends! {
     async fn the_inbox_says_seen_the_second_time(store: EventStore) {
         let id = EventId::from_uuid(Uuid::now_v7());
         let mut tx = store.begin().await.unwrap();

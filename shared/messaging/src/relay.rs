@@ -17,7 +17,10 @@
 //! store's outbox signal after every commit, and polls as a fallback. While
 //! the broker is away it retries with backoff and loses nothing: a row is
 //! marked published only after its acknowledgement, and a claim it could not
-//! finish is released (or expires) and is claimed again.
+//! finish is released (or expires) and is claimed again. A relay that
+//! starts gives back the claims its name still holds: they belong to its
+//! predecessor under that name, killed before it could mark or release them,
+//! and waiting out their lease would leave them unpublished that long.
 //!
 //! A broker that comes back empty: the relay recreates its topic, and when
 //! the topic had to be created, or its client saw every broker go away (a
@@ -40,7 +43,9 @@ use crate::kafka::{KafkaSettings, WatchfulContext};
 /// How a relay behaves.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
-    /// Names this relay's claims (for example `credit-1`).
+    /// Names this relay's claims (for example `credit-1`). A relay that
+    /// starts takes back the claims of an earlier one of its name, so each
+    /// live instance needs its own.
     pub relay_id: String,
     /// The topic this relay's service owns; recreated when missing.
     pub topic: String,
@@ -216,6 +221,9 @@ impl Relay {
     /// Runs until cancelled, then publishes what is left (bounded by
     /// `drain_timeout`) and flushes the producer.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), MessagingError> {
+        if self.cursor.is_none() {
+            self.release_predecessors_claims().await;
+        }
         let mut backoff = Duration::from_millis(50);
         let mut recovered = false;
         let mut lost = false;
@@ -276,6 +284,19 @@ impl Relay {
             }
         }
         self.drain().await
+    }
+
+    /// Gives back what a relay of this name claimed before this one started
+    /// (a process killed and started again). Should that fail, the lease
+    /// expires and the rows are claimed again then.
+    async fn release_predecessors_claims(&self) {
+        match self.store.release_claims_of(&self.config.relay_id).await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(relay = %self.config.relay_id, released,
+                "took back the outbox rows an earlier relay of this name had claimed and not published"),
+            Err(error) => tracing::warn!(%error, relay = %self.config.relay_id,
+                "could not take back an earlier relay's claims; they are claimed again when their lease runs out"),
+        }
     }
 
     async fn drain(&mut self) -> Result<(), MessagingError> {
