@@ -1,24 +1,38 @@
 //! The embedded broker: Tansu, the Kafka-compatible broker, linked into our
 //! binary. Tansu speaks the protocol and keeps topics, consumer groups and
 //! producer ids in its memory storage; the records live in an indexed
-//! in-memory log per partition ([`log`]), which `DeleteRecords` trims. It
-//! keeps nothing across a restart, which is exactly the fault the event
-//! stores and outboxes must survive.
+//! in-memory log per partition ([`log`]), which `DeleteRecords` trims, and
+//! `Fetch` is answered here ([`fetch`]) as soon as records arrive rather
+//! than at the end of the client's wait. It keeps nothing across a restart,
+//! which is exactly the fault the event stores and outboxes must survive.
+//!
+//! The listener is ours too: Tansu's `Broker` builds its protocol routes
+//! itself, so it could not take another `Fetch`. [`protocol`] builds the
+//! same stack from Tansu's services with ours in place of its fetch.
 
+mod fetch;
 mod log;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use rama::layer::{MapErrLayer, MapStateLayer};
+use rama::{Context, Layer as _, Service as _};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
-use tansu_broker::broker::Broker;
 use tansu_broker::coordinator::group::administrator::Controller;
-use tansu_storage::StorageContainer;
-use tokio::task::JoinHandle;
+use tansu_broker::service::{auth, coordinator, storage as routes};
+use tansu_sans_io::{ApiKey as _, FetchRequest};
+use tansu_service::{
+    BytesFrameLayer, BytesFrameService, FrameRequestLayer, FrameRouteBuilder, FrameRouteService, TcpBytesLayer,
+    TcpBytesService, TcpContext, TcpContextLayer, TcpContextService,
+};
+use tansu_storage::{BrokerRegistrationRequest, Storage as _, StorageContainer};
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
 use url::Url;
 
 use crate::{KafkaSettings, MessagingError};
@@ -48,14 +62,20 @@ impl EmbeddedBroker {
             .await
             .map_err(failed)?;
         let storage = log::LogStorage::new(control);
+        let registration = BrokerRegistrationRequest {
+            broker_id: 1,
+            cluster_id: "udders".into(),
+            incarnation_id: uuid::Uuid::new_v4(),
+            rack: None,
+        };
+        storage.register_broker(registration).await.map_err(failed)?;
         let groups = Controller::with_storage(storage.clone())
             .map_err(|e| MessagingError::Broker(format!("building the broker: {e:?}")))?;
-        let mut broker = Broker::new(1, "udders", url.clone(), url, storage, groups, uuid::Uuid::new_v4());
-        let task = tokio::spawn(async move {
-            if let Err(error) = broker.serve(tokio::time::Instant::now()).await {
-                tracing::error!(?error, "the embedded broker stopped");
-            }
-        });
+        let service = protocol(storage, groups)
+            .map_err(|e| MessagingError::Broker(format!("building the broker's protocol: {e:?}")))?;
+        let listener =
+            TcpListener::bind(addr).await.map_err(|e| MessagingError::Broker(format!("listening on {addr}: {e}")))?;
+        let task = tokio::spawn(serve(listener, service));
         let broker = Self { addr, task };
         wait_for_broker(&KafkaSettings::new(addr.to_string()), Duration::from_secs(20)).await?;
         tracing::info!(%addr, "embedded broker ready (memory storage)");
@@ -86,6 +106,90 @@ impl EmbeddedBroker {
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// The Kafka protocol over TCP: every request Tansu's broker answers, with
+/// `Fetch` answered by [`fetch::WakingFetch`].
+type Protocol = TcpContextService<TcpBytesService<BytesFrameService<FrameRouteService<(), tansu_broker::Error>>, ()>>;
+
+type Routes = FrameRouteBuilder<(), tansu_broker::Error>;
+
+/// One of Tansu's functions that adds a route for a request to the builder.
+type AddRoute = fn(Routes, log::LogStorage) -> Result<Routes, tansu_broker::Error>;
+
+fn protocol(storage: log::LogStorage, groups: Controller<log::LogStorage>) -> Result<Protocol, tansu_broker::Error> {
+    // Tansu's storage routes (tansu_broker::service::storage::services)
+    // but its fetch.
+    let tansu_routes: [AddRoute; 25] = [
+        routes::add_offsets_to_txn,
+        routes::add_partitions_to_txn,
+        routes::alter_user_scram_credentials,
+        routes::consumer_group_describe,
+        routes::create_acls,
+        routes::create_topics,
+        routes::delete_groups,
+        routes::delete_records,
+        routes::delete_topics,
+        routes::describe_acls,
+        routes::describe_cluster,
+        routes::describe_configs,
+        routes::describe_groups,
+        routes::describe_topic_partitions,
+        routes::describe_user_scram_credentials,
+        routes::find_coordinator,
+        routes::get_telemetry_subscriptions,
+        routes::incremental_alter_configs,
+        routes::init_producer_id,
+        routes::list_groups,
+        routes::list_offsets,
+        routes::list_partition_reassignments,
+        routes::metadata,
+        routes::produce,
+        routes::txn_offset_commit_request,
+    ];
+    let builder = tansu_routes.iter().try_fold(FrameRouteService::builder(), |b, route| route(b, storage.clone()))?;
+    let fetch = (
+        MapErrLayer::new(tansu_broker::Error::from),
+        MapStateLayer::new(move |_| storage),
+        FrameRequestLayer::<FetchRequest>::new(),
+    )
+        .into_layer(fetch::WakingFetch)
+        .boxed();
+    let builder = builder.with_route(FetchRequest::KEY, fetch)?;
+    let route = auth::services(coordinator::services(builder, groups)?)?.build()?;
+    Ok((
+        TcpContextLayer::new(TcpContext::default().cluster_id(Some("udders".into()))),
+        TcpBytesLayer::default(),
+        BytesFrameLayer::default(),
+    )
+        .into_layer(route))
+}
+
+/// Accepts connections until aborted; each is served on a task of its own,
+/// and every one of them ends with this one.
+async fn serve(listener: TcpListener, service: Protocol) {
+    let service = std::sync::Arc::new(service);
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let service = service.clone();
+                    connections.spawn(async move {
+                        if let Err(error) = service.serve(Context::default(), stream).await {
+                            tracing::debug!(?error, "a broker connection ended");
+                        }
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the embedded broker could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
     }
 }
 

@@ -64,3 +64,39 @@ async fn a_fetch_from_inside_a_batch_returns_it_and_deleted_records_are_gone() {
     assert_eq!(first_offset_read_from(&settings, "probe", 0).await, Some(107), "below the log start");
     assert_eq!(first_offset_read_from(&settings, "probe", 109).await, Some(109));
 }
+
+/// A fetch waiting at the end of a partition answers as soon as a record
+/// arrives, as Apache Kafka's does, not when its wait runs out (Tansu's own
+/// fetch answered at the end of the wait with what was there when it began,
+/// so the record waited for the next fetch: two waits). A 5 s wait makes the
+/// difference plain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_fetch_answers_when_a_record_arrives_not_when_its_wait_runs_out() {
+    let addr = free_addr();
+    let _broker = start_broker(addr).await;
+    let settings = udders_messaging::KafkaSettings { partitions: 1, fetch_wait_max_ms: 5000, ..settings(addr) };
+    ensure_topics(&settings, &["waiting".to_owned()]).await.unwrap();
+    let reader: BaseConsumer = settings.consumer_config("waiting").create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("waiting", 0, Offset::Offset(0)).unwrap();
+    reader.assign(&tpl).unwrap();
+    // Let the reader's first fetch reach the broker and wait there.
+    assert!(reader.poll(Duration::from_millis(1500)).is_none(), "nothing to read yet");
+
+    let producer: FutureProducer = settings.producer_config().create().unwrap();
+    producer
+        .send(FutureRecord::to("waiting").partition(0).key("k").payload("1"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    let sent = std::time::Instant::now();
+    let received = loop {
+        match reader.poll(Duration::from_millis(50)) {
+            Some(Ok(m)) => break m.offset(),
+            _ if sent.elapsed() > Duration::from_secs(12) => panic!("the record never arrived"),
+            _ => {}
+        }
+    };
+    let took = sent.elapsed();
+    assert_eq!(received, 0);
+    assert!(took < Duration::from_millis(1000), "the record took {took:?} against a fetch wait of 5 s");
+}

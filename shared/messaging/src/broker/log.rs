@@ -22,6 +22,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::Notify;
+
 use async_trait::async_trait;
 use tansu_sans_io::create_topics_request::CreatableTopic;
 use tansu_sans_io::delete_groups_response::DeletableGroupResult;
@@ -55,6 +57,8 @@ struct PartitionLog {
     start: i64,
     /// Per idempotent producer: its epoch and the next sequence expected.
     sequences: HashMap<i64, (i16, i32)>,
+    /// Wakes the fetches waiting for this partition's next records.
+    arrivals: Arc<Notify>,
 }
 
 impl PartitionLog {
@@ -126,6 +130,17 @@ impl PartitionLog {
     }
 }
 
+/// One partition as a fetch sees it.
+#[derive(Debug, Default)]
+pub(crate) struct PartitionRead {
+    /// Batches from the one holding the offset asked for.
+    pub(crate) batches: Vec<deflated::Batch>,
+    /// The next offset to be written.
+    pub(crate) high_watermark: i64,
+    /// The first offset still readable.
+    pub(crate) log_start: i64,
+}
+
 /// Tansu's storage with the records kept in [`PartitionLog`]s.
 #[derive(Clone, Debug)]
 pub(crate) struct LogStorage {
@@ -147,6 +162,27 @@ impl LogStorage {
 
     fn topics(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<i32>>> {
         self.topics.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What a fetch of `topition` from `offset` sees: the batches from the
+    /// one holding `offset` on (up to about `max_bytes`), the high watermark
+    /// and the log start. `None`: no such partition.
+    pub(crate) fn read(&self, topition: &Topition, offset: i64, max_bytes: u32) -> Option<PartitionRead> {
+        if !self.exists(topition) {
+            return None;
+        }
+        let logs = self.logs();
+        Some(logs.get(topition).map_or_else(PartitionRead::default, |log| PartitionRead {
+            batches: log.read(offset, max_bytes),
+            high_watermark: log.next,
+            log_start: log.start,
+        }))
+    }
+
+    /// Signalled whenever records are appended to `topition` (`None`: no
+    /// such partition). Only futures already waiting (or enabled) hear it.
+    pub(crate) fn arrivals(&self, topition: &Topition) -> Option<Arc<Notify>> {
+        self.exists(topition).then(|| self.logs().entry(topition.clone()).or_default().arrivals.clone())
     }
 
     fn exists(&self, topition: &Topition) -> bool {
@@ -226,7 +262,11 @@ impl Storage for LogStorage {
         if !self.exists(topition) {
             return Err(Error::Api(ErrorCode::UnknownTopicOrPartition));
         }
-        self.logs().entry(topition.clone()).or_default().append(batch)
+        let mut logs = self.logs();
+        let log = logs.entry(topition.clone()).or_default();
+        let base = log.append(batch)?;
+        log.arrivals.notify_waiters();
+        Ok(base)
     }
 
     async fn fetch(
