@@ -177,11 +177,12 @@ async fn serve(listener: TcpListener, service: Protocol) {
                 Ok((stream, _peer)) => {
                     let _ = stream.set_nodelay(true);
                     let service = service.clone();
-                    connections.spawn(async move {
+                    let connection = async move {
                         if let Err(error) = service.serve(Context::default(), stream).await {
                             tracing::debug!(?error, "a broker connection ended");
                         }
-                    });
+                    };
+                    connections.spawn(fetch::LAST_RECORDS.scope(std::cell::Cell::new(None), connection));
                 }
                 Err(error) => {
                     tracing::warn!(%error, "the embedded broker could not accept a connection");

@@ -10,6 +10,14 @@
 //! appends, and a waiting fetch reads again when one of its partitions
 //! moved. A partition that does not exist answers
 //! `UNKNOWN_TOPIC_OR_PARTITION` at once, as Kafka does.
+//!
+//! One thing Kafka does not do: a connection that was answered with records
+//! less than [`ANSWER_PACE`] ago waits for the rest of that pace before it
+//! is answered again. Answering every single record at once made each
+//! consumer fetch, and then commit, one record at a time under load: at 600
+//! orders/s offered, `udders up` completed 385/s against 549/s with fetches
+//! held for 5 ms. A quiet partition's record goes out at once; a busy
+//! partition's records go out together, at most one pace late.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,6 +39,15 @@ const MAX_ANSWER_BYTES: u32 = 5 * 1024 * 1024;
 
 /// A batch's size on the wire beyond its records (the v2 batch header).
 const BATCH_HEADER_BYTES: u32 = 61;
+
+/// The shortest time between two answers with records on one connection.
+pub(crate) const ANSWER_PACE: Duration = Duration::from_millis(5);
+
+tokio::task_local! {
+    /// When the connection being served was last answered with records
+    /// (each connection is served on a task of its own, its requests in turn).
+    pub(crate) static LAST_RECORDS: std::cell::Cell<Option<Instant>>;
+}
 
 /// The `Fetch` service of the embedded broker.
 #[derive(Debug, Clone, Copy, Default)]
@@ -89,7 +106,18 @@ impl Service<LogStorage, FetchRequest> for WakingFetch {
                 listener.as_mut().enable();
             }
             let (partitions, bytes, unknown) = read(storage, &wanted, max_bytes);
-            if bytes >= min_bytes || unknown || moved.is_empty() || Instant::now() >= deadline {
+            let now = Instant::now();
+            let paced = LAST_RECORDS.try_with(|last| last.get()).ok().flatten().map(|last| last + ANSWER_PACE);
+            if bytes >= min_bytes && paced.is_some_and(|at| now < at && at < deadline) {
+                // Records, but this connection had some a moment ago: let
+                // more gather until its pace allows another answer.
+                tokio::time::sleep_until(paced.unwrap_or(now)).await;
+                continue;
+            }
+            if bytes >= min_bytes || unknown || moved.is_empty() || now >= deadline {
+                if bytes > 0 {
+                    let _ = LAST_RECORDS.try_with(|last| last.set(Some(Instant::now())));
+                }
                 return Ok(answer(topics, partitions));
             }
             tokio::select! {
