@@ -37,6 +37,9 @@ use url::Url;
 
 use crate::{KafkaSettings, MessagingError};
 
+/// The cluster id the embedded broker registers and answers with.
+const CLUSTER_ID: &str = "udders";
+
 /// A running embedded broker. Dropping it (or [`EmbeddedBroker::stop`]) stops
 /// it and loses everything it held.
 #[derive(Debug)]
@@ -53,7 +56,7 @@ impl EmbeddedBroker {
         let url = Url::parse(&format!("tcp://{addr}")).map_err(|e| MessagingError::Broker(e.to_string()))?;
         let memory = Url::parse("memory://tansu/").map_err(|e| MessagingError::Broker(e.to_string()))?;
         let control = StorageContainer::builder()
-            .cluster_id("udders")
+            .cluster_id(CLUSTER_ID)
             .node_id(1)
             .advertised_listener(url.clone())
             .storage(memory)
@@ -64,7 +67,7 @@ impl EmbeddedBroker {
         let storage = log::LogStorage::new(control);
         let registration = BrokerRegistrationRequest {
             broker_id: 1,
-            cluster_id: "udders".into(),
+            cluster_id: CLUSTER_ID.into(),
             incarnation_id: uuid::Uuid::new_v4(),
             rack: None,
         };
@@ -159,7 +162,7 @@ fn protocol(storage: log::LogStorage, groups: Controller<log::LogStorage>) -> Re
     let builder = builder.with_route(FetchRequest::KEY, fetch)?;
     let route = auth::services(coordinator::services(builder, groups)?)?.build()?;
     Ok((
-        TcpContextLayer::new(TcpContext::default().cluster_id(Some("udders".into()))),
+        TcpContextLayer::new(TcpContext::default().cluster_id(Some(CLUSTER_ID.into()))),
         TcpBytesLayer::default(),
         BytesFrameLayer::default(),
     )

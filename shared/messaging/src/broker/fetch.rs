@@ -108,10 +108,10 @@ impl Service<LogStorage, FetchRequest> for WakingFetch {
             let (partitions, bytes, unknown) = read(storage, &wanted, max_bytes);
             let now = Instant::now();
             let paced = LAST_RECORDS.try_with(|last| last.get()).ok().flatten().map(|last| last + ANSWER_PACE);
-            if bytes >= min_bytes && paced.is_some_and(|at| now < at && at < deadline) {
+            if let Some(at) = paced.filter(|at| bytes >= min_bytes && now < *at && *at < deadline) {
                 // Records, but this connection had some a moment ago: let
                 // more gather until its pace allows another answer.
-                tokio::time::sleep_until(paced.unwrap_or(now)).await;
+                tokio::time::sleep_until(at).await;
                 continue;
             }
             if bytes >= min_bytes || unknown || moved.is_empty() || now >= deadline {
