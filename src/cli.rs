@@ -187,7 +187,8 @@ pub struct SagaArgs {
     #[arg(long, env = "UDDERS_SAGA_DEADLINE", default_value = "30s", value_parser = crate::up::parse_duration)]
     pub saga_deadline: std::time::Duration,
     /// Longest wait of a consumer's fetch for new records, milliseconds
-    /// (librdkafka `fetch.wait.max.ms`; see docs/adr/0006).
+    /// (librdkafka `fetch.wait.max.ms`). The broker answers as soon as records
+    /// arrive, so this sets only how often an idle consumer asks (docs/adr/0006).
     #[arg(long, env = "UDDERS_FETCH_WAIT_MS", default_value_t = udders_messaging::KafkaSettings::DEFAULT_FETCH_WAIT_MS)]
     pub fetch_wait_ms: u32,
 }
