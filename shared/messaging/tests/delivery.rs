@@ -208,6 +208,52 @@ async fn a_consumer_restarted_mid_stream_resumes_at_its_stored_position() {
     relay.await.unwrap().unwrap();
 }
 
+/// A consumer with no stored position asks for offset 0, not for "the
+/// beginning" (which costs librdkafka a ListOffsets round before its first
+/// fetch). When the log's first records were deleted, offset 0 lies below the
+/// log start: the embedded broker answers from the log start, Apache Kafka
+/// with OFFSET_OUT_OF_RANGE and `auto.offset.reset=earliest` moves the
+/// consumer there. Either way it reads what is left, and does not stall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_consumer_with_no_position_on_a_log_whose_start_was_deleted_reads_from_the_log_start() {
+    let Rig { broker: _broker, stores, settings, .. } = rig().await;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let relay = Relay::new(stores.publisher.clone(), settings.clone(), relay_config()).unwrap();
+    let relay = tokio::spawn(relay.run(cancel.clone()));
+    let reader: BaseConsumer = settings.consumer_config("watermarks").create().unwrap();
+    // Until the relay has created the topic, its partitions are unknown: 0.
+    let highs = || -> Vec<i64> {
+        (0..settings.partitions)
+            .map(|p| {
+                rdkafka::consumer::Consumer::fetch_watermarks(&reader, TOPIC, p, Duration::from_secs(5))
+                    .map_or(0, |(_, high)| high)
+            })
+            .collect()
+    };
+    let on_the_broker = |n: i64| {
+        let total: i64 = highs().iter().sum();
+        async move { total == n }
+    };
+    publish(&stores.publisher, 300, None).await;
+    eventually(MINUTE, "the first 300 records on the broker", || on_the_broker(300)).await;
+    // Every record so far goes (deletion is by whole batches, so all of them).
+    let cut: Vec<(String, i32, i64)> =
+        highs().iter().enumerate().map(|(p, &high)| (TOPIC.to_owned(), p as i32, high)).collect();
+    udders_messaging::delete_records(&settings, &cut).await.unwrap();
+    let kept = publish(&stores.publisher, 60, None).await;
+    eventually(MINUTE, "60 more on the broker", || on_the_broker(360)).await;
+
+    let consumer = start(&stores, &settings, consumer_config(5), false);
+    eventually(MINUTE, "the 60 records left in the log handled", || async { consumer.watch.stats().handled >= 60 })
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(consumer.watch.stats().handled, 60, "only the records left in the log, each once");
+    assert_once(&effects(&stores.consumer).await, &kept);
+    consumer.stop().await;
+    cancel.cancel();
+    relay.await.unwrap().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_in_a_group_share_the_partitions_and_one_takes_over_from_the_other() {
     let Rig { broker: _broker, stores, settings, .. } = rig().await;
