@@ -188,7 +188,7 @@ pub struct SagaArgs {
     pub saga_deadline: std::time::Duration,
     /// Longest wait of a consumer's fetch for new records, milliseconds
     /// (librdkafka `fetch.wait.max.ms`). The broker answers as soon as records
-    /// arrive, so this sets only how often an idle consumer asks (docs/adr/0006).
+    /// arrive, so this sets only how often an idle consumer asks (docs/adr/0010).
     #[arg(long, env = "UDDERS_FETCH_WAIT_MS", default_value_t = udders_messaging::KafkaSettings::DEFAULT_FETCH_WAIT_MS)]
     pub fetch_wait_ms: u32,
 }

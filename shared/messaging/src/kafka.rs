@@ -21,12 +21,12 @@ pub struct KafkaSettings {
     pub partitions: i32,
     /// Upper bound of a fetch's wait for data. The embedded broker, like
     /// Apache Kafka, answers as soon as records arrive (ADR 0010), so this
-    /// bounds only how often an idle consumer asks again (ADR 0006: 100 ms).
+    /// bounds only how often an idle consumer asks again (100 ms, ADR 0010).
     pub fetch_wait_max_ms: u32,
 }
 
 impl KafkaSettings {
-    /// The default longest fetch wait, milliseconds (ADR 0006).
+    /// The default longest fetch wait, milliseconds (ADR 0010).
     pub const DEFAULT_FETCH_WAIT_MS: u32 = 100;
 
     /// Settings for a broker at `bootstrap` with the default 6 partitions.

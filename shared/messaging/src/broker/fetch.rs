@@ -117,7 +117,7 @@ impl Service<LogStorage, FetchRequest> for WakingFetch {
             }
             if bytes >= min_bytes || unknown || moved.is_empty() || now >= deadline {
                 if bytes > 0 {
-                    let _ = LAST_RECORDS.try_with(|last| last.set(Some(Instant::now())));
+                    let _ = LAST_RECORDS.try_with(|last| last.set(Some(now)));
                 }
                 return Ok(answer(topics, partitions));
             }
