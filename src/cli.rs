@@ -51,6 +51,91 @@ pub enum Command {
     /// Measure a layer and print its figures.
     #[command(subcommand)]
     Bench(Bench),
+    /// List, replay or discard the records a service's consumer gave up on
+    /// (through a running process's HTTP API).
+    #[command(subcommand, name = "dead-letters")]
+    DeadLetters(DeadLettersCommand),
+}
+
+/// Who may act: the same flags for `udders up` and `udders service`.
+#[derive(Debug, Args)]
+pub struct AccessArgs {
+    /// The token operator actions (dead-letter replay and discard, admin)
+    /// need as `Authorization: Bearer <token>` [default: `udders up` makes a
+    /// random one at each start and prints it; `udders service` refuses
+    /// operator actions].
+    #[arg(long, env = "UDDERS_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<String>,
+    /// API keys, comma-separated, that `POST /orders` and cancel need (as
+    /// `Authorization: Bearer <key>` or `X-API-Key`) [default: none, the POS is open].
+    #[arg(long, env = "UDDERS_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub api_keys: Vec<String>,
+}
+
+/// `udders dead-letters …`.
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// Print the dead letters, newest first.
+    List(DeadLettersListArgs),
+    /// Replay one dead letter (`service-number`), or with `--all` every parked one that matches.
+    Replay(DeadLettersReplayArgs),
+    /// Set a parked dead letter aside with a note.
+    Discard(DeadLettersDiscardArgs),
+}
+
+/// Where the dead letters are and who asks.
+#[derive(Debug, Args)]
+pub struct DeadLettersTarget {
+    /// The process's HTTP address.
+    #[arg(long, env = "UDDERS_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The operator token (replay and discard).
+    #[arg(long, env = "UDDERS_OPERATOR_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeadLettersListArgs {
+    #[command(flatten)]
+    pub target: DeadLettersTarget,
+    /// Only this service's.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// `parked`, `replayed` or `discarded`.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Print the JSON the API answers.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeadLettersReplayArgs {
+    #[command(flatten)]
+    pub target: DeadLettersTarget,
+    /// The dead letter, for example `validation-3`.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub id: Option<String>,
+    /// Every parked dead letter that matches --service and --reason.
+    #[arg(long)]
+    pub all: bool,
+    /// With --all: only this service's.
+    #[arg(long, requires = "all")]
+    pub service: Option<String>,
+    /// With --all: only those whose reason contains this text.
+    #[arg(long, requires = "all")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeadLettersDiscardArgs {
+    #[command(flatten)]
+    pub target: DeadLettersTarget,
+    /// The dead letter, for example `validation-3`.
+    pub id: String,
+    /// Why it is set aside.
+    #[arg(long)]
+    pub note: String,
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +190,8 @@ pub struct ServiceArgs {
     pub instance_id: Option<String>,
     #[command(flatten)]
     pub saga: SagaArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +260,8 @@ pub struct UpArgs {
     pub broker_addr: std::net::SocketAddr,
     #[command(flatten)]
     pub saga: SagaArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 /// How the saga runs: the same flags for `udders up` and `udders service`.
@@ -184,7 +273,7 @@ pub struct SagaArgs {
     #[arg(long, env = "UDDERS_PARTITIONS")]
     pub partitions: Option<i32>,
     /// The saga deadline: an order not finished by then is called off (`order/expired`).
-    #[arg(long, env = "UDDERS_SAGA_DEADLINE", default_value = "30s", value_parser = crate::up::parse_duration)]
+    #[arg(long, env = "UDDERS_SAGA_DEADLINE", default_value = "30s", value_parser = udders_runtime::clock::parse_duration)]
     pub saga_deadline: std::time::Duration,
     /// Longest wait of a consumer's fetch for new records, milliseconds
     /// (librdkafka `fetch.wait.max.ms`). The broker answers as soon as records

@@ -48,7 +48,11 @@ pub async fn service(args: ServiceArgs) -> anyhow::Result<()> {
         fetch_wait_ms: args.saga.fetch_wait_ms,
         deadline: args.saga.saga_deadline,
         sweep_every: std::time::Duration::from_millis(500),
+        access: udders_runtime::access::Access::new(args.access.operator_token.clone(), args.access.api_keys.clone()),
     };
+    if args.access.operator_token.is_none() {
+        tracing::warn!("no UDDERS_OPERATOR_TOKEN: operator actions (dead-letter replay and discard) are refused");
+    }
     let node = udders::node::Node::start(config).await?;
     tracing::info!(%service, %instance, http = %node.http_addr, "service started");
     shutdown_signal().await;

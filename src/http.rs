@@ -1,6 +1,7 @@
 //! The HTTP port of a process: the routes of the services it runs (all six
-//! in `udders up`, one in `udders service`), plus the catalog, health,
-//! metrics, the OpenAPI document and Swagger UI.
+//! in `udders up`, one in `udders service`), the console (with the order
+//! service), the dead letters, plus the catalog, health, metrics, the
+//! OpenAPI document and Swagger UI.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,7 +16,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use udders_contracts::{Catalog, Service};
 use udders_eventstore::EventStore;
-use udders_messaging::ConsumerWatch;
+use udders_messaging::{ConsumerWatch, ReplayDeadLetter};
+use udders_runtime::access::{Access, require_api_key};
 use udders_runtime::http::{MAX_BODY_BYTES, no_such_path};
 use utoipa::OpenApi;
 
@@ -32,7 +34,14 @@ pub struct AppState {
     pub expected: usize,
     /// The order service's routes, when this process runs it.
     pub order: Option<udders_order::OrderApi>,
+    /// The operator token and the POS API keys.
+    pub access: Access,
+    /// Each running service's dead-letter replayer.
+    pub replayers: Replayers,
 }
+
+/// The dead-letter replayer of each running service.
+pub type Replayers = Arc<Mutex<BTreeMap<Service, Arc<dyn ReplayDeadLetter>>>>;
 
 /// Serves [`router`] on `addr` until the returned token is cancelled:
 /// the bound address (port 0 picks one), the token, and the server's task.
@@ -64,8 +73,11 @@ pub fn router(state: AppState) -> Router {
         utoipa_swagger_ui::SwaggerUi::new("/swagger-ui").url("/openapi.json", crate::openapi::ApiDoc::openapi()),
     );
     if let Some(order) = &state.order {
-        app = app.merge(udders_order::routes(order.clone()));
+        let pos = udders_order::routes(order.clone())
+            .route_layer(axum::middleware::from_fn_with_state(state.access.clone(), require_api_key));
+        app = app.merge(pos).merge(crate::console::routes(state.clone()));
     }
+    app = app.merge(crate::console::dead_letters::routes(state.clone()));
     for (service, store) in &state.stores {
         let store = store.clone();
         app = match service {

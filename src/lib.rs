@@ -6,6 +6,7 @@
 //! What lives here: wiring. Services, rules and machinery live in
 //! `services/*` and `shared/*`.
 
+pub mod console;
 pub mod http;
 pub mod invariants;
 pub mod node;

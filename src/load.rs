@@ -160,7 +160,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             *url = given.trim_end_matches('/').to_owned();
         }
     }
-    let report = udders::invariants::check(&client, &at).await?;
+    let report = udders::invariants::check_settling(&client, &at, Duration::from_secs(5)).await?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

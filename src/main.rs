@@ -4,6 +4,7 @@
 mod bench;
 mod cli;
 mod commands;
+mod dead_letters;
 mod load;
 mod up;
 
@@ -38,5 +39,6 @@ async fn main() -> anyhow::Result<()> {
         cli::Command::Replay(args) => commands::replay(args).await,
         cli::Command::Bench(cli::Bench::Store(args)) => bench::store::run(args).await,
         cli::Command::Bench(cli::Bench::Messaging(args)) => bench::messaging::run(args).await,
+        cli::Command::DeadLetters(command) => dead_letters::run(command).await,
     }
 }

@@ -20,6 +20,7 @@ use udders_contracts::{Catalog, Service};
 use udders_eventstore::{EventStore, StoreOptions};
 use udders_messaging::{KafkaSettings, Membership};
 use udders_runtime::Outbound;
+use udders_runtime::access::Access;
 use udders_runtime::node::{RunningService, ServiceSpec, start_service};
 
 use crate::http::{AppState, serve};
@@ -102,6 +103,8 @@ pub struct NodeConfig {
     pub deadline: Duration,
     /// How often overdue orders are looked for (order service).
     pub sweep_every: Duration,
+    /// The operator token and the POS API keys.
+    pub access: Access,
 }
 
 /// One running service.
@@ -162,6 +165,8 @@ impl Node {
             running: Arc::new(Mutex::new(BTreeMap::from([(service, running.watch.clone())]))),
             expected: 1,
             order,
+            access: config.access.clone(),
+            replayers: Arc::new(Mutex::new(BTreeMap::from([(service, running.replayer.clone())]))),
         };
         let (http_addr, http_stop, http) = serve(config.http_addr, state).await?;
         Ok(Node { http_addr, service, store, cancel, running, sweeper, http_stop, http })

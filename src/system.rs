@@ -14,9 +14,10 @@ use tokio_util::sync::CancellationToken;
 use udders_contracts::{Catalog, Service};
 use udders_eventstore::{EventStore, StoreOptions};
 use udders_messaging::{ConsumerWatch, EmbeddedBroker, KafkaSettings, Membership, RelayConfig, ensure_topics};
+use udders_runtime::access::Access;
 use udders_runtime::{Outbound, RunningService};
 
-use crate::http::{AppState, serve};
+use crate::http::{AppState, Replayers, serve};
 
 /// How to run the system.
 #[derive(Debug, Clone)]
@@ -39,6 +40,10 @@ pub struct SystemConfig {
     pub trim_every: Duration,
     /// Services not started (their databases are opened): for fault tests.
     pub stopped: Vec<Service>,
+    /// The token operator actions need (`None`: they are refused).
+    pub operator_token: Option<String>,
+    /// API keys the POS needs (empty: the POS is open).
+    pub api_keys: Vec<String>,
 }
 
 impl SystemConfig {
@@ -56,6 +61,8 @@ impl SystemConfig {
             sweep_every: Duration::from_millis(500),
             trim_every: Duration::from_secs(1),
             stopped: Vec::new(),
+            operator_token: Some(udders_runtime::access::Access::random_token()),
+            api_keys: Vec::new(),
         }
     }
 }
@@ -73,6 +80,7 @@ pub struct System {
     settings: KafkaSettings,
     broker: EmbeddedBroker,
     running: Arc<Mutex<BTreeMap<Service, ConsumerWatch>>>,
+    replayers: Replayers,
     services: Vec<(Service, CancellationToken, RunningService)>,
     background: CancellationToken,
     sweeper: JoinHandle<()>,
@@ -137,12 +145,18 @@ impl System {
             background.clone(),
         ));
         let running = Arc::new(Mutex::new(BTreeMap::new()));
+        let replayers: Replayers = Arc::new(Mutex::new(BTreeMap::new()));
+        let every_store: Vec<(Service, EventStore)> = stores.iter().map(|(s, store)| (*s, store.clone())).collect();
+        let order = udders_order::OrderApi::new(stores[&Service::Order].clone(), order_outbound, config.deadline)
+            .with_dead_letter_stores(every_store);
         let state = AppState {
             stores: stores.clone(),
             catalog: catalog.clone(),
             running: running.clone(),
             expected: Service::ALL.len(),
-            order: Some(udders_order::OrderApi::new(stores[&Service::Order].clone(), order_outbound, config.deadline)),
+            order: Some(order),
+            access: Access::new(config.operator_token.clone(), config.api_keys.clone()),
+            replayers: replayers.clone(),
         };
         let (http_addr, http_stop, http) = serve(config.http_addr, state).await?;
         let mut system = System {
@@ -153,6 +167,7 @@ impl System {
             settings,
             broker,
             running,
+            replayers,
             services: Vec::new(),
             background,
             sweeper,
@@ -183,6 +198,7 @@ impl System {
             cancel.clone(),
         )?;
         self.running.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.insert(service, running.watch.clone());
+        self.replayers.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.insert(service, running.replayer.clone());
         self.services.push((service, cancel, running));
         Ok(())
     }
@@ -192,6 +208,7 @@ impl System {
         let at = self.services.iter().position(|(s, ..)| *s == service).context("not running")?;
         let (_, cancel, running) = self.services.remove(at);
         self.running.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.remove(&service);
+        self.replayers.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.remove(&service);
         cancel.cancel();
         running.join().await?;
         Ok(())

@@ -15,6 +15,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     config.partitions = args.saga.partitions.unwrap_or(config.partitions);
     config.deadline = args.saga.saga_deadline;
     config.fetch_wait_ms = args.saga.fetch_wait_ms;
+    let token = args.access.operator_token.clone().unwrap_or_else(udders_runtime::access::Access::random_token);
+    config.operator_token = Some(token.clone());
+    config.api_keys = args.access.api_keys.clone();
+    let keys_required = config.api_keys.iter().any(|k| !k.trim().is_empty());
     let system = System::start(config).await?;
     tokio::select! {
         ready = system.wait_ready(Duration::from_secs(60)) => ready?,
@@ -24,6 +28,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "udders is up: broker, six services and the POS API (data in {})", args.data_dir.display())?;
+        writeln!(out, "  console      {base}/")?;
+        let origin = if args.access.operator_token.is_some() {
+            "from UDDERS_OPERATOR_TOKEN"
+        } else {
+            "random, new at each start"
+        };
+        writeln!(out, "  operator     token {token} ({origin}): replay and discard need it")?;
+        if keys_required {
+            writeln!(out, "  POS          needs an API key (UDDERS_API_KEYS): Authorization: Bearer <key>")?;
+        } else {
+            writeln!(out, "  POS          open: no API keys set (set UDDERS_API_KEYS to require one)")?;
+        }
         writeln!(out, "  POS API      POST {base}/orders")?;
         writeln!(out, "  an order     GET  {base}/orders/{{order_id}}")?;
         writeln!(
@@ -33,7 +49,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         writeln!(out, "  inventory    GET  {base}/inventory")?;
         writeln!(out, "  credit       GET  {base}/customers/{{customer_id}}/credit")?;
         writeln!(out, "  payments     GET  {base}/payments/{{order_id}}   shipments: {base}/shipments/{{order_id}}")?;
-        writeln!(out, "  catalog      GET  {base}/catalog")?;
+        writeln!(out, "  catalog      GET  {base}/catalog   AsyncAPI: {base}/asyncapi.json")?;
+        writeln!(out, "  operations   GET  {base}/orders/stuck   {base}/dead-letters")?;
         writeln!(out, "  health       GET  {base}/livez  {base}/readyz  {base}/metrics")?;
         writeln!(
             out,
@@ -47,17 +64,4 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     system.stop().await?;
     writeln!(std::io::stdout().lock(), "udders stopped")?;
     Ok(())
-}
-
-/// Parses `30s`, `500ms`, `2m` or a plain number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 30s, 500ms or 2m"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("{text:?}: unknown unit {unit:?} (use ms, s or m)")),
-    }
 }

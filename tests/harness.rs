@@ -118,6 +118,12 @@ impl TestSystem {
         self.wait_status(id, &["COMPLETED", "REJECTED", "CANCELLED"]).await
     }
 
+    /// `GET path` as text: the status and the body.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let response = self.client.get(format!("{}{path}", self.base)).send().await.expect("GET answered");
+        (response.status().as_u16(), response.text().await.unwrap_or_default())
+    }
+
     /// Waits until the order has one of `statuses` and returns it.
     pub async fn wait_status(&self, id: &str, statuses: &[&str]) -> Value {
         let deadline = Instant::now() + SAGA_TIMEOUT;
@@ -140,9 +146,9 @@ impl TestSystem {
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
         }
-        // Late compensations (answers to triggers of finished orders) settle.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let report = udders::invariants::check(&self.client, &udders::invariants::Endpoints::one(&self.base))
+        // Late answers (settlements, compensations of finished orders) arrive.
+        let at = udders::invariants::Endpoints::one(&self.base);
+        let report = udders::invariants::check_settling(&self.client, &at, Duration::from_secs(5))
             .await
             .expect("the check runs");
         assert!(report.holds(), "invariants broken:\n{}", report.violations.join("\n"));

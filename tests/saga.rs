@@ -45,10 +45,53 @@ async fn a_happy_order_completes_with_a_timeline_from_all_six_services() {
     assert_eq!((payment["status"].as_str(), payment["net_charged"].as_i64()), (Some("CAPTURED"), Some(1200)));
     let (_, shipment) = t.get(&format!("/shipments/{id}")).await;
     assert_eq!(shipment["status"], "SHIPPED");
-    let (_, credit) = t.get("/customers/cust-1/credit").await;
-    assert_eq!((credit["limit"].as_i64(), credit["reserved"].as_i64()), (Some(100_000), Some(1200)));
+    // The completed order's hold is settled: the credit comes back.
+    let mut credit = Value::Null;
+    for _ in 0..100 {
+        credit = t.get("/customers/cust-1/credit").await.1;
+        if credit["reserved"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!((credit["limit"].as_i64(), credit["reserved"].as_i64()), (Some(100_000), Some(0)), "{credit}");
+    // Every entry but the first names its cause, an earlier entry.
+    let order = t.order(id).await;
+    let timeline = order["timeline"].as_array().unwrap();
+    let ids: BTreeSet<&str> = timeline.iter().map(|e| e["event_id"].as_str().unwrap()).collect();
+    for entry in &timeline[1..] {
+        let cause = entry["causation_id"].as_str().unwrap_or_default();
+        assert!(ids.contains(cause), "{entry:#} is caused by an event outside the timeline");
+        assert_eq!(entry["kind"], "step", "{entry:#}");
+        assert!(entry["payload"]["order_id"] == *id, "{entry:#}");
+    }
     let (_, stock) = t.get("/inventory?flavor=mango&country=sg").await;
     assert_eq!(stock[0]["on_hand"], 998, "{stock}");
+    t.assert_invariants().await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_completed_order_settles_its_credit_so_the_next_one_fits_the_limit() {
+    let t = start().await;
+    // 100 mango at 600 is 60,000 of the limit of 100,000: two such orders fit
+    // one after the other only when the first one's hold is settled.
+    for _ in 0..3 {
+        let id = t.place(&an_order("mango", 100, "cust-settle", "tok_visa", None)).await;
+        let order = t.wait_terminal(&id).await;
+        assert_eq!(order["status"], "COMPLETED", "{order:#}");
+        let mut credit = Value::Null;
+        for _ in 0..200 {
+            credit = t.get("/customers/cust-settle/credit").await.1;
+            if credit["reserved"] == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!((credit["reserved"].as_i64(), credit["available"].as_i64()), (Some(0), Some(100_000)));
+        let order = t.order(&id).await;
+        assert!(subjects(&order).iter().any(|s| s.starts_with("credit/settled/1.0/")), "{:#?}", subjects(&order));
+    }
     t.assert_invariants().await;
     t.stop().await;
 }

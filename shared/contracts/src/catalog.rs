@@ -185,6 +185,10 @@ pub struct Subscription {
     pub route: &'static str,
     /// What it listens to.
     pub pattern: Pattern,
+    /// True when the route publishes an answer to what it hears (false for
+    /// routes that only record: the order service following every event,
+    /// fulfillment calling off a shipment, inventory booking a shipment).
+    pub answers: bool,
 }
 
 /// A catalog that does not hold together.
@@ -260,6 +264,13 @@ impl Catalog {
                 Credit,
                 "A credit reservation was let go (compensation).",
             ),
+            EventSpec::new::<CreditMoved>(
+                "credit",
+                "settled",
+                "1.0",
+                Credit,
+                "The order shipped: its hold became a sale and left the customer's reserved credit.",
+            ),
             EventSpec::new::<StockMoved>("inventory", "reserved", "1.0", Inventory, "Stock is held for the order."),
             EventSpec::new::<StepRefused>("inventory", "rejected", "1.0", Inventory, "Not enough stock."),
             EventSpec::new::<StockMoved>(
@@ -295,6 +306,7 @@ impl Catalog {
             (Validation, "rules-1.1", "order/init/>"),
             (Credit, "reserve", "order/valid/>"),
             (Credit, "release", "inventory/rejected/>"),
+            (Credit, "settle", "order/shipped/>"),
             (Inventory, "reserve", "order/valid/>"),
             (Inventory, "release", "credit/rejected/>"),
             (Payment, "order", "order/valid/>"),
@@ -313,10 +325,13 @@ impl Catalog {
         }
         declared.push((Payment, "refund", "order/cancelled/>"));
         declared.push((Payment, "refund", "order/expired/>"));
+        // Routes that record what they hear and publish nothing in answer.
+        let quiet = [(Order, "follow"), (Fulfillment, "cancel"), (Inventory, "ship")];
         let subscriptions = declared
             .into_iter()
             .map(|(service, route, pattern)| {
-                pattern.parse().map(|pattern| Subscription { service, route, pattern }).map_err(
+                let answers = !quiet.contains(&(service, route));
+                pattern.parse().map(|pattern| Subscription { service, route, pattern, answers }).map_err(
                     |e: crate::pattern::PatternError| CatalogError::BadPattern {
                         service,
                         route,
@@ -382,6 +397,20 @@ impl Catalog {
     /// the first declared).
     pub fn spec_named(&self, domain: &str, action: &str, version: Option<&str>) -> Option<&EventSpec> {
         self.events.iter().find(|e| e.domain == domain && e.action == action && version.is_none_or(|v| e.version == v))
+    }
+
+    /// The services that answer an event type: each publishes something
+    /// once it has handled it (in saga order, each once).
+    pub fn answerers_of(&self, event: &EventSpec) -> Vec<Service> {
+        let mut services: Vec<Service> = self
+            .subscriptions
+            .iter()
+            .filter(|s| s.answers && s.pattern.could_match(&event.levels()))
+            .map(|s| s.service)
+            .collect();
+        services.sort();
+        services.dedup();
+        services
     }
 
     /// The services (with routes) that subscribe to an event type.
@@ -532,12 +561,22 @@ mod tests {
     }
 
     #[test]
+    fn the_answerers_of_an_event_exclude_the_routes_that_only_record() {
+        let catalog = Catalog::udders().unwrap();
+        let answerers = |domain, action| catalog.answerers_of(catalog.spec_named(domain, action, None).unwrap());
+        assert_eq!(answerers("order", "valid"), [Service::Credit, Service::Inventory, Service::Payment]);
+        assert_eq!(answerers("order", "shipped"), [Service::Credit]);
+        assert_eq!(answerers("order", "cancelled"), [Service::Credit, Service::Inventory, Service::Payment]);
+    }
+
+    #[test]
     fn a_subscription_that_matches_nothing_fails_the_check() {
         let mut catalog = Catalog::udders().unwrap();
         catalog.subscriptions.push(Subscription {
             service: Service::Credit,
             route: "typo",
             pattern: "credit/reserverd/>".parse().unwrap(),
+            answers: true,
         });
         let err = catalog.check().unwrap_err();
         assert_eq!(

@@ -25,6 +25,8 @@ pub enum Integration {
     CreditRejected(StepRefused),
     /// `credit/released`
     CreditReleased(CreditMoved),
+    /// `credit/settled`: the order completed, its hold became a sale.
+    CreditSettled(CreditMoved),
     /// `inventory/reserved`
     StockReserved(StockMoved),
     /// `inventory/rejected`
@@ -74,6 +76,7 @@ impl Integration {
             ("credit", "reserved") => Self::CreditReserved(decode(subject, payload)?),
             ("credit", "rejected") => Self::CreditRejected(decode(subject, payload)?),
             ("credit", "released") => Self::CreditReleased(decode(subject, payload)?),
+            ("credit", "settled") => Self::CreditSettled(decode(subject, payload)?),
             ("inventory", "reserved") => Self::StockReserved(decode(subject, payload)?),
             ("inventory", "rejected") => Self::StockRejected(decode(subject, payload)?),
             ("inventory", "released") => Self::StockReleased(decode(subject, payload)?),
@@ -102,6 +105,7 @@ impl Integration {
             Self::CreditReserved(_) => ("credit", "reserved"),
             Self::CreditRejected(_) => ("credit", "rejected"),
             Self::CreditReleased(_) => ("credit", "released"),
+            Self::CreditSettled(_) => ("credit", "settled"),
             Self::StockReserved(_) => ("inventory", "reserved"),
             Self::StockRejected(_) => ("inventory", "rejected"),
             Self::StockReleased(_) => ("inventory", "released"),
@@ -121,7 +125,7 @@ impl Integration {
             Self::OrderPlaced(e) => &e.order_id,
             Self::OrderValidated(e) => &e.order_id,
             Self::OrderInvalidated(e) => &e.order_id,
-            Self::CreditReserved(e) | Self::CreditReleased(e) => &e.order_id,
+            Self::CreditReserved(e) | Self::CreditReleased(e) | Self::CreditSettled(e) => &e.order_id,
             Self::StockReserved(e) | Self::StockReleased(e) => &e.order_id,
             Self::CreditRejected(e)
             | Self::StockRejected(e)
@@ -139,7 +143,7 @@ impl Integration {
             Self::OrderPlaced(e) => serde_json::to_value(e),
             Self::OrderValidated(e) => serde_json::to_value(e),
             Self::OrderInvalidated(e) => serde_json::to_value(e),
-            Self::CreditReserved(e) | Self::CreditReleased(e) => serde_json::to_value(e),
+            Self::CreditReserved(e) | Self::CreditReleased(e) | Self::CreditSettled(e) => serde_json::to_value(e),
             Self::StockReserved(e) | Self::StockReleased(e) => serde_json::to_value(e),
             Self::CreditRejected(e)
             | Self::StockRejected(e)

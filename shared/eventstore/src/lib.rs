@@ -11,6 +11,8 @@
 //!   together or not at all.
 //! - [`Aggregate`] and [`Loaded`]: typed load (newest usable snapshot plus
 //!   the events after it) and record (append, evolve, snapshot every N).
+//! - [`DeadLetter`]: records a consumer gave up on, parked with the position
+//!   that passes them, until an operator replays or discards them.
 //! - [`Document`]: read-model documents per (view, key) with filter tags,
 //!   written in the handler's transaction and dropped before a replay.
 //! - The SQL of each dialect, in `sqlite.rs` and `postgres.rs`; migrations
@@ -22,6 +24,7 @@
 
 mod aggregate;
 mod cache;
+mod dead_letters;
 mod documents;
 mod error;
 mod model;
@@ -31,6 +34,7 @@ mod store;
 mod tx;
 
 pub use aggregate::{Loaded, StreamOf, decode_event, encode_event};
+pub use dead_letters::{DeadLetter, DeadLetterFilter, DeadLetterStatus, NewDeadLetter};
 pub use documents::{Document, DocumentCursor, DocumentFilter, DocumentPage};
 pub use error::StoreError;
 pub use model::{

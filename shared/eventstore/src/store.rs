@@ -275,7 +275,7 @@ impl EventStore {
         })
     }
 
-    async fn writer(&self) -> Result<Pooled, StoreError> {
+    pub(crate) async fn writer(&self) -> Result<Pooled, StoreError> {
         Ok(match &self.shared.pools {
             Pools::Sqlite { writer, .. } => Pooled::Sqlite(writer.acquire().await.during("acquiring the writer")?),
             Pools::Postgres(pool) => Pooled::Postgres(pool.acquire().await.during("acquiring a connection")?),

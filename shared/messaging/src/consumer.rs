@@ -57,8 +57,10 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use udders_contracts::{Catalog, Envelope, Pattern};
-use udders_eventstore::{ConsumerPosition, EventStore, StoreError, Tx};
-use udders_kernel::EventId;
+use udders_eventstore::{ConsumerPosition, EventStore, NewDeadLetter, StoreError, Tx};
+use udders_kernel::{EventId, Timestamp};
+
+use crate::backoff::Backoff;
 
 use crate::MessagingError;
 use crate::kafka::{KafkaSettings, WatchfulContext};
@@ -767,7 +769,10 @@ impl<H: Handler> Loop<H> {
         let consumer: StreamConsumer<LoopContext> = self
             .settings
             .consumer_config(&self.config.name)
-            .set("client.id", format!("{}-{}", self.config.name, self.clients))
+            .set(
+                "client.id",
+                format!("{}-{}", self.settings.client_id.as_deref().unwrap_or(&self.config.name), self.clients),
+            )
             .create_with_context(context)
             .map_err(MessagingError::Kafka)?;
         tracing::debug!(consumer = %self.config.name, client = self.clients, "new consumer client");
@@ -920,7 +925,7 @@ impl<H: Handler> Loop<H> {
             match self.parse(message) {
                 Err(reason) => {
                     self.handle_ready(batch, &mut ready, cancel).await;
-                    let outcome = self.dead_letter(message, &reason, 0, cancel).await;
+                    let outcome = self.dead_letter(message, &reason, 0, None, cancel).await;
                     self.seen.insert(key, next);
                     self.count(Some(outcome));
                 }
@@ -1028,42 +1033,19 @@ impl<H: Handler> Loop<H> {
 
     /// `Ok(None)`: no route wants it. `Err`: malformed, with the reason.
     fn parse(&self, message: &OwnedMessage) -> Result<Option<Incoming>, String> {
-        let payload = message.payload().unwrap_or_default();
-        let header_bytes: usize =
-            message.headers().map_or(0, |h| h.iter().map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len)).sum());
-        let size = payload.len() + message.key().map_or(0, <[u8]>::len) + header_bytes;
-        if size > self.config.max_record_bytes {
-            return Err(format!("record of {size} bytes is over the limit of {} bytes", self.config.max_record_bytes));
-        }
         let headers: Vec<(&str, Option<&[u8]>)> =
             message.headers().map(|h| h.iter().map(|h| (h.key, h.value)).collect()).unwrap_or_default();
-        let envelope = Envelope::from_headers(headers).map_err(|e| e.to_string())?;
-        let Some((route, _)) = self.config.routes.iter().find(|(_, p)| p.matches(&envelope.subject)) else {
-            return Ok(None);
-        };
-        let spec = self.config.catalog.spec_of(&envelope.subject).ok_or_else(|| {
-            format!("no catalogued event has the subject {} (unknown type or version)", envelope.subject)
-        })?;
-        if spec.cloudevents_type() != envelope.event_type {
-            return Err(format!(
-                "ce_type {:?} does not belong to subject {} (expected {:?})",
-                envelope.event_type,
-                envelope.subject,
-                spec.cloudevents_type()
-            ));
-        }
-        let key = message.key().map(|k| std::str::from_utf8(k).map_err(|_| "the key is not UTF-8".to_owned()));
-        let key = key.transpose()?.ok_or("the record has no key")?.to_owned();
-        let payload: Value = serde_json::from_slice(payload).map_err(|e| format!("the value is not JSON: {e}"))?;
-        Ok(Some(Incoming {
-            route: route.clone(),
-            envelope,
-            key,
-            payload,
-            topic: message.topic().to_owned(),
-            partition: message.partition(),
-            offset: message.offset(),
-        }))
+        parse_record(
+            &self.config,
+            RawRecord {
+                topic: message.topic(),
+                partition: message.partition(),
+                offset: message.offset(),
+                key: message.key(),
+                payload: message.payload(),
+                headers,
+            },
+        )
     }
 
     async fn handle(
@@ -1075,6 +1057,7 @@ impl<H: Handler> Loop<H> {
     ) -> Option<Outcome> {
         let one = [(incoming, fingerprint)];
         let mut attempts = 0;
+        let mut first_failed_at = None;
         let mut backoff = self.config.retry_backoff;
         loop {
             match self.attempt(&one).await {
@@ -1085,9 +1068,10 @@ impl<H: Handler> Loop<H> {
                 }
                 Err(Failure::Handler(error)) => {
                     attempts += 1;
+                    first_failed_at.get_or_insert_with(wall_clock);
                     if error.permanent || attempts >= self.config.max_attempts {
                         let reason = format!("handler failed: {error}");
-                        return Some(self.dead_letter(message, &reason, attempts, cancel).await);
+                        return Some(self.dead_letter(message, &reason, attempts, first_failed_at, cancel).await);
                     }
                     tracing::debug!(consumer = %self.config.name, attempts, %error, "handler failed; retrying");
                 }
@@ -1100,17 +1084,62 @@ impl<H: Handler> Loop<H> {
         }
     }
 
-    /// Sends a record to the dead-letter topic (retrying until the broker
-    /// takes it), then stores the position past it.
+    /// Parks a record in the service's database with the position past it
+    /// (retrying while the database is away), then sends a copy to the
+    /// dead-letter topic for tools that read it (retrying until the broker
+    /// takes it).
     async fn dead_letter(
         &mut self,
         message: &OwnedMessage,
         reason: &str,
         attempts: u32,
+        first_failed_at: Option<Timestamp>,
         cancel: &CancellationToken,
     ) -> Outcome {
         tracing::warn!(consumer = %self.config.name, topic = message.topic(), partition = message.partition(),
             offset = message.offset(), %reason, attempts, "dead-lettering a record");
+        let now = wall_clock();
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let headers: Vec<(String, Option<String>)> = message
+            .headers()
+            .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.map(text))).collect())
+            .unwrap_or_default();
+        let subject =
+            headers.iter().find(|(k, _)| k == udders_contracts::envelope::SUBJECT).and_then(|(_, v)| v.clone());
+        let letter = NewDeadLetter {
+            consumer: self.config.name.clone(),
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            subject,
+            key: message.key().map(text),
+            reason: reason.to_owned(),
+            attempts,
+            first_failed_at: first_failed_at.unwrap_or(now),
+            last_failed_at: now,
+            headers,
+            payload: message.payload().map(<[u8]>::to_vec),
+        };
+        let position = ConsumerPosition {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            next_offset: message.offset() + 1,
+            last_record: fingerprint(message),
+        };
+        let mut backoff = Backoff::outage();
+        loop {
+            match self.store.park_dead_letter(&letter, &position).await {
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(consumer = %self.config.name, %error, "cannot park a dead letter; retrying");
+                    tokio::select! {
+                        () = cancel.cancelled() => return Outcome::DeadLettered,
+                        () = tokio::time::sleep(backoff.next_delay()) => {}
+                    }
+                }
+            }
+        }
+        self.unsaved.remove(&(position.topic, position.partition));
         let mut headers = OwnedHeaders::new();
         if let Some(original) = message.headers() {
             for h in original.iter() {
@@ -1162,14 +1191,6 @@ impl<H: Handler> Loop<H> {
                 }
             }
         }
-        let position = ConsumerPosition {
-            topic: message.topic().to_owned(),
-            partition: message.partition(),
-            next_offset: message.offset() + 1,
-            last_record: fingerprint(message),
-        };
-        self.save_positions(std::slice::from_ref(&position)).await;
-        self.unsaved.remove(&(position.topic, position.partition));
         Outcome::DeadLettered
     }
 
@@ -1228,4 +1249,60 @@ impl<H> Drop for Loop<H> {
 enum Failure {
     Store(StoreError),
     Handler(HandlerError),
+}
+
+/// A record as it came off the broker (or out of the dead letters).
+#[derive(Debug, Clone)]
+pub(crate) struct RawRecord<'a> {
+    pub(crate) topic: &'a str,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) payload: Option<&'a [u8]>,
+    pub(crate) headers: Vec<(&'a str, Option<&'a [u8]>)>,
+}
+
+/// Checks a record against the catalog and routes it: `Ok(None)` when no
+/// route wants it, `Err` (the reason) when it is malformed.
+pub(crate) fn parse_record(config: &ConsumerConfig, record: RawRecord<'_>) -> Result<Option<Incoming>, String> {
+    let payload = record.payload.unwrap_or_default();
+    let header_bytes: usize = record.headers.iter().map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len)).sum();
+    let size = payload.len() + record.key.map_or(0, <[u8]>::len) + header_bytes;
+    if size > config.max_record_bytes {
+        return Err(format!("record of {size} bytes is over the limit of {} bytes", config.max_record_bytes));
+    }
+    let envelope = Envelope::from_headers(record.headers).map_err(|e| e.to_string())?;
+    let Some((route, _)) = config.routes.iter().find(|(_, p)| p.matches(&envelope.subject)) else {
+        return Ok(None);
+    };
+    let spec = config
+        .catalog
+        .spec_of(&envelope.subject)
+        .ok_or_else(|| format!("no catalogued event has the subject {} (unknown type or version)", envelope.subject))?;
+    if spec.cloudevents_type() != envelope.event_type {
+        return Err(format!(
+            "ce_type {:?} does not belong to subject {} (expected {:?})",
+            envelope.event_type,
+            envelope.subject,
+            spec.cloudevents_type()
+        ));
+    }
+    let key = record.key.map(|k| std::str::from_utf8(k).map_err(|_| "the key is not UTF-8".to_owned()));
+    let key = key.transpose()?.ok_or("the record has no key")?.to_owned();
+    let payload: Value = serde_json::from_slice(payload).map_err(|e| format!("the value is not JSON: {e}"))?;
+    Ok(Some(Incoming {
+        route: route.clone(),
+        envelope,
+        key,
+        payload,
+        topic: record.topic.to_owned(),
+        partition: record.partition,
+        offset: record.offset,
+    }))
+}
+
+/// Now, from the system clock, for the dead letters' failure times.
+pub(crate) fn wall_clock() -> Timestamp {
+    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+    Timestamp::from_micros(i64::try_from(micros).unwrap_or(i64::MAX))
 }

@@ -23,6 +23,10 @@ pub struct KafkaSettings {
     /// Apache Kafka, answers as soon as records arrive (ADR 0010), so this
     /// bounds only how often an idle consumer asks again (100 ms, ADR 0010).
     pub fetch_wait_max_ms: u32,
+    /// Names this process's clients to the brokers (`client.id`, in their
+    /// logs and quotas): `<service>-<instance>` for a service's clients;
+    /// `udders` when unset.
+    pub client_id: Option<String>,
 }
 
 impl KafkaSettings {
@@ -31,7 +35,17 @@ impl KafkaSettings {
 
     /// Settings for a broker at `bootstrap` with the default 6 partitions.
     pub fn new(bootstrap: impl Into<String>) -> Self {
-        Self { bootstrap: bootstrap.into(), partitions: 6, fetch_wait_max_ms: Self::DEFAULT_FETCH_WAIT_MS }
+        Self {
+            bootstrap: bootstrap.into(),
+            partitions: 6,
+            fetch_wait_max_ms: Self::DEFAULT_FETCH_WAIT_MS,
+            client_id: None,
+        }
+    }
+
+    /// The `client.id` of this process's clients.
+    pub fn client_id(&self) -> &str {
+        self.client_id.as_deref().unwrap_or("udders")
     }
 
     /// Settings every client shares.
@@ -39,6 +53,7 @@ impl KafkaSettings {
         let mut c = ClientConfig::new();
         // Nagle plus delayed ACKs add up to 40 ms to small requests on loopback.
         c.set("bootstrap.servers", &self.bootstrap).set("socket.nagle.disable", "true").set("log_level", "3");
+        c.set("client.id", self.client_id());
         c
     }
 
@@ -169,7 +184,7 @@ impl Sentinel {
     /// Starts a sentinel reporting to `context`, on the current runtime.
     pub fn start(settings: &KafkaSettings, context: WatchfulContext) -> Result<Self, KafkaError> {
         let mut config = settings.admin_config();
-        config.set("client.id", "udders-sentinel");
+        config.set("client.id", format!("{}-sentinel", settings.client_id()));
         let producer: BaseProducer<WatchfulContext> = config.create_with_context(context)?;
         let poller = tokio::spawn(async move {
             let mut every = tokio::time::interval(Self::POLL_EVERY);
@@ -186,5 +201,18 @@ impl Sentinel {
 impl Drop for Sentinel {
     fn drop(&mut self) {
         self.poller.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_client_of_a_service_instance_carries_its_client_id() {
+        let named = KafkaSettings { client_id: Some("order-a".into()), ..KafkaSettings::new("127.0.0.1:9092") };
+        assert_eq!(named.producer_config().get("client.id"), Some("order-a"));
+        assert_eq!(named.admin_config().get("client.id"), Some("order-a"));
+        assert_eq!(KafkaSettings::new("127.0.0.1:9092").producer_config().get("client.id"), Some("udders"));
     }
 }

@@ -3,26 +3,31 @@
 //!
 //! What lives here: [`EmbeddedBroker`] (Tansu, linked in, memory storage),
 //! topic creation, [`KafkaSettings`] (every rdkafka setting in one place),
-//! [`Relay`], [`spawn_consumer`] with its [`Handler`] trait, [`outbound`]
+//! [`Relay`], [`spawn_consumer`] with its [`Handler`] trait, [`Replayer`]
+//! (a parked dead letter handled again on demand), [`Backoff`], [`outbound`]
 //! (an event as an outbox row with its CloudEvents headers), [`tap`], and
 //! [`metrics`] (the latency histograms a consumer keeps).
 //!
 //! What must not: domain rules. Handlers (in the services) decide; this crate
 //! moves records, stores positions and never loses an accepted event.
 
+mod backoff;
 pub mod broker;
 mod consumer;
+mod dead_letters;
 mod kafka;
 pub mod metrics;
 pub mod outbound;
 mod relay;
 pub mod tap;
 
+pub use backoff::Backoff;
 pub use broker::{EmbeddedBroker, assign_from_start, delete_records, ensure_topics, wait_for_broker};
 pub use consumer::{
     ConsumerConfig, ConsumerLatency, ConsumerStats, ConsumerWatch, Handler, HandlerError, Incoming, Membership,
     dead_letter, spawn_consumer,
 };
+pub use dead_letters::{ReplayDeadLetter, ReplayError, Replayed, Replayer};
 pub use kafka::{KafkaSettings, WatchfulContext};
 pub use relay::{Relay, RelayConfig};
 

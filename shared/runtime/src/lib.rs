@@ -2,6 +2,7 @@
 //! what is its own: which events it reacts to and which routes it serves.
 //!
 //! What lives here:
+//! - [`access`]: the operator token and the POS API keys, as middleware.
 //! - [`record`]: record an aggregate's decided events, publish the ones that
 //!   are integration events (envelope and outbox row, caused by the incoming
 //!   event or the HTTP request), and fold them into its read model, all in
@@ -14,11 +15,15 @@
 //!   the catalog.
 //! - [`clock`]: the one place the services read the time.
 //! - [`metrics`]: saga durations and compensations, counted on commit.
+//! - [`live`]: the console's live feed (events as they commit, counts per
+//!   event type, the last minute's ended sagas).
 //!
 //! What must not: any service's rules. Deciders live in the domain crates.
 
+pub mod access;
 pub mod clock;
 pub mod http;
+pub mod live;
 pub mod metrics;
 pub mod node;
 pub mod record;

@@ -1,6 +1,6 @@
 //! One running service: its outbox relay and its consumer, wired from the
 //! catalog (the topics its patterns need, its routes in priority order, its
-//! dead-letter topic).
+//! dead-letter topic), and the replayer of its parked dead letters.
 
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use udders_contracts::{Catalog, Service};
 use udders_eventstore::EventStore;
 use udders_messaging::{
     ConsumerConfig, ConsumerWatch, Handler, KafkaSettings, Membership, MessagingError, Relay, RelayConfig,
-    spawn_consumer,
+    ReplayDeadLetter, Replayer, spawn_consumer,
 };
 
 /// What a service needs to run.
@@ -37,6 +37,8 @@ pub struct RunningService {
     pub store: EventStore,
     /// Its consumer's readiness and counters.
     pub watch: ConsumerWatch,
+    /// Replays its parked dead letters through its handler.
+    pub replayer: Arc<dyn ReplayDeadLetter>,
     tasks: Vec<(&'static str, JoinHandle<Result<(), MessagingError>>)>,
 }
 
@@ -75,13 +77,15 @@ pub fn consumer_config(service: Service, catalog: Arc<Catalog>) -> ConsumerConfi
 }
 
 /// Starts a service's relay and consumer on the current runtime; both stop on `cancel`.
-pub fn start_service<H: Handler>(
+pub fn start_service<H: Handler + Clone + std::fmt::Debug>(
     spec: ServiceSpec<H>,
     settings: &KafkaSettings,
     catalog: Arc<Catalog>,
     cancel: CancellationToken,
 ) -> Result<RunningService, MessagingError> {
     let ServiceSpec { service, store, handler, instance, membership } = spec;
+    // Two instances of a service differ in their client ids too.
+    let settings = &KafkaSettings { client_id: Some(format!("{service}-{instance}")), ..settings.clone() };
     let relay = Relay::new(
         store.clone(),
         settings.clone(),
@@ -90,6 +94,7 @@ pub fn start_service<H: Handler>(
     let relay = tokio::spawn(relay.run(cancel.clone()));
     let mut config = consumer_config(service, catalog);
     config.membership = membership;
+    let replayer = Replayer::shared(store.clone(), config.clone(), handler.clone());
     let (consumer, watch) = spawn_consumer(store.clone(), settings.clone(), config, handler, cancel)?;
-    Ok(RunningService { service, store, watch, tasks: vec![("relay", relay), ("consumer", consumer)] })
+    Ok(RunningService { service, store, watch, replayer, tasks: vec![("relay", relay), ("consumer", consumer)] })
 }

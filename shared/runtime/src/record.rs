@@ -92,6 +92,11 @@ impl Outbound {
         self.service
     }
 
+    /// The catalog it publishes by.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
     /// Writes the outbox row of one integration event. `event_id` is the id
     /// the event has in the store (so the wire and the store agree), and
     /// `sequence` its version in its stream. `version` picks the payload

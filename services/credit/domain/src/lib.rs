@@ -71,6 +71,12 @@ pub enum AccountCommand {
         /// The order.
         order: String,
     },
+    /// `order` shipped: what it holds becomes a sale and leaves the
+    /// reserved credit.
+    Settle {
+        /// The order.
+        order: String,
+    },
 }
 
 /// What happened to an account.
@@ -100,6 +106,13 @@ pub enum AccountEvent {
     },
     /// A hold was let go.
     Released {
+        /// The order.
+        order: String,
+        /// Minor units.
+        amount: Money,
+    },
+    /// A hold became a sale: the order shipped.
+    Settled {
         /// The order.
         order: String,
         /// Minor units.
@@ -150,6 +163,10 @@ impl Decider for Account {
                 Some(amount) => vec![AccountEvent::Released { order, amount: *amount }],
                 None => Vec::new(),
             }),
+            AccountCommand::Settle { order } => Ok(match state.open.get(&order) {
+                Some(amount) => vec![AccountEvent::Settled { order, amount: *amount }],
+                None => Vec::new(),
+            }),
         }
     }
 
@@ -161,7 +178,7 @@ impl Decider for Account {
                 state.open.insert(order.clone(), *amount);
             }
             AccountEvent::Rejected { .. } => {}
-            AccountEvent::Released { order, amount } => {
+            AccountEvent::Released { order, amount } | AccountEvent::Settled { order, amount } => {
                 state.reserved = Money::from_minor(state.reserved.minor() - amount.minor());
                 state.open.remove(order);
             }
@@ -196,6 +213,8 @@ pub enum HoldStatus {
     Refused,
     /// The hold was let go.
     Released,
+    /// The order shipped: the hold became a sale.
+    Settled,
     /// A compensation came first: nothing will be held for this order.
     Closed,
 }
@@ -219,6 +238,8 @@ pub enum HoldCommand {
         /// The trigger's name.
         cause: String,
     },
+    /// The order shipped.
+    Settle,
 }
 
 /// What happened to an order's credit. Every variant is published.
@@ -231,6 +252,8 @@ pub enum HoldEvent {
     Refused(StepRefused),
     /// `credit/released`, amount zero when nothing was held.
     Released(CreditMoved),
+    /// `credit/settled`
+    Settled(CreditMoved),
 }
 
 impl Decider for OrderHold {
@@ -260,9 +283,20 @@ impl Decider for OrderHold {
                         available.minor()
                     ),
                 })],
-                AccountEvent::Opened { .. } | AccountEvent::Released { .. } => Vec::new(),
+                AccountEvent::Opened { .. } | AccountEvent::Released { .. } | AccountEvent::Settled { .. } => {
+                    Vec::new()
+                }
             },
             HoldCommand::Note(..) => Vec::new(),
+            HoldCommand::Settle => match &state.status {
+                HoldStatus::Held { customer, amount } => vec![HoldEvent::Settled(CreditMoved {
+                    order_id,
+                    customer_id: customer.clone(),
+                    amount: amount.minor(),
+                    cause: None,
+                })],
+                _ => Vec::new(),
+            },
             HoldCommand::Compensate { .. } if state.answered => Vec::new(),
             HoldCommand::Compensate { cause } => {
                 let (customer_id, amount) = match &state.status {
@@ -280,6 +314,7 @@ impl Decider for OrderHold {
                 state.status = HoldStatus::Held { customer: e.customer_id.clone(), amount: Money::from_minor(e.amount) }
             }
             HoldEvent::Refused(_) => state.status = HoldStatus::Refused,
+            HoldEvent::Settled(_) => state.status = HoldStatus::Settled,
             HoldEvent::Released(_) => {
                 state.answered = true;
                 state.status = match state.status {
@@ -305,6 +340,7 @@ impl HoldEvent {
             HoldEvent::Held(e) => Integration::CreditReserved(e.clone()),
             HoldEvent::Refused(e) => Integration::CreditRejected(e.clone()),
             HoldEvent::Released(e) => Integration::CreditReleased(e.clone()),
+            HoldEvent::Settled(e) => Integration::CreditSettled(e.clone()),
         }
     }
 }
@@ -328,6 +364,11 @@ pub enum Reaction {
         /// The trigger's name.
         cause: String,
     },
+    /// The order shipped: settle its hold.
+    Settle {
+        /// The order.
+        order: String,
+    },
 }
 
 /// Maps an incoming integration event to what credit does; `None` ignores it.
@@ -338,6 +379,7 @@ pub fn react(event: &Integration) -> Option<Reaction> {
             customer: e.customer_id.clone(),
             amount: Money::from_minor(e.total),
         }),
+        Integration::OrderShipped(e) => Some(Reaction::Settle { order: e.order_id.clone() }),
         e if e.is_compensation_trigger() && !matches!(e, Integration::CreditRejected(_)) => {
             let (domain, action) = e.name();
             Some(Reaction::Compensate { order: e.order_id().to_owned(), cause: format!("{domain}/{action}") })
@@ -482,5 +524,41 @@ mod tests {
             react(&Integration::StockRejected(refused)),
             Some(Reaction::Compensate { order: "o-1".into(), cause: "inventory/rejected".into() })
         );
+    }
+
+    #[test]
+    fn a_shipped_order_settles_its_hold_and_the_credit_comes_back() {
+        let held = [
+            AccountEvent::Opened { limit: Money::from_minor(1000) },
+            AccountEvent::Reserved { order: "o-1".into(), amount: Money::from_minor(500) },
+        ];
+        let state = given::<Account>(held.clone())
+            .when(AccountCommand::Settle { order: "o-1".into() })
+            .then([AccountEvent::Settled { order: "o-1".into(), amount: Money::from_minor(500) }]);
+        assert_eq!(state.reserved, Money::ZERO);
+        assert_eq!(state.available(), Money::from_minor(1000));
+        let mut settled = held.to_vec();
+        settled.push(AccountEvent::Settled { order: "o-1".into(), amount: Money::from_minor(500) });
+        given::<Account>(settled).when(AccountCommand::Settle { order: "o-1".into() }).then([]);
+    }
+
+    #[test]
+    fn only_a_held_order_settles_and_only_once() {
+        let state =
+            given::<OrderHold>([held()]).when(("o-1".to_owned(), HoldCommand::Settle)).then([HoldEvent::Settled(
+                CreditMoved { order_id: "o-1".into(), customer_id: "c".into(), amount: 600, cause: None },
+            )]);
+        assert_eq!(state.status, HoldStatus::Settled);
+        given::<OrderHold>([]).when(("o-1".to_owned(), HoldCommand::Settle)).then([]);
+    }
+
+    #[test]
+    fn credit_settles_when_the_order_ships() {
+        let shipped = udders_contracts::events::OrderShipped {
+            order_id: "o-1".into(),
+            shipment_id: "s-1".into(),
+            postal_code: "018956".into(),
+        };
+        assert_eq!(react(&Integration::OrderShipped(shipped)), Some(Reaction::Settle { order: "o-1".into() }));
     }
 }

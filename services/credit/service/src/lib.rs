@@ -1,5 +1,5 @@
 //! The credit service's I/O: its handler (reserve on `order/valid`, release
-//! on every compensation trigger), its read model and its HTTP route
+//! on every compensation trigger, settle on `order/shipped`), its read model and its HTTP route
 //! `GET /customers/{customer_id}/credit`. The rules are in
 //! `udders-credit-domain`.
 
@@ -65,6 +65,17 @@ impl Handler for CreditHandler {
                     let released = Account::decide(&account.state, AccountCommand::Release { order })
                         .map_err(|e| HandlerError::permanent(format!("{e:?}")))?;
                     record_viewed(tx, &mut account, released, &cause, &self.outbound, |_| None).await?;
+                }
+                record(tx, &mut hold, events, &cause, &self.outbound, publish).await?;
+            }
+            Reaction::Settle { order } => {
+                let mut hold = tx.load::<OrderHold>(&order).await?;
+                let Ok(events) = OrderHold::decide(&hold.state, (order.clone(), HoldCommand::Settle));
+                if let (HoldStatus::Held { customer, .. }, false) = (&hold.state.status, events.is_empty()) {
+                    let mut account = tx.load::<Account>(customer).await?;
+                    let settled = Account::decide(&account.state, AccountCommand::Settle { order })
+                        .map_err(|e| HandlerError::permanent(format!("{e:?}")))?;
+                    record_viewed(tx, &mut account, settled, &cause, &self.outbound, |_| None).await?;
                 }
                 record(tx, &mut hold, events, &cause, &self.outbound, publish).await?;
             }

@@ -13,6 +13,7 @@
 use std::num::NonZeroU64;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use udders_contracts::Integration;
 use udders_contracts::events::{OrderCalledOff, OrderLine, OrderPlaced};
 use udders_kernel::{Aggregate, CorrelationId, Decider, ReadModel, Timestamp};
@@ -133,6 +134,8 @@ pub enum Step {
     },
     /// `credit/released`
     CreditReleased,
+    /// `credit/settled`: after shipping, the hold became a sale.
+    CreditSettled,
     /// `inventory/reserved`
     StockReserved,
     /// `inventory/rejected`
@@ -180,6 +183,7 @@ impl Step {
             Integration::CreditReserved(_) => Step::CreditReserved,
             Integration::CreditRejected(e) => Step::CreditRejected { reason: e.reason.clone() },
             Integration::CreditReleased(_) => Step::CreditReleased,
+            Integration::CreditSettled(_) => Step::CreditSettled,
             Integration::StockReserved(_) => Step::StockReserved,
             Integration::StockRejected(e) => Step::StockRejected { reason: e.reason.clone() },
             Integration::StockReleased(_) => Step::StockReleased,
@@ -204,6 +208,20 @@ impl Step {
             _ => None,
         }
     }
+
+    /// How the console draws it: `refusal` (a step said no), `compensation`
+    /// (something held is given back, or the order is called off) or `step`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::CreditReleased
+            | Step::StockReleased
+            | Step::PaymentRefunded { .. }
+            | Step::Cancelled
+            | Step::Expired => "compensation",
+            step if step.refusal().is_some() => "refusal",
+            _ => "step",
+        }
+    }
 }
 
 /// One saga event seen on the wire: a line of the order's timeline.
@@ -219,6 +237,13 @@ pub struct Observation {
     pub time: Timestamp,
     /// What it means for the order.
     pub step: Step,
+    /// The event that caused it (`causationid`), absent in events recorded
+    /// before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<String>,
+    /// Its payload as published, absent in events recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub payload: Value,
 }
 
 /// An order as the point of sale placed it, priced.
@@ -556,6 +581,14 @@ pub struct TimelineEntry {
     pub source: String,
     /// RFC 3339.
     pub time: String,
+    /// The event that caused it: an earlier entry's `event_id`, or an event
+    /// outside the timeline (the order's own command).
+    pub causation_id: Option<String>,
+    /// `step`, `refusal` or `compensation`.
+    pub kind: String,
+    /// Its payload as published (null for entries recorded before it was kept).
+    #[schema(value_type = Object)]
+    pub payload: Value,
 }
 
 /// The order read model: `GET /orders/{id}` (and a row of `GET /orders`).
@@ -623,6 +656,9 @@ pub fn project(view: Option<OrderView>, state: &OrderState, event: &OrderEvent) 
             subject: o.subject.clone(),
             source: o.source.clone(),
             time: o.time.to_string(),
+            causation_id: o.causation_id.clone(),
+            kind: o.step.kind().to_owned(),
+            payload: o.payload.clone(),
         };
         let at = view.timeline.partition_point(|e| e.time <= entry.time);
         view.timeline.insert(at, entry);

@@ -28,7 +28,15 @@ fn placement() -> Placement {
 }
 
 fn seen(step: Step) -> Observation {
-    Observation { event_id: format!("{step:?}"), subject: "x".into(), source: "/udders/x".into(), time: T0, step }
+    Observation {
+        event_id: format!("{step:?}"),
+        subject: "x".into(),
+        source: "/udders/x".into(),
+        time: T0,
+        step,
+        causation_id: None,
+        payload: serde_json::Value::Null,
+    }
 }
 
 fn observed(step: Step) -> OrderEvent {

@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use udders_contracts::events::{OrderLine, OrderPlaced};
-use udders_contracts::{Subject, reference};
-use udders_eventstore::{DocumentCursor, DocumentFilter, EventStore, StoreError};
+use udders_contracts::{Service, Subject, reference};
+use udders_eventstore::{DeadLetterFilter, DeadLetterStatus, DocumentCursor, DocumentFilter, EventStore, StoreError};
 use udders_kernel::{CustomerId, Decider, ReadModel};
 use udders_order_domain::{Order, OrderCommand, OrderView, Placement, Status};
 use udders_runtime::http::{JsonBody, Problem};
@@ -19,6 +19,7 @@ use udders_runtime::{Cause, Outbound, clock};
 use uuid::Uuid;
 
 use crate::intake::Intake;
+use crate::progress::{self, AuditEntry, Stuck, Waiting};
 use crate::{decide_on_order, own_cause, refusal};
 
 /// What the order routes need.
@@ -32,13 +33,24 @@ pub struct OrderApi {
     pub deadline: Duration,
     /// Where placements are committed, many at a time.
     intake: Intake,
+    /// The service databases of this process whose dead letters an order
+    /// page and the stuck list show.
+    dead_letter_stores: Vec<(Service, EventStore)>,
 }
 
 impl OrderApi {
     /// The routes' state; starts the intake task on the current runtime.
     pub fn new(store: EventStore, outbound: Outbound, deadline: Duration) -> Self {
         let intake = Intake::start(store.clone(), outbound.clone());
-        Self { store, outbound, deadline, intake }
+        let dead_letter_stores = vec![(Service::Order, store.clone())];
+        Self { store, outbound, deadline, intake, dead_letter_stores }
+    }
+
+    /// Shows the dead letters of these service databases too (every service
+    /// of `udders up`; the order service's own otherwise).
+    pub fn with_dead_letter_stores(mut self, stores: Vec<(Service, EventStore)>) -> Self {
+        self.dead_letter_stores = stores;
+        self
     }
 }
 
@@ -47,7 +59,9 @@ pub fn routes(api: OrderApi) -> Router {
     Router::new()
         .route("/orders", post(place).get(list))
         .route("/orders/stats", get(stats))
+        .route("/orders/stuck", get(stuck))
         .route("/orders/{order_id}", get(one))
+        .route("/orders/{order_id}/events", get(events))
         .route("/orders/{order_id}/cancel", post(cancel))
         .with_state(api)
 }
@@ -221,11 +235,108 @@ async fn view_of(store: &EventStore, order_id: &str) -> Result<OrderView, Proble
     }
 }
 
-/// One order with its timeline across all six services.
+/// An order's parked dead letter, as its page shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ParkedLetter {
+    /// `service-number`, for `POST /dead-letters/{id}/replay`.
+    pub id: String,
+    /// The service that gave up on it.
+    pub service: String,
+    /// Its subject, if it had one.
+    pub subject: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// Handler attempts.
+    pub attempts: u32,
+}
+
+/// `GET /orders/{order_id}`: the order, what it waits on, its dead letters.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OrderDetail {
+    /// The order read model.
+    #[serde(flatten)]
+    pub order: OrderView,
+    /// While it is not terminal: the services it waits on, since when.
+    pub waiting: Option<Waiting>,
+    /// Its records parked in dead letters (in the databases this process holds).
+    pub dead_letters: Vec<ParkedLetter>,
+}
+
+/// One order with its timeline across all six services, what it waits on
+/// while unfinished, and its parked dead letters.
 #[utoipa::path(get, path = "/orders/{order_id}", tag = "order", params(("order_id" = String, Path, description = "The order")),
-    responses((status = 200, body = OrderView), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn one(State(api): State<OrderApi>, Path(order_id): Path<String>) -> Result<axum::Json<OrderView>, Problem> {
-    Ok(axum::Json(view_of(&api.store, &order_id).await?))
+    responses((status = 200, body = OrderDetail), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn one(
+    State(api): State<OrderApi>,
+    Path(order_id): Path<String>,
+) -> Result<axum::Json<OrderDetail>, Problem> {
+    let order = view_of(&api.store, &order_id).await?;
+    let waiting = progress::waiting(&order, api.outbound.catalog(), clock::now());
+    let mut dead_letters = Vec::new();
+    let filter = DeadLetterFilter {
+        status: Some(DeadLetterStatus::Parked),
+        key: Some(order_id.clone()),
+        limit: 100,
+        ..Default::default()
+    };
+    for (service, store) in &api.dead_letter_stores {
+        for letter in store.dead_letters(&filter).await? {
+            dead_letters.push(ParkedLetter {
+                id: format!("{service}-{}", letter.id),
+                service: service.name().to_owned(),
+                subject: letter.record.subject,
+                reason: letter.record.reason,
+                attempts: letter.record.attempts,
+            });
+        }
+    }
+    Ok(axum::Json(OrderDetail { order, waiting, dead_letters }))
+}
+
+/// The order's own stream, oldest first: the audit view of what the order
+/// service recorded (placement, every observed event, status changes).
+#[utoipa::path(get, path = "/orders/{order_id}/events", tag = "order", params(("order_id" = String, Path, description = "The order")),
+    responses((status = 200, body = Vec<AuditEntry>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn events(
+    State(api): State<OrderApi>,
+    Path(order_id): Path<String>,
+) -> Result<axum::Json<Vec<AuditEntry>>, Problem> {
+    let entries = progress::audit(&api.store, &order_id).await?;
+    if entries.is_empty() {
+        return Err(Problem::not_found(format!("no order {order_id}")));
+    }
+    Ok(axum::Json(entries))
+}
+
+/// Filters of `GET /orders/stuck`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct StuckQuery {
+    /// Orders unfinished this long after they were placed: `5s` (default), `500ms`, `2m`.
+    older_than: Option<String>,
+}
+
+/// The unfinished orders older than a threshold, grouped by the services
+/// they wait on and the step those have not answered, with counts, the
+/// oldest age and their dead letters.
+#[utoipa::path(get, path = "/orders/stuck", tag = "order", params(StuckQuery),
+    responses((status = 200, body = Stuck), (status = 400, body = Problem, content_type = "application/problem+json")))]
+pub async fn stuck(State(api): State<OrderApi>, Query(q): Query<StuckQuery>) -> Result<axum::Json<Stuck>, Problem> {
+    let older_than = match q.older_than.as_deref() {
+        None | Some("") => Duration::from_secs(5),
+        Some(text) => {
+            udders_runtime::clock::parse_duration(text).map_err(|e| Problem::bad_request(format!("older_than: {e}")))?
+        }
+    };
+    let found = progress::stuck(
+        &api.store,
+        api.outbound.catalog(),
+        &api.dead_letter_stores,
+        older_than,
+        api.deadline,
+        clock::now(),
+    )
+    .await?;
+    Ok(axum::Json(found))
 }
 
 /// The customer cancels: 202 while the order has not shipped, 409 after.

@@ -4,11 +4,14 @@
 //! deadline sweeper, and the order read models. The lifecycle rules are in
 //! `udders-order-domain`.
 //!
-//! HTTP: `POST /orders` (with `Idempotency-Key`), `GET /orders/{order_id}`,
-//! `POST /orders/{order_id}/cancel`, `GET /orders`, `GET /orders/stats`.
+//! HTTP: `POST /orders` (with `Idempotency-Key`), `GET /orders/{order_id}`
+//! (with what it waits on and its dead letters), `GET /orders/{order_id}/events`
+//! (its own stream), `POST /orders/{order_id}/cancel`, `GET /orders`,
+//! `GET /orders/stats`, `GET /orders/stuck` ([`progress`]).
 
 pub mod api;
 pub mod intake;
+pub mod progress;
 
 use std::time::Duration;
 
@@ -18,6 +21,7 @@ use udders_eventstore::{EventStore, Loaded, StoreError, Tx};
 use udders_kernel::{Decider, ReadModel, Timestamp};
 use udders_messaging::{Handler, HandlerError, Incoming};
 use udders_order_domain::{Observation, Order, OrderCommand, OrderError, OrderEvent, OrderState, Step};
+use udders_runtime::live::{self, LiveEvent};
 use udders_runtime::replay::replay_one;
 use udders_runtime::{Cause, Outbound, clock, integration, record_viewed};
 
@@ -53,11 +57,22 @@ impl Handler for OrderHandler {
             source: envelope.source.clone(),
             time: envelope.time,
             step: Step::of(&event),
+            causation_id: envelope.causation_id.map(|id| id.to_string()),
+            payload: incoming.payload.clone(),
         };
         let mut order = tx.load::<Order>(&order_id).await?;
         let events = Order::decide(&order.state, OrderCommand::Observe(observation, clock::now()))
             .map_err(|e| HandlerError::permanent(format!("order {order_id}: {e}")))?;
         record_order(tx, &mut order, events, Cause::of(incoming), &self.outbound).await?;
+        let seen = LiveEvent {
+            event_id: envelope.id.to_string(),
+            subject: envelope.subject.to_string(),
+            order_id,
+            time: envelope.time.to_string(),
+            source: envelope.source.clone(),
+            status: Some(order.state.status.as_str().to_owned()),
+        };
+        live::feed().announce_on_commit(tx, seen, envelope.time);
         Ok(())
     }
 }
@@ -77,11 +92,9 @@ pub(crate) async fn record_order(
     // The saga ends here: COMPLETED (shipped), REJECTED or CANCELLED.
     if let (false, true, Some(placement)) = (was_terminal, order.state.status.is_terminal(), &order.state.placement) {
         let took = order.state.updated_at.micros().saturating_sub(placement.placed_at.micros()).max(0);
-        udders_runtime::metrics::saga().saga_concluded(
-            tx,
-            order.state.status.as_str(),
-            Duration::from_micros(took as u64),
-        );
+        let (status, took) = (order.state.status.as_str(), Duration::from_micros(took as u64));
+        udders_runtime::metrics::saga().saga_concluded(tx, status, took);
+        live::feed().saga_ended_on_commit(tx, status, took);
     }
     Ok(())
 }
