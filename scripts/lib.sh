@@ -10,3 +10,62 @@ wait_for_readyz() {
   for _ in $(seq 1 300); do curl -sf "http://$1/readyz" > /dev/null && return 0; sleep 0.2; done
   curl -sf "http://$1/readyz" > /dev/null
 }
+
+# The one-process-per-service topology on this machine (scripts/multiprocess,
+# scripts/front-door): `udders broker`, one PostgreSQL database per service
+# and $instances processes of `udders service` per service. The caller sets
+# udders (the binary), server (a PostgreSQL server URL), run (a prefix for
+# the database names), work (a directory for the logs) and instances;
+# declares `declare -A pid port` and broker_pid=""; and defines say().
+# Afterwards: $broker, pid[SERVICE-N] and port[SERVICE-N] (N from 1).
+udders_services=(order validation credit inventory payment fulfillment)
+
+topology_start_broker() {
+  "$udders" broker --broker-addr "$broker" >> "$work/broker.log" 2>&1 &
+  broker_pid=$!
+}
+
+topology_start_instance() { # service instance
+  local key="$1-$2"
+  "$udders" service "$1" --database-url "$server/${run}_$1" --bootstrap "$broker" \
+    --http-addr "127.0.0.1:${port[$key]}" --instance-id "$2" >> "$work/$key.log" 2>&1 &
+  pid[$key]=$!
+}
+
+topology_wait_ready() { # key url: up to 120 s for `udders healthcheck` to pass
+  for _ in $(seq 1 600); do
+    "$udders" healthcheck "$2" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  say "$1 was not ready within 120 s; its log:"; tail -40 "$work/$1.log"; return 1
+}
+
+topology_start() { # the databases, the broker, every instance; returns once all are ready
+  local s i key
+  for s in "${udders_services[@]}"; do
+    psql "$server/postgres" -qtAc "CREATE DATABASE ${run}_$s" >/dev/null
+  done
+  broker="127.0.0.1:$(free_port)"
+  topology_start_broker
+  for s in "${udders_services[@]}"; do
+    for i in $(seq 1 "$instances"); do
+      port[$s-$i]="$(free_port)"
+      topology_start_instance "$s" "$i"
+    done
+  done
+  for key in "${!port[@]}"; do topology_wait_ready "$key" "http://127.0.0.1:${port[$key]}"; done
+}
+
+topology_cleanup() { # kill -9 what is left; drop the databases and logs unless KEEP=1
+  local p s
+  for p in "${pid[@]}" $broker_pid; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ "${KEEP:-0}" = 1 ]; then
+    echo "logs kept in $work, databases ${run}_*"
+  else
+    for s in "${udders_services[@]}"; do
+      psql "$server/postgres" -qtAc "DROP DATABASE IF EXISTS ${run}_$s WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+    rm -rf "$work"
+  fi
+}

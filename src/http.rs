@@ -38,13 +38,16 @@ pub struct AppState {
     pub access: Access,
     /// Each running service's dead-letter replayer.
     pub replayers: Replayers,
+    /// Cancelled when HTTP stops: long-lived answers (the live feed) end.
+    pub stopping: CancellationToken,
 }
 
 /// The dead-letter replayer of each running service.
 pub type Replayers = Arc<Mutex<BTreeMap<Service, Arc<dyn ReplayDeadLetter>>>>;
 
-/// Serves [`router`] on `addr` until the returned token is cancelled:
-/// the bound address (port 0 picks one), the token, and the server's task.
+/// Serves [`router`] on `addr` until the returned token (`state.stopping`)
+/// is cancelled: the bound address (port 0 picks one), the token, and the
+/// server's task.
 pub async fn serve(
     addr: std::net::SocketAddr,
     state: AppState,
@@ -53,7 +56,7 @@ pub async fn serve(
     let listener =
         tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the HTTP port {addr}"))?;
     let bound = listener.local_addr()?;
-    let stop = CancellationToken::new();
+    let stop = state.stopping.clone();
     let stopped = stop.clone();
     let task = tokio::spawn(async move {
         axum::serve(listener, router(state)).with_graceful_shutdown(async move { stopped.cancelled().await }).await

@@ -166,6 +166,7 @@ impl Node {
             expected: 1,
             order,
             access: config.access.clone(),
+            stopping: CancellationToken::new(),
             replayers: Arc::new(Mutex::new(BTreeMap::from([(service, running.replayer.clone())]))),
         };
         let (http_addr, http_stop, http) = serve(config.http_addr, state).await?;

@@ -19,6 +19,8 @@ use utoipa::OpenApi;
         udders_order::api::cancel,
         udders_order::api::list,
         udders_order::api::stats,
+        udders_order::api::stuck,
+        udders_order::api::events,
         udders_inventory::inventory,
         udders_credit::credit,
         udders_payment::payment,
@@ -27,7 +29,18 @@ use utoipa::OpenApi;
         crate::http::livez,
         crate::http::readyz,
         crate::http::metrics,
+        crate::console::summary,
+        crate::console::access,
+        crate::console::live_events,
+        crate::console::match_pattern,
+        crate::console::catalog_live,
+        crate::console::asyncapi,
+        crate::console::dead_letters::list,
+        crate::console::dead_letters::replay_one,
+        crate::console::dead_letters::replay_matching,
+        crate::console::dead_letters::discard,
     ),
+    modifiers(&Security),
     tags(
         (name = "order", description = "The point of sale and the order lifecycle"),
         (name = "inventory", description = "Stock per flavour and country"),
@@ -35,6 +48,27 @@ use utoipa::OpenApi;
         (name = "payment", description = "Charges and refunds"),
         (name = "fulfillment", description = "Shipments"),
         (name = "system", description = "Catalog, health and metrics"),
+        (name = "console", description = "What the console at / reads: the board's summary, the live feed, access"),
+        (name = "operations", description = "Dead letters: list, replay and discard (replay and discard need the operator token)"),
     )
 )]
 pub struct ApiDoc;
+
+/// The two credentials: the operator token (dead-letter actions) and a POS
+/// API key (`POST /orders` and cancel, when `UDDERS_API_KEYS` is set).
+#[derive(Debug)]
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, what) in [
+            ("operator", "The operator token (UDDERS_OPERATOR_TOKEN, or the one `udders up` prints)"),
+            ("api_key", "A POS API key (one of UDDERS_API_KEYS), when keys are set"),
+        ] {
+            let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(what)).build();
+            components.add_security_scheme(name, SecurityScheme::Http(scheme));
+        }
+    }
+}

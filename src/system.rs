@@ -156,6 +156,7 @@ impl System {
             expected: Service::ALL.len(),
             order: Some(order),
             access: Access::new(config.operator_token.clone(), config.api_keys.clone()),
+            stopping: CancellationToken::new(),
             replayers: replayers.clone(),
         };
         let (http_addr, http_stop, http) = serve(config.http_addr, state).await?;

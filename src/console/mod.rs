@@ -17,7 +17,7 @@ use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
@@ -134,6 +134,7 @@ fn pattern_of(query: &PatternQuery) -> Result<Pattern, Problem> {
     responses((status = 200, description = "An event stream", content_type = "text/event-stream"),
         (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub async fn live_events(
+    State(state): State<AppState>,
     Query(query): Query<PatternQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Problem> {
     let pattern = pattern_of(&query)?;
@@ -152,6 +153,11 @@ pub async fn live_events(
             return Some((Ok::<Event, Infallible>(event), (listener, pattern)));
         }
     });
+    // The headers go out at once, with a first comment: the browser knows
+    // the stream is open before the first event. A graceful stop waits for
+    // every answer to end: this one ends then.
+    let opened = futures::stream::once(async { Ok::<Event, Infallible>(Event::default().comment("connected")) });
+    let stream = opened.chain(stream).take_until(state.stopping.cancelled_owned());
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keepalive")))
 }
 

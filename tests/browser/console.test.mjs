@@ -232,6 +232,7 @@ test('f. the portal lists the subscribers of the seed patterns, as GET /catalog/
 });
 
 test('g. at phone width the board fits the screen', async () => {
+  await terminal((await placeOrder({ customer_id: 'cust-with-a-rather-long-customer-id-0001', channel: 'store711' })).order_id);
   await withPage({ width: 390, height: 844 }, async (page) => {
     await page.goto(`${BASE}/#/`);
     await page.waitForSelector('[data-testid="order-row"]');

@@ -550,7 +550,7 @@ mod tests {
     #[test]
     fn the_udders_catalog_holds_together() {
         let catalog = Catalog::udders().unwrap();
-        assert_eq!(catalog.events.len(), 17);
+        assert_eq!(catalog.events.len(), 18);
         assert!(catalog.topics_for(Service::Validation).contains("udders.order"));
         assert_eq!(catalog.topics_for(Service::Fulfillment), ["udders.order", "udders.payment"].into_iter().collect());
         assert_eq!(catalog.topics_for(Service::Order).len(), 6, "order follows every service");

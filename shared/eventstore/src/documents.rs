@@ -29,6 +29,10 @@ pub struct DocumentFilter {
     /// Only those after this one in that order (the cursor of the last
     /// document of the previous page).
     pub after: Option<DocumentCursor>,
+    /// Only those whose top-level field (name, value) equals the value: read
+    /// from the document itself, so it filters what the tags and the cursor
+    /// leave, without an index of its own.
+    pub field: Option<(String, String)>,
 }
 
 /// Where a page of documents ended: the last document's update time and key.

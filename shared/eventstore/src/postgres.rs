@@ -544,6 +544,7 @@ const LIST_DOCUMENTS: &str = "SELECT key, doc, tag_a, tag_b, tag_c, due_at_us, u
          WHERE view = $1
            AND ($2::text IS NULL OR tag_a = $2) AND ($3::text IS NULL OR tag_b = $3) AND ($4::text IS NULL OR tag_c = $4)
            AND ($6::bigint IS NULL OR updated_at_us < $6 OR (updated_at_us = $6 AND key > $7))
+           AND ($8::text IS NULL OR doc->>$8 = $9)
          ORDER BY updated_at_us DESC, key LIMIT $5";
 
 pub(crate) async fn list_documents(
@@ -559,6 +560,8 @@ pub(crate) async fn list_documents(
         .bind(i64::from(filter.limit))
         .bind(filter.after.as_ref().map(|c| c.updated_at_us))
         .bind(filter.after.as_ref().map(|c| c.key.as_str()))
+        .bind(filter.field.as_ref().map(|(name, _)| name.as_str()))
+        .bind(filter.field.as_ref().map(|(_, value)| value.as_str()))
         .fetch_all(&mut *conn)
         .await
         .during("listing a read model")?;

@@ -13,7 +13,7 @@ use udders_eventstore::{
     ConsumerPosition, Document, EventMetadata, EventStore, ExpectedVersion, NewEvent, OutboxStatus, SnapshotRecord,
     StoreError, StreamId, StreamOf,
 };
-use udders_kernel::EventId;
+use udders_kernel::{EventId, Timestamp};
 use uuid::Uuid;
 
 fn stream(name: &str) -> StreamId {
@@ -654,5 +654,86 @@ on_both_backends! {
         assert_eq!((ledger.version, ledger.state.balance), (2, 15), "the raw append is seen");
         assert_eq!(tx.document("v", &id.to_string()).await.unwrap(), Some(doc(10)));
         tx.commit().await.unwrap();
+    }
+}
+
+fn dead_letter(key: &str, reason: &str) -> udders_eventstore::NewDeadLetter {
+    udders_eventstore::NewDeadLetter {
+        consumer: "credit".into(),
+        topic: "udders.order".into(),
+        partition: 2,
+        offset: 41,
+        subject: Some("order/valid/1.0/icecream/udders/mango/sg/web".into()),
+        key: Some(key.into()),
+        reason: reason.into(),
+        attempts: 5,
+        first_failed_at: Timestamp::from_micros(1_000),
+        last_failed_at: Timestamp::from_micros(2_000),
+        headers: vec![("ce_id".into(), Some("e-1".into())), ("traceparent".into(), None)],
+        payload: Some(b"{\"order_id\":\"o-1\"}".to_vec()),
+    }
+}
+
+on_both_backends! {
+    /// A dead letter is parked with the position past its record (one
+    /// transaction), listed by status, reason and key, resolved once, and a
+    /// failed replay counts one more attempt.
+    async fn dead_letters_are_parked_with_their_position_listed_and_resolved_once(store: EventStore) {
+        use udders_eventstore::{ConsumerPosition, DeadLetterFilter, DeadLetterStatus};
+        let position = ConsumerPosition { topic: "udders.order".into(), partition: 2, next_offset: 42, last_record: None };
+        let first = store.park_dead_letter(&dead_letter("o-1", "handler failed: no such flavour"), &position).await.unwrap();
+        let second = store.park_dead_letter(&dead_letter("o-2", "the value is not JSON"), &position).await.unwrap();
+        assert_ne!(first, second);
+        assert_eq!(store.positions("credit").await.unwrap(), [position]);
+        let stored = store.dead_letter(first).await.unwrap().unwrap();
+        assert_eq!(stored.record, dead_letter("o-1", "handler failed: no such flavour"));
+        assert_eq!((stored.status, stored.note), (DeadLetterStatus::Parked, None));
+        let all = DeadLetterFilter { limit: 100, ..Default::default() };
+        assert_eq!(store.dead_letters(&all).await.unwrap().iter().map(|d| d.id).collect::<Vec<_>>(), [second, first]);
+        let json = DeadLetterFilter { reason: Some("not JSON".into()), ..all.clone() };
+        assert_eq!(store.dead_letters(&json).await.unwrap().len(), 1);
+        let of_o1 = DeadLetterFilter { key: Some("o-1".into()), ..all.clone() };
+        assert_eq!(store.dead_letters(&of_o1).await.unwrap()[0].id, first);
+        assert_eq!(store.parked_dead_letters().await.unwrap(), 2);
+
+        store.dead_letter_failed_again(first, "handler failed: still", Timestamp::from_micros(9_000)).await.unwrap();
+        let again = store.dead_letter(first).await.unwrap().unwrap();
+        assert_eq!((again.record.attempts, again.record.reason.as_str()), (6, "handler failed: still"));
+        assert_eq!((again.record.first_failed_at.micros(), again.record.last_failed_at.micros()), (1_000, 9_000));
+
+        assert!(store.resolve_dead_letter(first, DeadLetterStatus::Discarded, Some("a test")).await.unwrap());
+        assert!(!store.resolve_dead_letter(first, DeadLetterStatus::Replayed, None).await.unwrap(), "resolved once");
+        let discarded = store.dead_letter(first).await.unwrap().unwrap();
+        assert_eq!((discarded.status, discarded.note.as_deref()), (DeadLetterStatus::Discarded, Some("a test")));
+        let parked = DeadLetterFilter { status: Some(DeadLetterStatus::Parked), ..all };
+        assert_eq!(store.dead_letters(&parked).await.unwrap().iter().map(|d| d.id).collect::<Vec<_>>(), [second]);
+        assert_eq!(store.parked_dead_letters().await.unwrap(), 1);
+        assert!(store.dead_letter(first + second + 100).await.unwrap().is_none());
+    }
+}
+
+on_both_backends! {
+    /// A page of documents can be narrowed by a field of the document, with
+    /// the tags and the cursor as before.
+    async fn documents_are_filtered_by_a_field_of_the_document(store: EventStore) {
+        use udders_eventstore::DocumentFilter;
+        let mut tx = store.begin().await.unwrap();
+        for (key, customer, status) in [("a", "c-1", "OPEN"), ("b", "c-2", "OPEN"), ("c", "c-1", "DONE"), ("d", "c-1", "OPEN")] {
+            let doc = serde_json::json!({"customer_id": customer, "n": key});
+            let tags = [Some(status.to_owned()), None, None];
+            tx.put_document(&Document { view: "orders".into(), key: key.into(), doc, tags, due: None }).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let keys = |page: udders_eventstore::DocumentPage| page.documents.into_iter().map(|d| d.key).collect::<Vec<_>>();
+        let of_c1 = DocumentFilter { limit: 10, field: Some(("customer_id".into(), "c-1".into())), ..Default::default() };
+        let mut found = keys(store.document_page("orders", &of_c1).await.unwrap());
+        found.sort();
+        assert_eq!(found, ["a", "c", "d"]);
+        let open_c1 = DocumentFilter { tags: [Some("OPEN".into()), None, None], ..of_c1.clone() };
+        let mut found = keys(store.document_page("orders", &open_c1).await.unwrap());
+        found.sort();
+        assert_eq!(found, ["a", "d"]);
+        let nobody = DocumentFilter { field: Some(("customer_id".into(), "c-9".into())), ..of_c1 };
+        assert!(store.document_page("orders", &nobody).await.unwrap().documents.is_empty());
     }
 }

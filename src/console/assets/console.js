@@ -1004,7 +1004,7 @@ function mountOrder(root, id, { onUpdate = () => {}, embedded = false } = {}) {
     for (const ev of audit) {
       const seq = String(ev.sequence ?? ev.version ?? rows.length);
       const detail = h('tr', { class: open.has(seq) ? '' : 'hidden' }, h('td', { colspan: 4 },
-        h('div', { class: 'split', style: 'grid-template-columns: minmax(0,1fr) minmax(0,1fr)' },
+        h('div', { class: 'split split-even' },
           h('div', {}, h('h3', {}, 'data'), jsonEl(ev.data ?? ev.payload ?? null)),
           h('div', {}, h('h3', {}, 'metadata'), jsonEl(ev.metadata ?? null)))));
       const toggle = h('button', { type: 'button', class: 'small', 'data-testid': 'audit-toggle', onclick: () => {
@@ -1322,7 +1322,7 @@ function pageDeadLetters(query) {
       const open = expanded.has(d.id);
       const detail = h('tr', { class: open ? '' : 'hidden', 'data-testid': 'dl-detail', 'data-id': d.id },
         h('td', { colspan: 10, style: 'background:#fbfcfd' },
-          h('div', { class: 'split', style: 'grid-template-columns: minmax(0, 1fr) minmax(0, 340px)' },
+          h('div', { class: 'split split-record' },
             h('div', {}, h('h3', {}, 'Payload'), payloadView(d)),
             h('div', {}, h('h3', {}, 'Record'),
               h('table', { class: 'kv' }, h('tbody', {},
@@ -1727,7 +1727,7 @@ function pagePortal(query) {
     replace(matchOut, h('div', { 'data-testid': 'match-done', 'data-pattern': pattern },
       h('div', { class: 'row', style: 'margin:10px 0 6px' }, h('b', {}, `${evs.length} event type${evs.length === 1 ? '' : 's'}`), h('span', { class: 'muted' }, 'match'), h('code', {}, res?.pattern ?? pattern),
         h('span', { class: 'muted' }, `· ${subs.length} subscriber${subs.length === 1 ? '' : 's'}`)),
-      h('div', { class: 'split', style: 'grid-template-columns: minmax(0, 1.4fr) minmax(0, 1fr)' },
+      h('div', { class: 'split split-match' },
         h('div', { class: 'table-wrap' }, h('table', { class: 'data', 'data-testid': 'match-events' },
           h('thead', {}, h('tr', {}, h('th', {}, 'Subject'), h('th', {}, 'Publisher'), h('th', {}, 'Subscribers'))),
           h('tbody', {}, evs.length ? evs.map((ev) => h('tr', { 'data-testid': 'match-event', 'data-subject': ev.subject },
@@ -1995,7 +1995,7 @@ function pagePlace() {
 
   const el = h('div', { 'data-testid': 'page-place' },
     h('div', { class: 'page-head' }, h('h1', {}, 'Place an order'), h('span', { class: 'muted' }, 'POST /orders, then follow the saga live')),
-    h('div', { class: 'split', style: 'grid-template-columns: minmax(0, 560px) minmax(0, 1fr)' },
+    h('div', { class: 'split split-place' },
       h('form', { class: 'card', onsubmit: place, 'data-testid': 'place-form' },
         h('div', { class: 'presets', style: 'margin-bottom:14px' }, h('span', { class: 'muted', style: 'font-size:12px;align-self:center' }, 'Presets:'),
           presets.map(([label, p]) => h('button', { type: 'button', class: 'small', 'data-testid': 'place-preset', onclick: () => applyPreset(p) }, label))),

@@ -125,7 +125,7 @@ pub async fn inventory(
     State(store): State<EventStore>,
     Query(q): Query<InventoryQuery>,
 ) -> Result<axum::Json<Vec<StockView>>, Problem> {
-    let filter = DocumentFilter { tags: [q.flavor, q.country, None], limit: 10_000, after: None };
+    let filter = DocumentFilter { tags: [q.flavor, q.country, None], limit: 10_000, ..Default::default() };
     let mut rows: Vec<StockView> = store
         .documents(Stock::VIEW, &filter)
         .await?

@@ -366,6 +366,8 @@ pub struct ListQuery {
     country: Option<String>,
     /// Sales channel.
     channel: Option<String>,
+    /// Customer id.
+    customer: Option<String>,
     /// At most this many (default 50, at most 10,000), most recently updated first.
     limit: Option<u32>,
     /// The next page: the cursor from the previous page's `Link: <…>; rel="next"`.
@@ -411,6 +413,7 @@ pub async fn list(State(api): State<OrderApi>, Query(q): Query<ListQuery>) -> Re
         tags: [status.map(|s| s.as_str().to_owned()), q.country.clone(), q.channel.clone()],
         limit,
         after,
+        field: q.customer.clone().filter(|c| !c.is_empty()).map(|c| ("customer_id".to_owned(), c)),
     };
     let page = api.store.document_page(Order::VIEW, &filter).await?;
     let rows: Vec<OrderSummary> = page
@@ -432,7 +435,9 @@ pub async fn list(State(api): State<OrderApi>, Query(q): Query<ListQuery>) -> Re
     let mut response = axum::Json(rows).into_response();
     if let Some(next) = page.next {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
-        for (name, value) in [("status", q.status), ("country", q.country), ("channel", q.channel)] {
+        for (name, value) in
+            [("status", q.status), ("country", q.country), ("channel", q.channel), ("customer", q.customer)]
+        {
             if let Some(value) = value {
                 query.append_pair(name, &value);
             }
