@@ -290,6 +290,16 @@ pub enum Bench {
     /// The messaging layer: relay, broker, consumer and inbox against raw
     /// rdkafka produce and consume, and per-hop latency at a steady rate.
     Messaging(MessagingBenchArgs),
+    /// The console's orders board: its queries on an order read model of a
+    /// million orders against one of 10,000.
+    Board(BoardBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BoardBenchArgs {
+    /// Orders in the large read model.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub orders: u64,
 }
 
 #[derive(Debug, Args)]

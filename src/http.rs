@@ -18,7 +18,7 @@ use udders_contracts::{Catalog, Service};
 use udders_eventstore::EventStore;
 use udders_messaging::{ConsumerWatch, ReplayDeadLetter};
 use udders_runtime::access::{Access, require_api_key};
-use udders_runtime::http::{MAX_BODY_BYTES, no_such_path};
+use udders_runtime::http::{MAX_BODY_BYTES, no_such_path, wrong_method};
 use utoipa::OpenApi;
 
 /// What the shared routes read.
@@ -91,7 +91,10 @@ pub fn router(state: AppState) -> Router {
             Service::Order | Service::Validation => app,
         };
     }
-    app.merge(shared).fallback(no_such_path).layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    app.merge(shared)
+        .fallback(no_such_path)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 /// The event catalog: every subject, its payload schema and version, its

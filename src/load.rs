@@ -56,6 +56,7 @@ fn body(i: u64, run: &str) -> (&'static str, Value) {
 #[derive(Debug, Deserialize)]
 struct Row {
     status: String,
+    reason: Option<String>,
     placed_at: String,
     updated_at: String,
 }
@@ -77,6 +78,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let run_id = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs());
     let accepted = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
+    // 503 at the door: counted, and no order is sent until its Retry-After passed.
+    let at_capacity = Arc::new(AtomicU64::new(0));
+    let resume_at: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+    let mut backed_off = 0u64;
     let started = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
     let mut ticker = tokio::time::interval(interval);
@@ -85,12 +90,25 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let mut err = std::io::stderr();
     for i in 0..args.orders {
         ticker.tick().await;
+        if resume_at.lock().ok().and_then(|r| *r).is_some_and(|at| Instant::now() < at) {
+            backed_off += 1;
+            continue;
+        }
         let permit = in_flight.clone().acquire_owned().await?;
         let (_, order) = body(i, &run_id);
         let (client, url, ok, refused) = (client.clone(), format!("{base}/orders"), accepted.clone(), failed.clone());
+        let (full, resume) = (at_capacity.clone(), resume_at.clone());
         tokio::spawn(async move {
             match client.post(url).json(&order).send().await {
                 Ok(r) if r.status().as_u16() == 202 => ok.fetch_add(1, Ordering::Relaxed),
+                Ok(r) if r.status().as_u16() == 503 => {
+                    let wait = r.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                    let until = Instant::now() + Duration::from_secs(wait.unwrap_or(1));
+                    if let Ok(mut resume) = resume.lock() {
+                        *resume = Some(resume.map_or(until, |at| at.max(until)));
+                    }
+                    full.fetch_add(1, Ordering::Relaxed)
+                }
                 _ => refused.fetch_add(1, Ordering::Relaxed),
             };
             drop(permit);
@@ -109,9 +127,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let _ = in_flight.acquire_many(args.concurrency as u32).await?;
     let posted_in = started.elapsed();
     let accepted = accepted.load(Ordering::Relaxed);
+    let at_capacity = at_capacity.load(Ordering::Relaxed);
     let _ = writeln!(
         err,
-        "\rposted   {accepted}/{} accepted in {:.1}s ({} refused)",
+        "\rposted   {accepted}/{} accepted in {:.1}s ({} failed, {at_capacity} refused at capacity, {backed_off} not sent during Retry-After)",
         args.orders,
         posted_in.as_secs_f64(),
         failed.load(Ordering::Relaxed)
@@ -186,6 +205,15 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         out,
         "outcomes    {}",
         report.by_status.iter().map(|(s, n)| format!("{s} {n}")).collect::<Vec<_>>().join(", ")
+    )?;
+    let expired = rows
+        .iter()
+        .filter(|r| r.status == "CANCELLED" && r.reason.as_deref().is_some_and(|r| r.contains("deadline")))
+        .count();
+    writeln!(
+        out,
+        "refused     {at_capacity} at the door (503, capacity), {backed_off} not sent while honouring Retry-After; \
+         {expired} accepted orders expired (saga deadline)"
     )?;
     if report.holds() {
         writeln!(out, "invariants  hold")?;

@@ -39,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
         cli::Command::Replay(args) => commands::replay(args).await,
         cli::Command::Bench(cli::Bench::Store(args)) => bench::store::run(args).await,
         cli::Command::Bench(cli::Bench::Messaging(args)) => bench::messaging::run(args).await,
+        cli::Command::Bench(cli::Bench::Board(args)) => bench::board::run(args).await,
         cli::Command::DeadLetters(command) => dead_letters::run(command).await,
     }
 }

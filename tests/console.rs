@@ -271,3 +271,84 @@ async fn with_api_keys_set_the_pos_needs_one_and_a_refused_request_writes_nothin
     assert_eq!(t.get("/console/access").await.1["api_keys_required"], true);
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_error_the_http_layer_answers_is_a_problem() {
+    let t = start().await;
+    let big = "x".repeat(70 * 1024);
+    let cases: Vec<(reqwest::RequestBuilder, u16)> = vec![
+        (t.client.get(format!("{}/no/such/path", t.base)), 404),
+        (t.client.delete(format!("{}/orders", t.base)), 405),
+        (t.client.put(format!("{}/orders/stats", t.base)), 405),
+        (t.client.get(format!("{}/orders?limit=-1", t.base)), 400),
+        (t.client.get(format!("{}/orders?limit=many", t.base)), 400),
+        (t.client.get(format!("{}/dead-letters?limit=0x10", t.base)), 400),
+        (t.client.get(format!("{}/orders/stuck?older_than=5h", t.base)), 400),
+        (t.client.get(format!("{}/live?pattern=a/>/b", t.base)), 400),
+        (t.client.post(format!("{}/orders", t.base)).header("content-type", "application/json").body(big), 413),
+        (t.client.post(format!("{}/orders", t.base)).body("{}"), 415),
+        (t.client.post(format!("{}/dead-letters/credit-1/replay", t.base)), 401),
+    ];
+    for (request, expected) in cases {
+        let response = request.send().await.expect("answered");
+        let status = response.status().as_u16();
+        let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, expected, "{body}");
+        assert_eq!(content_type.as_deref(), Some("application/problem+json"), "{status} {body}");
+        assert_eq!(body["status"].as_u64(), Some(u64::from(expected)), "{body}");
+        assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+    }
+    assert_eq!(t.get("/orders/stats").await.1["total"], 0, "nothing was accepted");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn past_capacity_the_pos_refuses_with_503_and_retry_after_and_writes_nothing() {
+    // Validation stopped: nothing drains, so the backlog only grows. With a
+    // deadline of 6 s an order may wait 3 s: at the floor rate of 100/s that
+    // is 300 open orders.
+    let mut t = start_with(|c| {
+        c.stopped = vec![Service::Validation];
+        c.deadline = Duration::from_secs(6);
+    })
+    .await;
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for chunk in 0..8 {
+        let posts: Vec<_> = (0..50)
+            .map(|i| {
+                let client = t.client.clone();
+                let url = format!("{}/orders", t.base);
+                let body = an_order("mango", 1, &format!("cust-door-{chunk}-{i}"), "tok_visa", None);
+                tokio::spawn(async move { client.post(url).json(&body).send().await.expect("answered") })
+            })
+            .collect();
+        for post in posts {
+            let response = post.await.unwrap();
+            match response.status().as_u16() {
+                202 => accepted.push(response.json::<Value>().await.unwrap()["order_id"].as_str().unwrap().to_owned()),
+                503 => {
+                    let retry: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+                    assert!((1..=60).contains(&retry), "{retry}");
+                    assert_eq!(response.headers()["content-type"], "application/problem+json");
+                    let problem: Value = response.json().await.unwrap();
+                    assert!(problem["detail"].as_str().unwrap().contains("capacity"), "{problem}");
+                    refused += 1;
+                }
+                other => panic!("unexpected {other}"),
+            }
+        }
+        // Let the door's reading catch up with what was placed.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(refused > 0, "400 orders against a bound of about 300 open ones: some are refused");
+    assert!(accepted.len() >= 250, "{} accepted", accepted.len());
+    assert_eq!(t.get("/orders/stats").await.1["total"], accepted.len(), "a refused order writes nothing");
+    t.system.start_service(Service::Validation).expect("validation starts");
+    for id in &accepted {
+        t.wait_terminal(id).await;
+    }
+    t.assert_invariants().await;
+    t.stop().await;
+}

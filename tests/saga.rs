@@ -89,8 +89,17 @@ async fn a_completed_order_settles_its_credit_so_the_next_one_fits_the_limit() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!((credit["reserved"].as_i64(), credit["available"].as_i64()), (Some(0), Some(100_000)));
-        let order = t.order(&id).await;
-        assert!(subjects(&order).iter().any(|s| s.starts_with("credit/settled/1.0/")), "{:#?}", subjects(&order));
+        // The order service hears of the settlement after credit made it.
+        let settled = |order: &Value| subjects(order).iter().any(|s| s.starts_with("credit/settled/1.0/"));
+        let mut order = t.order(&id).await;
+        for _ in 0..200 {
+            if settled(&order) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            order = t.order(&id).await;
+        }
+        assert!(settled(&order), "{:#?}", subjects(&order));
     }
     t.assert_invariants().await;
     t.stop().await;

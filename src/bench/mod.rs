@@ -1,6 +1,7 @@
 //! `udders bench …`: benchmarks that print their figures, each measured
 //! against a baseline taken in the same run.
 
+pub mod board;
 pub mod messaging;
 pub mod store;
 

@@ -6,7 +6,7 @@
 //! service's database.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
@@ -16,7 +16,7 @@ use udders_contracts::Service;
 use udders_eventstore::{DeadLetter, DeadLetterFilter, DeadLetterStatus, EventStore};
 use udders_messaging::{ReplayError, Replayed};
 use udders_runtime::access::require_operator;
-use udders_runtime::http::{JsonBody, Problem};
+use udders_runtime::http::{JsonBody, Path, Problem, Query};
 
 use crate::http::AppState;
 
@@ -196,6 +196,9 @@ async fn replay_id(state: &AppState, id: &str) -> Result<ReplayAnswer, Problem> 
             format!("dead letter {id} failed again and stays parked: {reason}"),
         )),
         Err(ReplayError::Store(error)) => Err(error.into()),
+        Err(ReplayError::Unavailable(reason)) => {
+            Err(Problem::unavailable(format!("{service}'s database is unavailable; try again: {reason}")))
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use udders_contracts::{Pattern, Service, Subject};
 use udders_kernel::ReadModel;
-use udders_runtime::http::Problem;
+use udders_runtime::http::{Problem, Query};
 use udders_runtime::live;
 
 use crate::http::AppState;

@@ -10,7 +10,7 @@ use udders_kernel::Timestamp;
 
 use crate::error::Context as _;
 use crate::model::ConsumerPosition;
-use crate::store::{Conn, EventStore};
+use crate::store::{Conn, EventStore, on_conn};
 
 /// Where a dead letter stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -99,15 +99,6 @@ macro_rules! columns {
     () => {
         "id, consumer, topic, partition_no, record_offset, subject, record_key, reason, attempts, \
          first_failed_at_us, last_failed_at_us, status, note, headers, payload"
-    };
-}
-
-macro_rules! on_conn {
-    ($conn:expr, |$c:ident| $body:expr) => {
-        match $conn {
-            Conn::Sqlite($c) => $body,
-            Conn::Postgres($c) => $body,
-        }
     };
 }
 

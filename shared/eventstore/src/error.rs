@@ -96,6 +96,48 @@ impl StoreError {
     pub fn is_conflict(&self) -> bool {
         matches!(self, StoreError::Conflict { .. })
     }
+
+    /// True when the database, not the data, failed, so the same work can
+    /// succeed later: the connection or pool is gone or timed out, SQLite is
+    /// busy or locked, PostgreSQL lost the connection, is shutting down, is
+    /// out of resources, or chose this transaction as a deadlock or
+    /// serialization victim; or a concurrent writer moved a stream on
+    /// ([`StoreError::Conflict`]). A consumer waits these out and never
+    /// blames the record it was handling.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Conflict { .. } => true,
+            StoreError::Database { source, .. } => match source {
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Protocol(_) => true,
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| transient_code(&code)),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
+/// A database error code that names a passing condition: PostgreSQL's
+/// five-character SQLSTATEs (class 08 connection, 53 resources, 57P
+/// shutdown, 40001 serialization, 40P01 deadlock), SQLite's numeric codes
+/// (primary code, the low byte: 5 busy, 6 locked).
+fn transient_code(code: &str) -> bool {
+    match code.parse::<u32>() {
+        // SQLite: numeric; an extended code keeps its primary code in the low byte.
+        Ok(n) if code.len() < 5 => matches!(n & 0xff, 5 | 6),
+        // PostgreSQL: a five-character SQLSTATE.
+        _ => {
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P")
+                || code == "40001"
+                || code == "40P01"
+        }
+    }
 }
 
 /// Attaches "while doing what" to a sqlx error.
@@ -148,5 +190,26 @@ pub(crate) fn outbox_error(e: sqlx::Error, message: &OutboxMessage) -> StoreErro
     match violated_constraint(&e) {
         Some("outbox_message_id_key") => StoreError::DuplicateMessageId { message_id: message.message_id.to_string() },
         _ => StoreError::Database { op: "writing outbox rows", source: e },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_locked_and_lost_connections_are_transient_and_broken_data_is_not() {
+        for code in ["5", "517", "6", "262", "08006", "57P01", "53300", "40001", "40P01"] {
+            assert!(transient_code(code), "{code}");
+        }
+        for code in ["19", "2067", "1555", "23505", "22P02", "42P01"] {
+            assert!(!transient_code(code), "{code}");
+        }
+        let io = StoreError::Database { op: "x", source: sqlx::Error::Io(std::io::Error::other("gone")) };
+        assert!(io.is_transient());
+        assert!(StoreError::Database { op: "x", source: sqlx::Error::PoolTimedOut }.is_transient());
+        assert!(!StoreError::Corrupt { what: "a row".into(), reason: "bad".into() }.is_transient());
+        let row = StoreError::Database { op: "x", source: sqlx::Error::RowNotFound };
+        assert!(!row.is_transient());
     }
 }

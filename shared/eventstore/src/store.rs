@@ -119,6 +119,19 @@ macro_rules! dispatch {
 }
 pub(crate) use dispatch;
 
+/// Runs one body on whichever connection a [`Conn`] holds: for statements
+/// whose one text serves both dialects (`$N` placeholders, each used once
+/// and in order, which SQLite reads as well as PostgreSQL).
+macro_rules! on_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            Conn::Sqlite($c) => $body,
+            Conn::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use on_conn;
+
 pub(crate) enum Pooled {
     Sqlite(PoolConnection<Sqlite>),
     Postgres(PoolConnection<Postgres>),
@@ -366,6 +379,37 @@ impl EventStore {
     ) -> Result<Vec<String>, StoreError> {
         let mut c = self.reader().await?;
         dispatch!(c.conn(), due_documents(view, now, limit))
+    }
+
+    /// How many documents of a view are due some day (for orders: the open
+    /// ones). Counted on the partial index of due documents.
+    pub async fn count_due_documents(&self, view: &str) -> Result<u64, StoreError> {
+        let sql = "SELECT count(*) FROM read_models WHERE view = $1 AND due_at_us IS NOT NULL";
+        let mut c = self.reader().await?;
+        let n: i64 = on_conn!(c.conn(), |c| sqlx::query_scalar(sql)
+            .bind(view)
+            .fetch_one(&mut *c)
+            .await
+            .during("counting due documents")?);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// How many documents of a view that are not due (for orders: the
+    /// terminal ones) were written at `since` or later.
+    pub async fn count_settled_documents_since(
+        &self,
+        view: &str,
+        since: udders_kernel::Timestamp,
+    ) -> Result<u64, StoreError> {
+        let sql = "SELECT count(*) FROM read_models WHERE view = $1 AND updated_at_us >= $2 AND due_at_us IS NULL";
+        let mut c = self.reader().await?;
+        let n: i64 = on_conn!(c.conn(), |c| sqlx::query_scalar(sql)
+            .bind(view)
+            .bind(since.micros())
+            .fetch_one(&mut *c)
+            .await
+            .during("counting settled documents")?);
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// How many documents of a view carry each value of tag `tag` (0, 1 or 2).

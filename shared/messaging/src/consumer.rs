@@ -118,23 +118,27 @@ pub struct HandlerError {
     pub message: String,
     /// True: retrying cannot help; dead-letter at once.
     pub permanent: bool,
+    /// True: the store failed, not the record (it was away, busy, or a
+    /// concurrent writer moved on): retried without limit, never counted
+    /// toward the dead-letter limit.
+    pub outage: bool,
 }
 
 impl HandlerError {
     /// A failure worth retrying.
     pub fn retry(message: impl Into<String>) -> Self {
-        Self { message: message.into(), permanent: false }
+        Self { message: message.into(), permanent: false, outage: false }
     }
 
     /// A failure no retry can mend (for example a payload that breaks a rule of its schema).
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { message: message.into(), permanent: true }
+        Self { message: message.into(), permanent: true, outage: false }
     }
 }
 
 impl From<StoreError> for HandlerError {
     fn from(e: StoreError) -> Self {
-        Self::retry(e.to_string())
+        Self { message: e.to_string(), permanent: false, outage: e.is_transient() }
     }
 }
 
@@ -996,17 +1000,17 @@ impl<H: Handler> Loop<H> {
     /// position of each partition.
     async fn attempt(&self, items: &[(&Incoming, Option<String>)]) -> Result<Vec<Outcome>, Failure> {
         let started = Instant::now();
-        let mut tx = self.store.begin().await.map_err(Failure::Store)?;
+        let mut tx = self.store.begin().await.map_err(Failure::from)?;
         let mut outcomes = Vec::with_capacity(items.len());
         let mut positions: HashMap<PartitionKey, ConsumerPosition> = HashMap::new();
         let ids: Vec<EventId> = items.iter().map(|(incoming, _)| incoming.envelope.id).collect();
-        let fresh = tx.inbox_record_many(&self.config.name, &ids).await.map_err(Failure::Store)?;
+        let fresh = tx.inbox_record_many(&self.config.name, &ids).await.map_err(Failure::from)?;
         for ((incoming, record_id), fresh) in items.iter().zip(fresh) {
             if fresh {
                 let span = tracing::info_span!("record", order_id = %incoming.key,
                     correlation_id = %incoming.envelope.correlation_id, subject = %incoming.envelope.subject);
                 let call = Instant::now();
-                self.handler.handle(&mut tx, incoming).instrument(span).await.map_err(Failure::Handler)?;
+                self.handler.handle(&mut tx, incoming).instrument(span).await.map_err(Failure::from)?;
                 self.latency.handler.observe(call.elapsed());
             }
             outcomes.push(if fresh { Outcome::Handled } else { Outcome::Duplicate });
@@ -1021,9 +1025,9 @@ impl<H: Handler> Loop<H> {
             );
         }
         for position in positions.values() {
-            tx.save_position(&self.config.name, position).await.map_err(Failure::Store)?;
+            tx.save_position(&self.config.name, position).await.map_err(Failure::from)?;
         }
-        tx.commit().await.map_err(Failure::Store)?;
+        tx.commit().await.map_err(Failure::from)?;
         let elapsed = started.elapsed();
         self.latency.transaction.observe(elapsed);
         tracing::debug!(target: "udders_messaging::batch", consumer = %self.config.name, records = items.len(),
@@ -1247,8 +1251,22 @@ impl<H> Drop for Loop<H> {
 }
 
 enum Failure {
-    Store(StoreError),
+    /// The store failed (or a handler saw it fail): wait, never blame the record.
+    Store(String),
+    /// The handler refused the record.
     Handler(HandlerError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Failure::Store(error.to_string())
+    }
+}
+
+impl From<HandlerError> for Failure {
+    fn from(error: HandlerError) -> Self {
+        if error.outage { Failure::Store(error.message) } else { Failure::Handler(error) }
+    }
 }
 
 /// A record as it came off the broker (or out of the dead letters).

@@ -41,6 +41,9 @@ pub enum ReplayError {
     /// The database failed: nothing changed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The handler found its database away: nothing changed; try again.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Replays one service's dead letters through its handler.
@@ -71,6 +74,7 @@ impl<H: Handler + std::fmt::Debug> Replayer<H> {
         let outcome = match self.handle(&letter).await {
             Ok(outcome) => outcome,
             Err(HandleError::Store(error)) => return Err(error.into()),
+            Err(HandleError::Outage(reason)) => return Err(ReplayError::Unavailable(reason)),
             Err(HandleError::Record(reason)) => {
                 self.store.dead_letter_failed_again(id, &reason, wall_clock()).await?;
                 return Err(ReplayError::FailedAgain(reason));
@@ -105,7 +109,11 @@ impl<H: Handler + std::fmt::Debug> Replayer<H> {
         }
         if let Err(error) = self.handler.handle(&mut tx, &incoming).await {
             let _ = tx.rollback().await;
-            return Err(HandleError::Record(format!("handler failed: {error}")));
+            return Err(if error.outage {
+                HandleError::Outage(error.message)
+            } else {
+                HandleError::Record(format!("handler failed: {error}"))
+            });
         }
         tx.commit().await.map_err(HandleError::Store)?;
         Ok(Replayed::Handled)
@@ -114,6 +122,7 @@ impl<H: Handler + std::fmt::Debug> Replayer<H> {
 
 enum HandleError {
     Store(StoreError),
+    Outage(String),
     Record(String),
 }
 

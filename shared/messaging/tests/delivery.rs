@@ -181,6 +181,39 @@ async fn a_failing_handler_is_retried_then_its_record_is_dead_lettered_and_the_p
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_handler_that_fails_twice_then_succeeds_is_retried_and_never_dead_lettered() {
+    let Rig { broker: _broker, stores, settings, .. } = rig().await;
+    let published = publish(&stores.publisher, 100, None).await;
+    // Three attempts: the third call succeeds. Without retries every record
+    // would be dead-lettered.
+    let recorder = Recorder { fail_first: 2, ..Recorder::default() };
+    let running = start_with(&stores, &settings, consumer_config(3), true, recorder.clone());
+    eventually(MINUTE, "100 handled", || async { running.watch.stats().handled == 100 }).await;
+    assert_eq!(running.watch.stats().dead_lettered, 0);
+    assert_once(&effects(&stores.consumer).await, &published);
+    assert!(published.iter().all(|id| recorder.calls_of(*id) >= 3), "each record was called until it succeeded");
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_failure_inside_a_handler_is_waited_out_never_dead_lettered_and_every_effect_happens_once() {
+    let Rig { broker: _broker, stores, settings, .. } = rig().await;
+    let published = publish(&stores.publisher, 100, None).await;
+    // Each record's transaction fails four times after writing its effect;
+    // the consumer gives a failing record only one attempt. Database
+    // failures are not the record's: none may count toward that limit.
+    let recorder = Recorder { outage_first: 4, ..Recorder::default() };
+    let running = start_with(&stores, &settings, consumer_config(1), true, recorder.clone());
+    eventually(MINUTE, "100 handled", || async { running.watch.stats().handled == 100 }).await;
+    assert_eq!(running.watch.stats().dead_lettered, 0);
+    assert_eq!(stores.consumer.parked_dead_letters().await.unwrap(), 0);
+    // The effects written before each failure were rolled back: once each.
+    assert_once(&effects(&stores.consumer).await, &published);
+    assert!(published.iter().all(|id| recorder.calls_of(*id) >= 5));
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_consumer_restarted_mid_stream_resumes_at_its_stored_position() {
     let Rig { broker: _broker, stores, settings, .. } = rig().await;
     let published = publish(&stores.publisher, 3000, None).await;
@@ -190,7 +223,13 @@ async fn a_consumer_restarted_mid_stream_resumes_at_its_stored_position() {
 
     // One millisecond per record: 3,000 records take at least 3 s, so stopping
     // after the first 1,000 is always mid-stream.
-    let first = start_with(&stores, &settings, consumer_config(5), false, Recorder { pace: Duration::from_millis(1) });
+    let first = start_with(
+        &stores,
+        &settings,
+        consumer_config(5),
+        false,
+        Recorder { pace: Duration::from_millis(1), ..Recorder::default() },
+    );
     eventually(MINUTE, "a first part handled", || async { first.watch.stats().handled >= 1000 }).await;
     let before = first.watch.stats();
     first.stop().await;
@@ -262,7 +301,7 @@ async fn two_instances_in_a_group_share_the_partitions_and_one_takes_over_from_t
     config.membership = Membership::Group;
     // Two milliseconds per record: 4,000 records take two instances at least
     // 4 s, long enough for both to join and for one to leave mid-stream.
-    let pace = Recorder { pace: Duration::from_millis(2) };
+    let pace = Recorder { pace: Duration::from_millis(2), ..Recorder::default() };
     let first = start_with(&stores, &settings, config.clone(), true, pace.clone());
     let second = start_with(&stores, &settings, config, false, pace);
     eventually(MINUTE, "both instances handle records", || async {

@@ -1,9 +1,11 @@
 //! HTTP edges shared by every service: errors as RFC 9457
-//! `application/problem+json`, a JSON body extractor whose rejections are
-//! problems too, and the request body limit.
+//! `application/problem+json`; JSON body, query and path extractors whose
+//! rejections are problems too; the answers for an unknown path and a wrong
+//! method; and the request body limit.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -126,4 +128,40 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 /// Answers 404 as a problem for paths no route serves.
 pub async fn no_such_path() -> Problem {
     Problem::not_found("no such path")
+}
+
+/// Answers 405 as a problem for a method a path does not take.
+pub async fn wrong_method() -> Problem {
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this path does not take that method")
+}
+
+/// Query parameters; a query string that does not parse into `T` (an
+/// unknown number, a negative limit, ...) is a 400 problem.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(rejection) => Err(Problem::new(rejection.status(), "bad-request", rejection.body_text())),
+        }
+    }
+}
+
+/// Path parameters; a segment that does not parse into `T` is a problem.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => Err(Problem::new(rejection.status(), "bad-request", rejection.body_text())),
+        }
+    }
 }

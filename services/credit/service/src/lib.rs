@@ -4,7 +4,7 @@
 //! `udders-credit-domain`.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use udders_contracts::Service;
 use udders_credit_domain::{
@@ -14,7 +14,7 @@ use udders_credit_domain::{
 use udders_eventstore::{EventStore, StoreError, Tx};
 use udders_kernel::{Decider, ReadModel};
 use udders_messaging::{Handler, HandlerError, Incoming};
-use udders_runtime::http::Problem;
+use udders_runtime::http::{Path, Problem};
 use udders_runtime::replay::replay_one;
 use udders_runtime::{Cause, Outbound, integration, record, record_viewed};
 

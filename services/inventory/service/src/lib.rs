@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use serde::Deserialize;
 use udders_contracts::{Service, reference};
@@ -17,7 +17,7 @@ use udders_inventory_domain::{
 };
 use udders_kernel::{Decider, ReadModel};
 use udders_messaging::{Handler, HandlerError, Incoming};
-use udders_runtime::http::Problem;
+use udders_runtime::http::{Problem, Query};
 use udders_runtime::replay::replay_one;
 use udders_runtime::{Cause, Outbound, integration, record, record_viewed};
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,10 +14,11 @@ use udders_contracts::{Service, Subject, reference};
 use udders_eventstore::{DeadLetterFilter, DeadLetterStatus, DocumentCursor, DocumentFilter, EventStore, StoreError};
 use udders_kernel::{CustomerId, Decider, ReadModel};
 use udders_order_domain::{Order, OrderCommand, OrderView, Placement, Status};
-use udders_runtime::http::{JsonBody, Problem};
+use udders_runtime::http::{JsonBody, Path, Problem, Query};
 use udders_runtime::{Cause, Outbound, clock};
 use uuid::Uuid;
 
+use crate::admission::{Admission, Refusal};
 use crate::intake::Intake;
 use crate::progress::{self, AuditEntry, Stuck, Waiting};
 use crate::{decide_on_order, own_cause, refusal};
@@ -33,6 +34,8 @@ pub struct OrderApi {
     pub deadline: Duration,
     /// Where placements are committed, many at a time.
     intake: Intake,
+    /// Whether one more order can be finished within the deadline.
+    admission: Admission,
     /// The service databases of this process whose dead letters an order
     /// page and the stuck list show.
     dead_letter_stores: Vec<(Service, EventStore)>,
@@ -42,8 +45,9 @@ impl OrderApi {
     /// The routes' state; starts the intake task on the current runtime.
     pub fn new(store: EventStore, outbound: Outbound, deadline: Duration) -> Self {
         let intake = Intake::start(store.clone(), outbound.clone());
+        let admission = Admission::start(store.clone(), deadline);
         let dead_letter_stores = vec![(Service::Order, store.clone())];
-        Self { store, outbound, deadline, intake, dead_letter_stores }
+        Self { store, outbound, deadline, intake, admission, dead_letter_stores }
     }
 
     /// Shows the dead letters of these service databases too (every service
@@ -144,6 +148,8 @@ const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x7564_6465_7273_2d6f_7264_6
         (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing or malformed, or the key was used for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "At capacity: an order accepted now could not finish within the saga deadline; nothing was written", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
 pub async fn place(
     State(api): State<OrderApi>,
@@ -173,6 +179,10 @@ pub async fn place(
             _ => return Err(Problem::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")),
         },
     };
+    // Refused at the door when it could not finish in time: nothing is written.
+    if let Err(refusal) = api.admission.check() {
+        return Ok(at_capacity(refusal));
+    }
     let fingerprint = serde_json::to_string(&request).map_err(|e| Problem::internal(&e))?;
     let order_id = match &key {
         Some(key) => Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, key.as_bytes()),
@@ -226,6 +236,18 @@ pub async fn place(
         correlation_id: placed.correlation_id.to_string(),
     };
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, format!("/orders/{order_id}"))], axum::Json(body)).into_response())
+}
+
+/// 503 with `Retry-After`: the backlog would not drain within the bound.
+fn at_capacity(refusal: Refusal) -> Response {
+    let detail = format!(
+        "at capacity: {} orders open, ending {:.0}/s, an order placed now could not finish within the saga deadline; \
+         nothing was written, try again in {} s",
+        refusal.open, refusal.rate, refusal.retry_after_secs
+    );
+    let mut response = Problem::unavailable(detail).into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(refusal.retry_after_secs));
+    response
 }
 
 async fn view_of(store: &EventStore, order_id: &str) -> Result<OrderView, Problem> {

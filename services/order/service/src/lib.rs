@@ -4,11 +4,13 @@
 //! deadline sweeper, and the order read models. The lifecycle rules are in
 //! `udders-order-domain`.
 //!
-//! HTTP: `POST /orders` (with `Idempotency-Key`), `GET /orders/{order_id}`
+//! HTTP: `POST /orders` (with `Idempotency-Key`; refused with 503 at
+//! capacity, [`admission`]), `GET /orders/{order_id}`
 //! (with what it waits on and its dead letters), `GET /orders/{order_id}/events`
 //! (its own stream), `POST /orders/{order_id}/cancel`, `GET /orders`,
 //! `GET /orders/stats`, `GET /orders/stuck` ([`progress`]).
 
+pub mod admission;
 pub mod api;
 pub mod intake;
 pub mod progress;

@@ -4,14 +4,14 @@
 //! `udders-payment-domain`.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use udders_contracts::Service;
 use udders_eventstore::{EventStore, StoreError, Tx};
 use udders_kernel::{Decider, ReadModel};
 use udders_messaging::{Handler, HandlerError, Incoming};
 use udders_payment_domain::{Payment, PaymentView, react};
-use udders_runtime::http::Problem;
+use udders_runtime::http::{Path, Problem};
 use udders_runtime::replay::replay_one;
 use udders_runtime::{Cause, Outbound, integration, record_viewed};
 

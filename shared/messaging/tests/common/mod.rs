@@ -107,9 +107,22 @@ pub async fn publish(store: &EventStore, n: usize, fail_every: Option<usize>) ->
 /// Appends one `effect` event per handled record; a second effect for the
 /// same record would be a conflict. Payloads with `"fail": true` fail.
 /// `pace` slows each record down, so a test can stop a consumer mid-stream.
+/// `fail_first` fails each record's first calls as a handler would (a
+/// retryable refusal); `outage_first` fails each record's first calls after
+/// its effect is written, as a database that goes away mid-transaction.
 #[derive(Clone, Default)]
 pub struct Recorder {
     pub pace: Duration,
+    pub fail_first: u32,
+    pub outage_first: u32,
+    pub calls: Arc<std::sync::Mutex<std::collections::HashMap<EventId, u32>>>,
+}
+
+impl Recorder {
+    /// How many times the handler was called for each record.
+    pub fn calls_of(&self, id: EventId) -> u32 {
+        self.calls.lock().unwrap().get(&id).copied().unwrap_or(0)
+    }
 }
 
 impl Handler for Recorder {
@@ -120,6 +133,15 @@ impl Handler for Recorder {
         if event.payload["fail"] == json!(true) {
             return Err(HandlerError::retry("this record always fails"));
         }
+        let call = {
+            let mut calls = self.calls.lock().unwrap();
+            let n = calls.entry(event.envelope.id).or_default();
+            *n += 1;
+            *n
+        };
+        if call <= self.fail_first {
+            return Err(HandlerError::retry(format!("call {call} of this record fails")));
+        }
         let effect = NewEvent {
             event_id: EventId::from_uuid(Uuid::now_v7()),
             event_type: "Effect".into(),
@@ -128,6 +150,14 @@ impl Handler for Recorder {
             metadata: EventMetadata::default(),
         };
         tx.append(&StreamId::new("effect", event.envelope.id), ExpectedVersion::NoStream, &[effect]).await?;
+        if call <= self.fail_first + self.outage_first {
+            let gone = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "the database went away");
+            return Err(udders_eventstore::StoreError::Database {
+                op: "appending events",
+                source: sqlx::Error::Io(gone),
+            }
+            .into());
+        }
         Ok(())
     }
 }
