@@ -40,7 +40,7 @@ use utoipa::OpenApi;
         crate::console::dead_letters::replay_matching,
         crate::console::dead_letters::discard,
     ),
-    modifiers(&Security),
+    modifiers(&Security, &Problems),
     tags(
         (name = "order", description = "The point of sale and the order lifecycle"),
         (name = "inventory", description = "Stock per flavour and country"),
@@ -53,6 +53,46 @@ use utoipa::OpenApi;
     )
 )]
 pub struct ApiDoc;
+
+/// The problems every operation can answer, documented on each: 500 (the
+/// server failed; the error is logged), and 400 for an operation with
+/// parameters (a query or path that does not parse).
+#[derive(Debug)]
+struct Problems;
+
+impl utoipa::Modify for Problems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |what: &str| {
+            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+            ResponseBuilder::new().description(what).content("application/problem+json", content).build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let has_parameters = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let responses = &mut operation.responses.responses;
+                if has_parameters && !responses.contains_key("400") {
+                    responses.insert("400".into(), problem("A query or path parameter does not parse").into());
+                }
+                responses
+                    .entry("500".into())
+                    .or_insert_with(|| problem("The server failed; the error is logged").into());
+            }
+        }
+    }
+}
 
 /// The two credentials: the operator token (dead-letter actions) and a POS
 /// API key (`POST /orders` and cancel, when `UDDERS_API_KEYS` is set).

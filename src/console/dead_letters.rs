@@ -93,6 +93,7 @@ fn view(service: Service, letter: DeadLetter) -> DeadLetterView {
 
 /// Filters of the dead-letter list and of "replay all that match".
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeadLetterQuery {
     /// Only this service's.
     service: Option<String>,
@@ -134,7 +135,7 @@ fn filter_of(query: &DeadLetterQuery, default_status: Option<DeadLetterStatus>) 
 }
 
 /// Dead letters of every service of this process (or one), newest first.
-#[utoipa::path(get, path = "/dead-letters", tag = "operations", params(DeadLetterQuery),
+#[utoipa::path(get, path = "/dead-letters", tag = "operations", operation_id = "list_dead_letters", params(DeadLetterQuery),
     responses((status = 200, body = Vec<DeadLetterView>), (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(state): State<AppState>,
@@ -210,7 +211,8 @@ async fn replay_id(state: &AppState, id: &str) -> Result<ReplayAnswer, Problem> 
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not parked", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Failed again; stays parked", body = Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "Failed again; stays parked", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The service or its database is not available here now", body = Problem, content_type = "application/problem+json")))]
 pub async fn replay_one(
     State(state): State<AppState>,
     Path(id): Path<String>,

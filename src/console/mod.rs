@@ -115,6 +115,7 @@ pub async fn access(State(state): State<AppState>) -> axum::Json<Value> {
 
 /// A subject pattern in a query string.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PatternQuery {
     /// A subject pattern: `*` one level, `abc*` one level by prefix, `>` the
     /// rest (last level only), `**` zero or more levels. Default `**`.

@@ -461,11 +461,16 @@ impl Catalog {
         let mut channels = serde_json::Map::new();
         let mut messages = serde_json::Map::new();
         let mut operations = serde_json::Map::new();
+        let mut schemas = serde_json::Map::new();
         for service in Service::ALL {
             let mine: Vec<&EventSpec> = self.events.iter().filter(|e| e.publisher == service).collect();
             let mut channel_messages = serde_json::Map::new();
             for e in &mine {
                 let id = message_id(e);
+                // A document-local `#/$defs/X` means nothing in AsyncAPI:
+                // the definitions move to components.schemas.
+                let mut payload = serde_json::to_value(e.schema()).unwrap_or_default();
+                hoist_definitions(&mut payload, &mut schemas);
                 messages.insert(
                     id.clone(),
                     json!({
@@ -474,7 +479,7 @@ impl Catalog {
                         "summary": e.summary,
                         "contentType": "application/json",
                         "headers": envelope_headers_schema(),
-                        "payload": e.schema(),
+                        "payload": payload,
                         "bindings": { "kafka": { "key": { "type": "string", "description": "the order id" } } },
                         "x-subject": e.template(),
                         "x-cloudevents-type": e.cloudevents_type(),
@@ -523,8 +528,36 @@ impl Catalog {
             },
             "channels": channels,
             "operations": operations,
-            "components": { "messages": messages },
+            "components": { "messages": messages, "schemas": schemas },
         })
+    }
+}
+
+/// Moves a JSON Schema's `$defs` into `schemas` and points its references
+/// (`#/$defs/X`) there (`#/components/schemas/X`). The same name always
+/// comes from the same Rust type, so a definition met twice is the same.
+fn hoist_definitions(schema: &mut Value, schemas: &mut serde_json::Map<String, Value>) {
+    if let Some(Value::Object(defs)) = schema.as_object_mut().and_then(|o| o.remove("$defs")) {
+        for (name, mut def) in defs {
+            point_references(&mut def);
+            schemas.entry(name).or_insert(def);
+        }
+    }
+    point_references(schema);
+}
+
+fn point_references(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get_mut("$ref")
+                && let Some(name) = r.strip_prefix("#/$defs/")
+            {
+                *r = format!("#/components/schemas/{name}");
+            }
+            map.values_mut().for_each(point_references);
+        }
+        Value::Array(items) => items.iter_mut().for_each(point_references),
+        _ => {}
     }
 }
 
@@ -612,17 +645,17 @@ mod tests {
         collect_refs(&doc, &mut refs);
         assert!(refs.len() > 40);
         for r in refs {
+            assert!(r.starts_with("#/"), "every $ref points inside the document: {r}");
             let pointer = r.trim_start_matches('#');
             assert!(doc.pointer(pointer).is_some(), "dangling $ref {r}");
         }
+        assert!(doc["components"]["schemas"]["OrderLine"].is_object(), "{:#}", doc["components"]["schemas"]);
     }
 
     fn collect_refs(v: &Value, out: &mut Vec<String>) {
         match v {
             Value::Object(map) => {
-                if let Some(Value::String(r)) = map.get("$ref")
-                    && r.starts_with("#/channels") | r.starts_with("#/components")
-                {
+                if let Some(Value::String(r)) = map.get("$ref") {
                     out.push(r.clone());
                 }
                 map.values().for_each(|v| collect_refs(v, out));

@@ -18,7 +18,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     match unit {
         "" | "s" => Ok(Duration::from_secs(n)),
         "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
+        "m" => n.checked_mul(60).map(Duration::from_secs).ok_or_else(|| format!("{text:?} is too long")),
         _ => Err(format!("{text:?}: unknown unit {unit:?} (use ms, s or m)")),
     }
 }
@@ -35,5 +35,6 @@ mod tests {
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("5h").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("307445734561825861m").is_err());
     }
 }

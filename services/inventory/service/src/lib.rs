@@ -111,6 +111,7 @@ pub fn routes(store: EventStore) -> Router {
 
 /// Filters of `GET /inventory`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InventoryQuery {
     /// Only this flavour.
     flavor: Option<String>,

@@ -126,11 +126,22 @@ pub struct Accepted {
     pub correlation_id: String,
 }
 
-/// The subject's product level for an order's lines.
+/// The subject's product level for an order's lines: the flavour when
+/// every line has the same catalogued one, else `mixed` (or `none`). A
+/// flavour nobody sells is not a level: its length is the client's, and a
+/// subject must stay within 255 bytes.
 pub(crate) fn product_level(items: &[OrderLine]) -> String {
     let level = reference::product_level(items.iter().map(|l| l.flavor.as_str()));
-    if is_level(&level) { level } else { "mixed".to_owned() }
+    let known = level == "none" || reference::unit_price(&level).is_some();
+    if known && is_level(&level) { level } else { "mixed".to_owned() }
 }
+
+/// The longest country and channel levels accepted: with the longest
+/// catalogued subject prefix and product level, a subject stays within 255
+/// bytes (`subjects_of_the_longest_accepted_order_fit_the_limit`).
+pub const MAX_COUNTRY: usize = 16;
+/// See [`MAX_COUNTRY`].
+pub const MAX_CHANNEL: usize = 64;
 
 fn is_level(text: &str) -> bool {
     Subject::from_levels(["order", "init", "1.1", "icecream", "udders", text, "sg", "web"]).is_ok()
@@ -158,10 +169,12 @@ pub async fn place(
 ) -> Result<Response, Problem> {
     let customer = CustomerId::parse(request.customer_id.as_str())
         .map_err(|e| Problem::unprocessable(format!("customer_id: {e}")))?;
-    for (field, value) in [("country", &request.country), ("channel", &request.channel)] {
-        if !is_level(value) {
+    for (field, value, longest) in
+        [("country", &request.country, MAX_COUNTRY), ("channel", &request.channel, MAX_CHANNEL)]
+    {
+        if !is_level(value) || value.len() > longest {
             return Err(Problem::unprocessable(format!(
-                "{field}: {value:?} must be a non-empty word without '/', '*' or '>'"
+                "{field}: {value:?} must be 1 to {longest} of a-z, 0-9, '.', '_' and '-'"
             )));
         }
     }
@@ -332,6 +345,7 @@ pub async fn events(
 
 /// Filters of `GET /orders/stuck`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StuckQuery {
     /// Orders unfinished this long after they were placed: `5s` (default), `500ms`, `2m`.
     older_than: Option<String>,
@@ -381,6 +395,7 @@ pub async fn cancel(State(api): State<OrderApi>, Path(order_id): Path<String>) -
 
 /// Filters of `GET /orders`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// PLACED, VALIDATED, RESERVED, PAID, COMPLETED, COMPENSATING, REJECTED or CANCELLED.
     status: Option<String>,
@@ -415,7 +430,7 @@ pub struct OrderSummary {
 
 /// Orders, filtered, a page at a time: a full page carries a `Link` header
 /// to the next.
-#[utoipa::path(get, path = "/orders", tag = "order", params(ListQuery),
+#[utoipa::path(get, path = "/orders", tag = "order", operation_id = "list_orders", params(ListQuery),
     responses((status = 200, body = Vec<OrderSummary>,
         headers(("Link" = String, description = "`</orders?…&after=…>; rel=\"next\"` when there may be more"))),
         (status = 400, body = Problem, content_type = "application/problem+json")))]
@@ -494,4 +509,29 @@ pub async fn stats(State(api): State<OrderApi>) -> Result<axum::Json<Stats>, Pro
     let by_country = counts.pop().unwrap_or_default();
     let by_status = counts.pop().unwrap_or_default();
     Ok(axum::Json(Stats { total: by_status.values().sum(), by_status, by_country, by_channel }))
+}
+
+#[cfg(test)]
+mod tests {
+    use udders_contracts::{BRAND, CATEGORY, Catalog, MAX_SUBJECT_LEN};
+
+    use super::*;
+
+    #[test]
+    fn subjects_of_the_longest_accepted_order_fit_the_limit() {
+        let catalog = Catalog::udders().unwrap();
+        let prefix =
+            catalog.events.iter().map(|e| format!("{}/{}/{}/{CATEGORY}/{BRAND}/", e.domain, e.action, e.version).len());
+        let product = reference::FLAVORS.iter().map(|(f, _)| f.len()).chain(["mixed".len(), "none".len()]);
+        let longest = prefix.max().unwrap() + product.max().unwrap() + 1 + MAX_COUNTRY + 1 + MAX_CHANNEL;
+        assert!(longest <= MAX_SUBJECT_LEN, "{longest}");
+    }
+
+    #[test]
+    fn a_flavour_nobody_sells_is_not_a_product_level() {
+        let line = |flavor: &str| OrderLine { flavor: flavor.into(), quantity: 1, unit_price: 0 };
+        assert_eq!(product_level(&[line("mango"), line("mango")]), "mango");
+        assert_eq!(product_level(&[line(&"a".repeat(217))]), "mixed");
+        assert_eq!(product_level(&[line("mango"), line("vanilla")]), "mixed");
+    }
 }

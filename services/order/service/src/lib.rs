@@ -133,7 +133,8 @@ pub async fn expire_overdue(store: &EventStore, outbound: &Outbound) -> Result<u
             match done {
                 Ok(()) => expired += 1,
                 Err(StoreError::Conflict { .. }) => continue,
-                Err(error) => return Err(error),
+                // One order that cannot be expired must not hold up the others.
+                Err(error) => tracing::warn!(%order_id, %error, "cannot expire an overdue order; trying the next"),
             }
         }
     }
