@@ -260,7 +260,7 @@ async fn a_hundred_concurrent_posts_with_one_idempotency_key_make_one_order() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 422);
+    assert_eq!(r.status().as_u16(), 409);
     t.assert_invariants().await;
     t.stop().await;
 }

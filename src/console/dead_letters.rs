@@ -96,8 +96,10 @@ fn view(service: Service, letter: DeadLetter) -> DeadLetterView {
 #[into_params(parameter_in = Query)]
 pub struct DeadLetterQuery {
     /// Only this service's.
+    #[param(pattern = "^(order|validation|credit|inventory|payment|fulfillment)?$")]
     service: Option<String>,
     /// `parked` (the default for replay), `replayed` or `discarded`; all when absent (list).
+    #[param(pattern = "^(parked|replayed|discarded)?$")]
     status: Option<String>,
     /// Only those whose reason contains this text.
     reason: Option<String>,
@@ -130,7 +132,10 @@ fn filter_of(query: &DeadLetterQuery, default_status: Option<DeadLetterStatus>) 
         status,
         reason: query.reason.clone().filter(|r| !r.is_empty()),
         key: query.order_id.clone().filter(|k| !k.is_empty()),
-        limit: query.limit.unwrap_or(200).clamp(1, 10_000),
+        limit: match query.limit.unwrap_or(200) {
+            limit @ 1..=10_000 => limit,
+            other => return Err(Problem::bad_request(format!("limit: {other} is not from 1 to 10,000"))),
+        },
     })
 }
 
@@ -251,6 +256,7 @@ pub async fn replay_matching(
 pub struct Discard {
     /// Why it is set aside (kept with it).
     #[schema(min_length = 1, max_length = 1000)]
+    #[schema(pattern = "\\S")]
     pub note: String,
 }
 
@@ -261,7 +267,10 @@ pub struct Discard {
     responses((status = 200, body = Object),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not parked", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn discard(
     State(state): State<AppState>,
@@ -269,7 +278,7 @@ pub async fn discard(
     JsonBody(body): JsonBody<Discard>,
 ) -> Result<axum::Json<serde_json::Value>, Problem> {
     let note = body.note.trim();
-    if note.is_empty() || note.len() > 1000 {
+    if note.is_empty() || note.chars().count() > 1000 {
         return Err(Problem::unprocessable("note: 1 to 1,000 characters saying why"));
     }
     let (service, number) = parse_id(&id)?;

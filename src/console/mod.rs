@@ -119,6 +119,7 @@ pub async fn access(State(state): State<AppState>) -> axum::Json<Value> {
 pub struct PatternQuery {
     /// A subject pattern: `*` one level, `abc*` one level by prefix, `>` the
     /// rest (last level only), `**` zero or more levels. Default `**`.
+    #[param(pattern = "^(((\\*\\*?|[a-z0-9._-]+\\*?)/)*(\\*\\*?|[a-z0-9._-]+\\*?|>))?$")]
     pattern: Option<String>,
 }
 

@@ -58,6 +58,9 @@ impl std::str::FromStr for DocumentCursor {
     fn from_str(text: &str) -> Result<Self, String> {
         let bad = || format!("{text:?} is not a cursor this service gave out");
         let (at, key) = text.split_once('.').ok_or_else(bad)?;
+        if at.is_empty() || at.len() > 18 || !at.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
         Ok(Self { updated_at_us: at.parse().map_err(|_| bad())?, key: key.to_owned() })
     }
 }

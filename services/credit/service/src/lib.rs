@@ -97,7 +97,7 @@ pub fn routes(store: EventStore) -> Router {
 /// A customer's limit, reserved amount and what is available. A customer
 /// never seen has the seeded limit and nothing reserved.
 #[utoipa::path(get, path = "/customers/{customer_id}/credit", tag = "credit",
-    params(("customer_id" = String, Path, description = "The customer, for example cust-42")),
+    params(("customer_id" = String, Path, pattern = "^[A-Za-z0-9_.:-]{1,64}$", description = "The customer, for example cust-42")),
     responses((status = 200, body = CreditView), (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub async fn credit(
     State(store): State<EventStore>,

@@ -75,8 +75,24 @@ pub fn routes(api: OrderApi) -> Router {
 pub struct ItemRequest {
     /// Flavour.
     pub flavor: String,
-    /// How many.
+    /// How many (a whole number; `2.0` is read as 2). Outside 1 to 100 the
+    /// order is accepted and ends `REJECTED` (a business refusal).
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(value_type = i64, minimum = 0, maximum = 4294967295_i64)]
     pub quantity: u32,
+}
+
+/// A `u32` written as an integer or as a float with no fraction: JSON
+/// Schema's `integer` allows `2.0`, so the API does too.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(n) = number.as_u64() {
+        return u32::try_from(n).map_err(|_| serde::de::Error::custom(format!("{n} is above {}", u32::MAX)));
+    }
+    match number.as_f64() {
+        Some(f) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => Ok(f as u32),
+        _ => Err(serde::de::Error::custom(format!("{number} is not a whole number from 0 to {}", u32::MAX))),
+    }
 }
 
 /// `payment` of `POST /orders`.
@@ -98,12 +114,16 @@ pub struct DeliveryRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlaceOrder {
     /// Who buys.
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     pub customer_id: String,
     /// Sales channel (`lazada`, `shopee`, `store711`, `web`, `pos`, ...).
+    #[schema(pattern = "^[a-z0-9._-]{1,64}$")]
     pub channel: String,
     /// Country code.
+    #[schema(pattern = "^[a-z0-9._-]{1,16}$")]
     pub country: String,
     /// What is bought.
+    #[schema(max_items = 100)]
     pub items: Vec<ItemRequest>,
     /// How it is paid.
     pub payment: PaymentRequest,
@@ -112,6 +132,7 @@ pub struct PlaceOrder {
     pub delivery: Option<DeliveryRequest>,
     /// Payload schema version, `1.1` (default) or `1.2`.
     #[serde(default)]
+    #[schema(pattern = "^1\\.[12]$")]
     pub schema_version: Option<String>,
 }
 
@@ -147,18 +168,29 @@ fn is_level(text: &str) -> bool {
     Subject::from_levels(["order", "init", "1.1", "icecream", "udders", text, "sg", "web"]).is_ok()
 }
 
+/// 1 to 255 of ASCII 0x20 to 0x7E, the first and last not a space.
+fn is_idempotency_key(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    (1..=255).contains(&bytes.len())
+        && bytes.iter().all(|b| (0x20..=0x7e).contains(b))
+        && bytes.first() != Some(&b' ')
+        && bytes.last() != Some(&b' ')
+}
+
 const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x7564_6465_7273_2d6f_7264_6572_2d6b_6579);
 
 /// Accepts an order (202) and starts its saga. Business refusals (unknown
 /// flavour, no credit, ...) are not HTTP errors: the order ends `REJECTED`.
 #[utoipa::path(post, path = "/orders", tag = "order", request_body = PlaceOrder,
-    params(("Idempotency-Key" = Option<String>, Header, description = "The same key returns the same order, never a second one")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$",
+        description = "The same key returns the same order, never a second one")),
     responses(
         (status = 202, body = Accepted, headers(("Location" = String, description = "/orders/{order_id}"))),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing or malformed, or the key was used for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing or malformed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "At capacity: an order accepted now could not finish within the saga deadline; nothing was written", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
@@ -188,8 +220,12 @@ pub async fn place(
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(value) => match value.to_str() {
-            Ok(key) if !key.is_empty() && key.len() <= 255 => Some(key.to_owned()),
-            _ => return Err(Problem::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")),
+            Ok(key) if is_idempotency_key(key) => Some(key.to_owned()),
+            _ => {
+                return Err(Problem::bad_request(
+                    "Idempotency-Key must be 1 to 255 printable ASCII characters, not starting or ending with a space",
+                ));
+            }
         },
     };
     // Refused at the door when it could not finish in time: nothing is written.
@@ -241,7 +277,11 @@ pub async fn place(
         })
     })?;
     if key.is_some() && placed.request_fingerprint.as_deref() != Some(fingerprint.as_str()) {
-        return Err(Problem::unprocessable("this Idempotency-Key was used for a different request"));
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "idempotency-key-reused",
+            "this Idempotency-Key was used for a different request",
+        ));
     }
     let body = Accepted {
         order_id: order_id.clone(),
@@ -348,6 +388,7 @@ pub async fn events(
 #[into_params(parameter_in = Query)]
 pub struct StuckQuery {
     /// Orders unfinished this long after they were placed: `5s` (default), `500ms`, `2m`.
+    #[param(pattern = "^([0-9]{1,12}(ms|s|m)?)?$")]
     older_than: Option<String>,
 }
 
@@ -398,6 +439,7 @@ pub async fn cancel(State(api): State<OrderApi>, Path(order_id): Path<String>) -
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// PLACED, VALIDATED, RESERVED, PAID, COMPLETED, COMPENSATING, REJECTED or CANCELLED.
+    #[param(pattern = "^(PLACED|VALIDATED|RESERVED|PAID|COMPLETED|COMPENSATING|REJECTED|CANCELLED)?$")]
     status: Option<String>,
     /// Country code.
     country: Option<String>,
@@ -406,8 +448,10 @@ pub struct ListQuery {
     /// Customer id.
     customer: Option<String>,
     /// At most this many (default 50, at most 10,000), most recently updated first.
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<u32>,
     /// The next page: the cursor from the previous page's `Link: <…>; rel="next"`.
+    #[param(pattern = "^([0-9]{1,18}\\.[\\s\\S]*)?$")]
     after: Option<String>,
 }
 
@@ -437,7 +481,11 @@ pub struct OrderSummary {
 pub async fn list(State(api): State<OrderApi>, Query(q): Query<ListQuery>) -> Result<Response, Problem> {
     let status = match q.status.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(Status::parse(s).ok_or_else(|| Problem::bad_request(format!("status: unknown {s:?}")))?),
+        Some(s) => Some(
+            Status::parse(s)
+                .filter(|status| status.as_str() == s)
+                .ok_or_else(|| Problem::bad_request(format!("status: unknown {s:?} (PLACED, ..., CANCELLED)")))?,
+        ),
     };
     let after = match q.after.as_deref() {
         None | Some("") => None,
@@ -445,7 +493,10 @@ pub async fn list(State(api): State<OrderApi>, Query(q): Query<ListQuery>) -> Re
             Some(cursor.parse::<DocumentCursor>().map_err(|e| Problem::bad_request(format!("after: {e}")))?)
         }
     };
-    let limit = q.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(Problem::bad_request(format!("limit: {limit} is not from 1 to {MAX_PAGE}")));
+    }
     let filter = DocumentFilter {
         tags: [status.map(|s| s.as_str().to_owned()), q.country.clone(), q.channel.clone()],
         limit,
