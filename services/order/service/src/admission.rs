@@ -7,8 +7,9 @@
 //! orders reached a terminal status in the last 5 s (the drain rate). A new
 //! order waits behind the open ones: at that rate it would be done in
 //! `open / rate` seconds. When that passes half the saga deadline, `POST
-//! /orders` answers 503 with `Retry-After` and writes nothing. Until a rate
-//! is measured (a cold start) the rate is taken as [`FLOOR_RATE`].
+//! /orders` answers 503 with `Retry-After` and writes nothing. The rate is
+//! never taken below [`FLOOR_RATE`]: a quiet or cold system measures what
+//! little came in, not what it can do, and must still take a burst.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,8 @@ use udders_kernel::ReadModel;
 use udders_order_domain::Order;
 use udders_runtime::clock;
 
-/// Orders per second assumed before any is measured.
+/// The least drain rate assumed, orders per second: a measured rate below
+/// it says more about the demand than about the capacity.
 pub const FLOOR_RATE: f64 = 100.0;
 
 /// How often the figures are read.
@@ -67,7 +69,9 @@ pub struct Admission {
 /// The pure rule: with `open` orders ahead draining at `rate` per second, is
 /// a new one done within `bound_secs`? `Err` carries the refusal.
 pub fn admit(open: u64, rate: f64, bound_secs: f64) -> Result<(), Refusal> {
-    let rate = if rate > 0.0 { rate.max(1.0) } else { FLOOR_RATE };
+    // A quiet system drains slowly because little comes in, not because it
+    // cannot do more: below the floor, the floor is the rate.
+    let rate = rate.max(FLOOR_RATE);
     let wait = open as f64 / rate;
     if wait <= bound_secs {
         return Ok(());
@@ -149,11 +153,10 @@ mod tests {
         assert_eq!(admit(3_000, 200.0, 15.0), Ok(()));
         let refusal = admit(3_400, 200.0, 15.0).unwrap_err();
         assert_eq!((refusal.open, refusal.retry_after_secs), (3_400, 2));
-        // No rate yet: the floor rate.
+        // No rate yet, or a quiet system's: the floor rate.
         assert_eq!(admit(1_500, 0.0, 15.0), Ok(()));
         assert!(admit(1_501, 0.0, 15.0).is_err());
-        // A trickle is not a standstill: at least one order a second.
-        assert_eq!(admit(10, 0.2, 15.0), Ok(()));
+        assert_eq!(admit(1_500, 1.0, 15.0), Ok(()), "a burst after a quiet minute is taken");
         assert_eq!(admit(1_000_000, 1.0, 15.0).unwrap_err().retry_after_secs, 60);
     }
 }
