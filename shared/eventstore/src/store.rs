@@ -381,34 +381,34 @@ impl EventStore {
         dispatch!(c.conn(), due_documents(view, now, limit))
     }
 
-    /// How many documents of a view are due some day (for orders: the open
-    /// ones). Counted on the partial index of due documents.
-    pub async fn count_due_documents(&self, view: &str) -> Result<u64, StoreError> {
-        let sql = "SELECT count(*) FROM read_models WHERE view = $1 AND due_at_us IS NOT NULL";
-        let mut c = self.reader().await?;
-        let n: i64 = on_conn!(c.conn(), |c| sqlx::query_scalar(sql)
-            .bind(view)
-            .fetch_one(&mut *c)
-            .await
-            .during("counting due documents")?);
-        Ok(u64::try_from(n).unwrap_or(0))
-    }
-
-    /// How many documents of a view that are not due (for orders: the
-    /// terminal ones) were written at `since` or later.
-    pub async fn count_settled_documents_since(
+    /// How many documents of a view have one of `values` as their first tag
+    /// (for orders: a status), counting only those written at `since` or
+    /// later when it is given. Runs on the first tag's index.
+    pub async fn count_documents_tagged(
         &self,
         view: &str,
-        since: udders_kernel::Timestamp,
+        values: &[&str],
+        since: Option<udders_kernel::Timestamp>,
     ) -> Result<u64, StoreError> {
-        let sql = "SELECT count(*) FROM read_models WHERE view = $1 AND updated_at_us >= $2 AND due_at_us IS NULL";
+        if values.is_empty() {
+            return Ok(0);
+        }
+        let marks: Vec<String> = (0..values.len()).map(|i| format!("${}", i + 3)).collect();
+        // Only placeholders are formatted in: the values are bound.
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM read_models WHERE view = $1 AND ($2 IS NULL OR updated_at_us >= $2) \
+             AND tag_a IN ({})",
+            marks.join(", ")
+        ));
+        let since = since.map(udders_kernel::Timestamp::micros);
         let mut c = self.reader().await?;
-        let n: i64 = on_conn!(c.conn(), |c| sqlx::query_scalar(sql)
-            .bind(view)
-            .bind(since.micros())
-            .fetch_one(&mut *c)
-            .await
-            .during("counting settled documents")?);
+        let n: i64 = on_conn!(c.conn(), |c| {
+            let mut query = sqlx::query_scalar(sql).bind(view).bind(since);
+            for value in values {
+                query = query.bind(*value);
+            }
+            query.fetch_one(&mut *c).await.during("counting tagged documents")?
+        });
         Ok(u64::try_from(n).unwrap_or(0))
     }
 

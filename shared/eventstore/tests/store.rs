@@ -735,5 +735,13 @@ on_both_backends! {
         assert_eq!(found, ["a", "d"]);
         let nobody = DocumentFilter { field: Some(("customer_id".into(), "c-9".into())), ..of_c1 };
         assert!(store.document_page("orders", &nobody).await.unwrap().documents.is_empty());
+        // Counted by their first tag, and by when they were written.
+        assert_eq!(store.count_documents_tagged("orders", &["OPEN"], None).await.unwrap(), 3);
+        assert_eq!(store.count_documents_tagged("orders", &["OPEN", "DONE"], None).await.unwrap(), 4);
+        assert_eq!(store.count_documents_tagged("orders", &["GONE"], None).await.unwrap(), 0);
+        let long_ago = udders_kernel::Timestamp::from_micros(0);
+        assert_eq!(store.count_documents_tagged("orders", &["DONE"], Some(long_ago)).await.unwrap(), 1);
+        let later = udders_kernel::Timestamp::from_micros(i64::MAX);
+        assert_eq!(store.count_documents_tagged("orders", &["OPEN", "DONE"], Some(later)).await.unwrap(), 0);
     }
 }

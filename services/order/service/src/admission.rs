@@ -3,10 +3,11 @@
 //!
 //! Every 200 ms a task reads two figures from the order read model (so they
 //! hold for every instance of the order service alike): the open orders
-//! (the documents still due, counted on their partial index) and how many
-//! orders reached a terminal status in the last 5 s (the drain rate). A new
+//! (every status but the terminal ones, compensating included, counted on
+//! the status index) and how many orders reached a terminal status in the
+//! last 5 s (the drain rate). A new
 //! order waits behind the open ones: at that rate it would be done in
-//! `open / rate` seconds. When that passes half the saga deadline, `POST
+//! `open / rate` seconds. When that passes a third of the saga deadline, `POST
 //! /orders` answers 503 with `Retry-After` and writes nothing. The rate is
 //! never taken below [`FLOOR_RATE`]: a quiet or cold system measures what
 //! little came in, not what it can do, and must still take a burst.
@@ -23,6 +24,11 @@ use udders_runtime::clock;
 /// The least drain rate assumed, orders per second: a measured rate below
 /// it says more about the demand than about the capacity.
 pub const FLOOR_RATE: f64 = 100.0;
+
+/// The statuses of an order still in its saga.
+const OPEN: [&str; 5] = ["PLACED", "VALIDATED", "RESERVED", "PAID", "COMPENSATING"];
+/// The statuses it ends in.
+const ENDED: [&str; 3] = ["COMPLETED", "REJECTED", "CANCELLED"];
 
 /// How often the figures are read.
 const EVERY: Duration = Duration::from_millis(200);
@@ -83,13 +89,13 @@ pub fn admit(open: u64, rate: f64, bound_secs: f64) -> Result<(), Refusal> {
 impl Admission {
     /// Starts reading `store` on the current runtime; the reading stops when
     /// the last clone is dropped. Orders are refused when they would wait
-    /// more than half of `deadline`.
+    /// more than a third of `deadline` (a mean: the slowest wait longer).
     pub fn start(store: EventStore, deadline: Duration) -> Self {
         let shared = Arc::new(Shared {
             figures: Mutex::new(Figures::default()),
             placed_since: AtomicU64::new(0),
             refused: AtomicU64::new(0),
-            bound_secs: deadline.as_secs_f64() / 2.0,
+            bound_secs: deadline.as_secs_f64() / 3.0,
         });
         tokio::spawn(read(store, Arc::downgrade(&shared)));
         Self { shared }
@@ -126,8 +132,8 @@ async fn read(store: EventStore, shared: std::sync::Weak<Shared>) {
         let Some(shared) = shared.upgrade() else { return };
         let since = clock::now().plus_micros(-i64::try_from(RATE_WINDOW.as_micros()).unwrap_or(0));
         let placed = shared.placed_since.load(Ordering::Relaxed);
-        let open = store.count_due_documents(Order::VIEW).await;
-        let ended = store.count_settled_documents_since(Order::VIEW, since).await;
+        let open = store.count_documents_tagged(Order::VIEW, &OPEN, None).await;
+        let ended = store.count_documents_tagged(Order::VIEW, &ENDED, Some(since)).await;
         match (open, ended) {
             (Ok(open), Ok(ended)) => {
                 if let Ok(mut figures) = shared.figures.lock() {
