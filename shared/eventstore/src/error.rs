@@ -101,12 +101,13 @@ impl StoreError {
     /// succeed later: the connection or pool is gone or timed out, SQLite is
     /// busy or locked, PostgreSQL lost the connection, is shutting down, is
     /// out of resources, or chose this transaction as a deadlock or
-    /// serialization victim; or a concurrent writer moved a stream on
-    /// ([`StoreError::Conflict`]). A consumer waits these out and never
-    /// blames the record it was handling.
+    /// serialization victim. A consumer waits these out and never blames the
+    /// record it was handling. A [`StoreError::Conflict`] raised inside a
+    /// handler is not one of them: it is retried and counted like any
+    /// handler failure, so one that never clears ends as a dead letter
+    /// instead of holding its partition for ever.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Conflict { .. } => true,
             StoreError::Database { source, .. } => match source {
                 sqlx::Error::Io(_)
                 | sqlx::Error::PoolTimedOut

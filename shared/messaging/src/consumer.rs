@@ -118,9 +118,9 @@ pub struct HandlerError {
     pub message: String,
     /// True: retrying cannot help; dead-letter at once.
     pub permanent: bool,
-    /// True: the store failed, not the record (it was away, busy, or a
-    /// concurrent writer moved on): retried without limit, never counted
-    /// toward the dead-letter limit.
+    /// True: the store failed, not the record (it was away, busy or
+    /// locked): retried without limit, never counted toward the
+    /// dead-letter limit.
     pub outage: bool,
 }
 
