@@ -641,7 +641,7 @@ impl<H: Handler> Loop<H> {
                 // Positions come from the database, which other instances
                 // move too: probe them like a first start.
                 self.assigned_before = false;
-                let mut backoff = Duration::from_millis(50);
+                let mut backoff = Backoff::outage();
                 let tpl = loop {
                     match self.resume_points(&keys).await {
                         Ok(tpl) => break tpl,
@@ -649,9 +649,8 @@ impl<H: Handler> Loop<H> {
                             tracing::warn!(consumer = %self.config.name, %error, "cannot read positions; retrying");
                             tokio::select! {
                                 () = cancel.cancelled() => return false,
-                                () = tokio::time::sleep(backoff) => {}
+                                () = tokio::time::sleep(backoff.next_delay()) => {}
                             }
-                            backoff = (backoff * 2).min(Duration::from_secs(2));
                         }
                     }
                 };
@@ -1062,7 +1061,7 @@ impl<H: Handler> Loop<H> {
         let one = [(incoming, fingerprint)];
         let mut attempts = 0;
         let mut first_failed_at = None;
-        let mut backoff = self.config.retry_backoff;
+        let mut backoff = Backoff::new(self.config.retry_backoff, Duration::from_secs(2));
         loop {
             match self.attempt(&one).await {
                 Ok(outcomes) => return outcomes.first().copied(),
@@ -1082,9 +1081,8 @@ impl<H: Handler> Loop<H> {
             }
             tokio::select! {
                 () = cancel.cancelled() => return None,
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(backoff.next_delay()) => {}
             }
-            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
     }
 
@@ -1162,7 +1160,7 @@ impl<H: Handler> Loop<H> {
         ] {
             headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
         }
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff = Backoff::outage();
         loop {
             let mut record = FutureRecord::to(&self.config.dead_letter_topic).headers(headers.clone());
             if let Some(key) = message.key() {
@@ -1177,8 +1175,7 @@ impl<H: Handler> Loop<H> {
                     Ok(producer) => self.producer.insert(producer),
                     Err(error) => {
                         tracing::warn!(%error, "cannot create the dead-letter producer; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                        tokio::time::sleep(backoff.next_delay()).await;
                         continue;
                     }
                 },
@@ -1190,8 +1187,7 @@ impl<H: Handler> Loop<H> {
                     if cancel.is_cancelled() {
                         return Outcome::DeadLettered;
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
         }
@@ -1216,7 +1212,7 @@ impl<H: Handler> Loop<H> {
     }
 
     async fn save_positions(&self, positions: &[ConsumerPosition]) {
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff = Backoff::outage();
         loop {
             let result: Result<(), StoreError> = async {
                 let mut tx = self.store.begin().await?;
@@ -1230,8 +1226,7 @@ impl<H: Handler> Loop<H> {
                 Ok(()) => return,
                 Err(error) => {
                     tracing::warn!(consumer = %self.config.name, %error, "cannot store positions; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
         }
