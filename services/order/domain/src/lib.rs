@@ -98,6 +98,20 @@ pub enum Hold {
     Released,
 }
 
+impl Hold {
+    /// Where the hold stands once `heard` arrives. An answer (refused or
+    /// released) is final: the events of one service can reach the order out
+    /// of order (two relay instances publish one outbox in parallel, and a
+    /// killed one's claimed rows go out after its successor's), so a
+    /// `credit/reserved` heard after `credit/released` must not hold again.
+    pub fn then(self, heard: Hold) -> Hold {
+        match self {
+            Hold::Refused | Hold::Released => self,
+            _ => heard,
+        }
+    }
+}
+
 /// What the order knows of the payment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Charge {
@@ -110,6 +124,17 @@ pub enum Charge {
     Declined,
     /// Payment answered a compensation (refunded, or never charged).
     Refunded,
+}
+
+impl Charge {
+    /// Where the payment stands once `heard` arrives; a decline or a refund
+    /// is final, whatever arrives after it (see [`Hold::then`]).
+    pub fn then(self, heard: Charge) -> Charge {
+        match self {
+            Charge::Declined | Charge::Refunded => self,
+            _ => heard,
+        }
+    }
 }
 
 /// One observed saga event, as the order understands it.
@@ -446,15 +471,15 @@ impl Decider for Order {
                 state.placement = Some(p.clone());
             }
             OrderEvent::Observed(o) => match o.step {
-                Step::CreditReserved => state.credit = Hold::Held,
-                Step::CreditRejected { .. } => state.credit = Hold::Refused,
-                Step::CreditReleased => state.credit = Hold::Released,
-                Step::StockReserved => state.stock = Hold::Held,
-                Step::StockRejected { .. } => state.stock = Hold::Refused,
-                Step::StockReleased => state.stock = Hold::Released,
-                Step::PaymentCaptured { .. } => state.payment = Charge::Captured,
-                Step::PaymentDeclined { .. } => state.payment = Charge::Declined,
-                Step::PaymentRefunded { .. } => state.payment = Charge::Refunded,
+                Step::CreditReserved => state.credit = state.credit.then(Hold::Held),
+                Step::CreditRejected { .. } => state.credit = state.credit.then(Hold::Refused),
+                Step::CreditReleased => state.credit = state.credit.then(Hold::Released),
+                Step::StockReserved => state.stock = state.stock.then(Hold::Held),
+                Step::StockRejected { .. } => state.stock = state.stock.then(Hold::Refused),
+                Step::StockReleased => state.stock = state.stock.then(Hold::Released),
+                Step::PaymentCaptured { .. } => state.payment = state.payment.then(Charge::Captured),
+                Step::PaymentDeclined { .. } => state.payment = state.payment.then(Charge::Declined),
+                Step::PaymentRefunded { .. } => state.payment = state.payment.then(Charge::Refunded),
                 Step::Shipped => state.shipped = true,
                 _ => {}
             },

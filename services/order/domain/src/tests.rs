@@ -131,6 +131,47 @@ fn a_customer_cancel_before_shipping_ends_cancelled_once_everything_is_given_bac
     assert_eq!(Order::fold(&history).status, Status::Cancelled);
 }
 
+/// Every order of `items` (Heap's algorithm).
+fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
+    fn heap<T: Clone>(k: usize, items: &mut Vec<T>, out: &mut Vec<Vec<T>>) {
+        if k <= 1 {
+            out.push(items.clone());
+            return;
+        }
+        for i in 0..k {
+            heap(k - 1, items, out);
+            items.swap(if k % 2 == 0 { i } else { 0 }, k - 1);
+        }
+    }
+    let mut out = Vec::new();
+    heap(items.len(), &mut items.to_vec(), &mut out);
+    out
+}
+
+#[test]
+fn a_cancelled_order_ends_cancelled_whatever_order_the_answers_arrive_in() {
+    // Each service's own events can reach the order out of order (two relays
+    // publish one outbox; a killed relay's claimed rows go out late), so a
+    // hold's reservation may arrive after its release.
+    let steps = [
+        Step::CreditReserved,
+        Step::CreditReleased,
+        Step::StockReserved,
+        Step::StockReleased,
+        Step::PaymentCaptured { amount: 1200 },
+        Step::PaymentRefunded { amount: 1200 },
+    ];
+    let orders = permutations(&steps);
+    assert_eq!(orders.len(), 720);
+    for arrival in orders {
+        let mut history = vec![OrderEvent::Placed(placement()), OrderEvent::CancelRequested { at: T0 }];
+        for step in arrival.iter().cloned() {
+            history.extend(when_seen(history.clone(), step));
+        }
+        assert_eq!(Order::fold(&history).status, Status::Cancelled, "answers arrived as {arrival:?}");
+    }
+}
+
 #[test]
 fn a_cancel_after_shipping_is_refused() {
     let mut history = reserved_and_paid();
