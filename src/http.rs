@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use udders_contracts::{Catalog, Service};
 use udders_eventstore::EventStore;
 use udders_messaging::{ConsumerWatch, ReplayDeadLetter};
-use udders_runtime::access::{Access, require_api_key};
+use udders_runtime::Outbound;
+use udders_runtime::access::{Access, require_api_key, require_operator};
 use udders_runtime::http::{MAX_BODY_BYTES, no_such_path, wrong_method};
 use utoipa::OpenApi;
 
@@ -81,16 +82,28 @@ pub fn router(state: AppState) -> Router {
         app = app.merge(pos).merge(crate::console::routes(state.clone()));
     }
     app = app.merge(crate::console::dead_letters::routes(state.clone()));
+    // Reference data (prices, stock, credit limits): operator token only.
+    let mut admin = Router::new();
+    if let Some(order) = &state.order {
+        admin = admin.merge(udders_order::admin_routes(order.clone()));
+    }
     for (service, store) in &state.stores {
-        let store = store.clone();
+        let (store, outbound) = (store.clone(), Outbound::new(*service, state.catalog.clone()));
         app = match service {
-            Service::Credit => app.merge(udders_credit::routes(store)),
-            Service::Inventory => app.merge(udders_inventory::routes(store)),
+            Service::Credit => {
+                admin = admin.merge(udders_credit::admin_routes(store.clone(), outbound));
+                app.merge(udders_credit::routes(store))
+            }
+            Service::Inventory => {
+                admin = admin.merge(udders_inventory::admin_routes(store.clone(), outbound));
+                app.merge(udders_inventory::routes(store))
+            }
             Service::Payment => app.merge(udders_payment::routes(store)),
             Service::Fulfillment => app.merge(udders_fulfillment::routes(store)),
             Service::Order | Service::Validation => app,
         };
     }
+    app = app.merge(admin.route_layer(axum::middleware::from_fn_with_state(state.access.clone(), require_operator)));
     app.merge(shared)
         .fallback(no_such_path)
         .method_not_allowed_fallback(wrong_method)

@@ -6,7 +6,8 @@
 //! 1. every order is terminal;
 //! 2. stock: nothing is reserved any more, on hand never below zero, and per
 //!    flavour and country what left the warehouse equals what the shipments
-//!    carried, and on hand + shipped equals what was stocked; a completed
+//!    carried, and on hand + shipped equals what was stocked (the seed and
+//!    every restock); a completed
 //!    order has a shipment;
 //! 3. credit: per customer, nothing is reserved any more (a completed order's
 //!    hold is settled, a rejected or cancelled one's released), never above
@@ -42,6 +43,8 @@ struct StockRow {
     on_hand: i64,
     reserved: i64,
     shipped: i64,
+    /// Every restock added up, the seed included.
+    stocked: i64,
 }
 
 /// What the check found.
@@ -194,7 +197,12 @@ pub async fn check(client: &reqwest::Client, at: &Endpoints) -> anyhow::Result<R
     for row in &stock {
         let key = (row.flavor.clone(), row.country.clone());
         let shipped = shipped_lines.remove(&key).unwrap_or(0);
-        let stocked = if row.flavor == "durian" { 0 } else { 1000 };
+        // What was stocked: the seed plus every operator restock, never less
+        // than the seed.
+        let stocked = row.stocked;
+        if stocked < udders_inventory::initial_stock(&row.flavor) {
+            report.violations.push(format!("{}-{}: {stocked} stocked, less than the seed", row.flavor, row.country));
+        }
         if row.reserved != 0 {
             report.violations.push(format!(
                 "{}-{}: {} still reserved with every order terminal",

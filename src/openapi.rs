@@ -21,6 +21,10 @@ use utoipa::OpenApi;
         udders_order::api::stats,
         udders_order::api::stuck,
         udders_order::api::events,
+        udders_order::prices::prices,
+        udders_order::prices::change_price,
+        udders_inventory::restock,
+        udders_credit::change_limit,
         udders_inventory::inventory,
         udders_credit::credit,
         udders_payment::payment,
@@ -49,7 +53,7 @@ use utoipa::OpenApi;
         (name = "fulfillment", description = "Shipments"),
         (name = "system", description = "Catalog, health and metrics"),
         (name = "console", description = "What the console at / reads: the board's summary, the live feed, access"),
-        (name = "operations", description = "Dead letters: list, replay and discard (replay and discard need the operator token)"),
+        (name = "operations", description = "Dead letters (list, replay, discard) and reference data (prices, stock, credit limits); every change needs the operator token"),
     )
 )]
 pub struct ApiDoc;

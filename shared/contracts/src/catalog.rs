@@ -3,7 +3,7 @@
 //! service subscribes to. Topic routing, the start-up check and the published
 //! event catalog all come from here.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use schemars::{JsonSchema, Schema, schema_for};
@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::events::{
-    CreditMoved, OrderCalledOff, OrderInvalidated, OrderPlaced, OrderShipped, OrderValidated, PaymentMoved,
-    StepRefused, StockMoved,
+    CreditLimitChanged, CreditMoved, OrderCalledOff, OrderInvalidated, OrderPlaced, OrderShipped, OrderValidated,
+    PaymentMoved, PriceChanged, StepRefused, StockMoved, StockRestocked,
 };
 use crate::pattern::{LevelValue, Pattern};
 use crate::subject::{Subject, SubjectError};
@@ -185,10 +185,18 @@ pub struct Subscription {
     pub route: &'static str,
     /// What it listens to.
     pub pattern: Pattern,
-    /// True when the route publishes an answer to what it hears (false for
-    /// routes that only record: the order service following every event,
-    /// fulfillment calling off a shipment, inventory booking a shipment).
-    pub answers: bool,
+    /// The events (`domain/action`, the service's own) the route may publish
+    /// in answer to what it hears; empty for routes that only record (the
+    /// order service following every event, fulfillment calling off a
+    /// shipment, inventory booking a shipment). The loop check reads it.
+    pub emits: &'static [&'static str],
+}
+
+impl Subscription {
+    /// True when the route publishes an answer to what it hears.
+    pub fn answers(&self) -> bool {
+        !self.emits.is_empty()
+    }
 }
 
 /// A catalog that does not hold together.
@@ -217,6 +225,20 @@ pub enum CatalogError {
     /// Two events share a subject template.
     #[error("the event {0} is declared twice")]
     Duplicate(String),
+    /// A route says it publishes an event that is not catalogued, or that
+    /// another service publishes.
+    #[error("the {service} subscription {route:?} emits {event:?}, which is not a catalogued event of {service}")]
+    UnknownEmit {
+        /// Who.
+        service: Service,
+        /// Which route.
+        route: &'static str,
+        /// The event named.
+        event: &'static str,
+    },
+    /// An event can cause itself: the chain of events, first and last the same.
+    #[error("an event can cause itself (an infinite event loop): {}", .0.join(" -> "))]
+    Loop(Vec<String>),
 }
 
 /// Every event and every subscription of Udders.
@@ -299,39 +321,67 @@ impl Catalog {
                 "The customer cancelled before shipping.",
             ),
             EventSpec::new::<OrderCalledOff>("order", "expired", "1.0", Order, "The saga deadline passed."),
+            EventSpec::new::<PriceChanged>(
+                "price",
+                "changed",
+                "1.0",
+                Order,
+                "Reference data: the point of sale prices a flavour in a country anew (orders in flight keep theirs).",
+            ),
+            EventSpec::new::<StockRestocked>(
+                "stock",
+                "restocked",
+                "1.0",
+                Inventory,
+                "Reference data: goods were added to a flavour's stock in a country.",
+            ),
+            EventSpec::new::<CreditLimitChanged>(
+                "credit",
+                "limit-changed",
+                "1.0",
+                Credit,
+                "Reference data: a customer's credit limit changed (holds already taken stay).",
+            ),
         ];
         let compensations = ["order/cancelled/>", "order/expired/>", "payment/declined/>", "fulfillment/failed/>"];
-        let mut declared: Vec<(Service, &'static str, &'static str)> = vec![
-            (Validation, "rules-1.2-us", "order/init/1.2/**/us/*"),
-            (Validation, "rules-1.1", "order/init/>"),
-            (Credit, "reserve", "order/valid/>"),
-            (Credit, "release", "inventory/rejected/>"),
-            (Credit, "settle", "order/shipped/>"),
-            (Inventory, "reserve", "order/valid/>"),
-            (Inventory, "release", "credit/rejected/>"),
-            (Payment, "order", "order/valid/>"),
-            (Payment, "credit", "credit/>"),
-            (Payment, "stock", "inventory/>"),
-            (Payment, "refund", "fulfillment/failed/>"),
-            (Fulfillment, "ship", "payment/captured/>"),
-            (Inventory, "ship", "order/shipped/>"),
-            (Fulfillment, "cancel", "order/cancelled/>"),
-            (Fulfillment, "cancel", "order/expired/>"),
-            (Order, "follow", "**"),
+        // What each route may publish in answer (empty: it only records).
+        const VALIDATED: &[&str] = &["order/valid", "order/invalid"];
+        const CHARGED: &[&str] = &["payment/captured", "payment/declined"];
+        const QUIET: &[&str] = &[];
+        let mut declared: Vec<(Service, &'static str, &'static str, &'static [&'static str])> = vec![
+            (Validation, "rules-1.2-us", "order/init/1.2/**/us/*", VALIDATED),
+            (Validation, "rules-1.1", "order/init/>", VALIDATED),
+            (Credit, "reserve", "order/valid/>", &["credit/reserved", "credit/rejected"]),
+            (Credit, "release", "inventory/rejected/>", &["credit/released"]),
+            (Credit, "settle", "order/shipped/>", &["credit/settled"]),
+            (Inventory, "reserve", "order/valid/>", &["inventory/reserved", "inventory/rejected"]),
+            (Inventory, "release", "credit/rejected/>", &["inventory/released"]),
+            (Payment, "order", "order/valid/>", CHARGED),
+            // A reservation may complete the pair and charge; a refusal or a
+            // release only tells payment never to charge.
+            (Payment, "credit", "credit/reserved/>", CHARGED),
+            (Payment, "credit", "credit/rejected/>", QUIET),
+            (Payment, "credit", "credit/released/>", QUIET),
+            (Payment, "stock", "inventory/reserved/>", CHARGED),
+            (Payment, "stock", "inventory/rejected/>", QUIET),
+            (Payment, "stock", "inventory/released/>", QUIET),
+            (Payment, "refund", "fulfillment/failed/>", &["payment/refunded"]),
+            (Fulfillment, "ship", "payment/captured/>", &["order/shipped", "fulfillment/failed"]),
+            (Inventory, "ship", "order/shipped/>", QUIET),
+            (Fulfillment, "cancel", "order/cancelled/>", QUIET),
+            (Fulfillment, "cancel", "order/expired/>", QUIET),
+            (Order, "follow", "**", QUIET),
         ];
         for c in compensations {
-            declared.push((Credit, "release", c));
-            declared.push((Inventory, "release", c));
+            declared.push((Credit, "release", c, &["credit/released"]));
+            declared.push((Inventory, "release", c, &["inventory/released"]));
         }
-        declared.push((Payment, "refund", "order/cancelled/>"));
-        declared.push((Payment, "refund", "order/expired/>"));
-        // Routes that record what they hear and publish nothing in answer.
-        let quiet = [(Order, "follow"), (Fulfillment, "cancel"), (Inventory, "ship")];
+        declared.push((Payment, "refund", "order/cancelled/>", &["payment/refunded"]));
+        declared.push((Payment, "refund", "order/expired/>", &["payment/refunded"]));
         let subscriptions = declared
             .into_iter()
-            .map(|(service, route, pattern)| {
-                let answers = !quiet.contains(&(service, route));
-                pattern.parse().map(|pattern| Subscription { service, route, pattern, answers }).map_err(
+            .map(|(service, route, pattern, emits)| {
+                pattern.parse().map(|pattern| Subscription { service, route, pattern, emits }).map_err(
                     |e: crate::pattern::PatternError| CatalogError::BadPattern {
                         service,
                         route,
@@ -345,8 +395,9 @@ impl Catalog {
         Ok(catalog)
     }
 
-    /// Checks that every subscription matches at least one catalogued event
-    /// and that no event is declared twice.
+    /// Checks that every subscription matches at least one catalogued event,
+    /// that no event is declared twice, that every route emits only its own
+    /// service's catalogued events, and that no event can cause itself.
     pub fn check(&self) -> Result<(), CatalogError> {
         let mut seen = BTreeSet::new();
         for e in &self.events {
@@ -362,8 +413,62 @@ impl Catalog {
                     pattern: s.pattern.to_string(),
                 });
             }
+            for &event in s.emits {
+                let own = self.events.iter().any(|e| e.name() == event && e.publisher == s.service);
+                if !own {
+                    return Err(CatalogError::UnknownEmit { service: s.service, route: s.route, event });
+                }
+            }
         }
-        Ok(())
+        match self.find_loop() {
+            Some(chain) => Err(CatalogError::Loop(chain)),
+            None => Ok(()),
+        }
+    }
+
+    /// What each event can cause: `domain/action` to every event a route that
+    /// hears it may publish in answer.
+    pub fn causes(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for event in &self.events {
+            let effects = graph.entry(event.name()).or_default();
+            for s in self.subscriptions.iter().filter(|s| s.pattern.could_match(&event.levels())) {
+                effects.extend(s.emits.iter().map(|e| (*e).to_owned()));
+            }
+        }
+        graph
+    }
+
+    /// A chain of events that leads back to its first one, if the
+    /// subscriptions allow any (depth-first search over [`Catalog::causes`]).
+    pub fn find_loop(&self) -> Option<Vec<String>> {
+        fn visit(
+            node: &str,
+            graph: &BTreeMap<String, BTreeSet<String>>,
+            path: &mut Vec<String>,
+            done: &mut BTreeSet<String>,
+        ) -> Option<Vec<String>> {
+            if let Some(start) = path.iter().position(|n| n == node) {
+                let mut chain = path[start..].to_vec();
+                chain.push(node.to_owned());
+                return Some(chain);
+            }
+            if done.contains(node) {
+                return None;
+            }
+            path.push(node.to_owned());
+            for next in graph.get(node).into_iter().flatten() {
+                if let Some(chain) = visit(next, graph, path, done) {
+                    return Some(chain);
+                }
+            }
+            path.pop();
+            done.insert(node.to_owned());
+            None
+        }
+        let graph = self.causes();
+        let mut done = BTreeSet::new();
+        graph.keys().find_map(|start| visit(start, &graph, &mut Vec::new(), &mut done))
     }
 
     /// The event types a pattern can match.
@@ -405,7 +510,7 @@ impl Catalog {
         let mut services: Vec<Service> = self
             .subscriptions
             .iter()
-            .filter(|s| s.answers && s.pattern.could_match(&event.levels()))
+            .filter(|s| s.answers() && s.pattern.could_match(&event.levels()))
             .map(|s| s.service)
             .collect();
         services.sort();
@@ -609,13 +714,54 @@ mod tests {
             service: Service::Credit,
             route: "typo",
             pattern: "credit/reserverd/>".parse().unwrap(),
-            answers: true,
+            emits: &[],
         });
         let err = catalog.check().unwrap_err();
         assert_eq!(
             err.to_string(),
             "the credit subscription \"typo\" on \"credit/reserverd/>\" matches no catalogued event"
         );
+    }
+
+    #[test]
+    fn the_udders_subscriptions_have_no_loop_and_say_what_causes_what() {
+        let catalog = Catalog::udders().unwrap();
+        assert_eq!(catalog.find_loop(), None);
+        let causes = catalog.causes();
+        let of = |event: &str| causes[event].iter().map(String::as_str).collect::<Vec<_>>();
+        assert_eq!(of("payment/declined"), ["credit/released", "inventory/released"]);
+        assert_eq!(of("credit/released"), Vec::<&str>::new(), "payment only notes a release");
+        assert!(of("order/valid").contains(&"payment/captured"));
+    }
+
+    #[test]
+    fn a_subscription_that_lets_an_event_cause_itself_is_refused() {
+        let mut catalog = Catalog::udders().unwrap();
+        // Payment declining whenever credit is released: credit releases on a
+        // decline, so a decline would cause a decline, for ever.
+        catalog.subscriptions.push(Subscription {
+            service: Service::Payment,
+            route: "echo",
+            pattern: "credit/released/>".parse().unwrap(),
+            emits: &["payment/declined"],
+        });
+        let err = catalog.check().unwrap_err();
+        let CatalogError::Loop(chain) = &err else { panic!("{err}") };
+        assert_eq!(chain.first(), chain.last());
+        assert!(chain.contains(&"payment/declined".to_owned()) && chain.contains(&"credit/released".to_owned()));
+        assert!(err.to_string().starts_with("an event can cause itself"), "{err}");
+    }
+
+    #[test]
+    fn a_route_may_only_emit_its_own_services_catalogued_events() {
+        let mut catalog = Catalog::udders().unwrap();
+        catalog.subscriptions.push(Subscription {
+            service: Service::Credit,
+            route: "borrow",
+            pattern: "order/valid/>".parse().unwrap(),
+            emits: &["payment/captured"],
+        });
+        assert!(matches!(catalog.check(), Err(CatalogError::UnknownEmit { event: "payment/captured", .. })));
     }
 
     #[test]

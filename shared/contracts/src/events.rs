@@ -146,3 +146,43 @@ pub struct OrderCalledOff {
     /// `customer` or `deadline`.
     pub reason: String,
 }
+
+/// `price/changed`: the point of sale prices a flavour in a country at
+/// `unit_price` from now on. Orders carry the prices they were placed with,
+/// so an order in flight keeps its price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PriceChanged {
+    /// The flavour.
+    pub flavor: String,
+    /// The country.
+    pub country: String,
+    /// The new unit price, minor units.
+    pub unit_price: i64,
+    /// The price it replaces.
+    pub previous: i64,
+}
+
+/// `stock/restocked`: goods added to a flavour's stock in a country.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StockRestocked {
+    /// The flavour.
+    pub flavor: String,
+    /// The country.
+    pub country: String,
+    /// How many were added.
+    pub added: i64,
+    /// On hand afterwards.
+    pub on_hand: i64,
+}
+
+/// `credit/limit-changed`: a customer's credit limit from now on (holds
+/// already taken stay).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CreditLimitChanged {
+    /// The customer.
+    pub customer_id: String,
+    /// The new limit, minor units.
+    pub limit: i64,
+    /// The limit it replaces.
+    pub previous: i64,
+}

@@ -5,8 +5,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::events::{
-    CreditMoved, OrderCalledOff, OrderInvalidated, OrderPlaced, OrderShipped, OrderValidated, PaymentMoved,
-    StepRefused, StockMoved,
+    CreditLimitChanged, CreditMoved, OrderCalledOff, OrderInvalidated, OrderPlaced, OrderShipped, OrderValidated,
+    PaymentMoved, PriceChanged, StepRefused, StockMoved, StockRestocked,
 };
 use crate::subject::Subject;
 
@@ -47,6 +47,12 @@ pub enum Integration {
     OrderCancelled(OrderCalledOff),
     /// `order/expired`
     OrderExpired(OrderCalledOff),
+    /// `price/changed`: reference data, about no order.
+    PriceChanged(PriceChanged),
+    /// `stock/restocked`: reference data, about no order.
+    StockRestocked(StockRestocked),
+    /// `credit/limit-changed`: reference data, about no order.
+    CreditLimitChanged(CreditLimitChanged),
 }
 
 /// A payload that does not fit its subject.
@@ -87,6 +93,9 @@ impl Integration {
             ("fulfillment", "failed") => Self::FulfillmentFailed(decode(subject, payload)?),
             ("order", "cancelled") => Self::OrderCancelled(decode(subject, payload)?),
             ("order", "expired") => Self::OrderExpired(decode(subject, payload)?),
+            ("price", "changed") => Self::PriceChanged(decode(subject, payload)?),
+            ("stock", "restocked") => Self::StockRestocked(decode(subject, payload)?),
+            ("credit", "limit-changed") => Self::CreditLimitChanged(decode(subject, payload)?),
             _ => {
                 return Err(IntegrationError {
                     subject: subject.to_string(),
@@ -116,12 +125,34 @@ impl Integration {
             Self::FulfillmentFailed(_) => ("fulfillment", "failed"),
             Self::OrderCancelled(_) => ("order", "cancelled"),
             Self::OrderExpired(_) => ("order", "expired"),
+            Self::PriceChanged(_) => ("price", "changed"),
+            Self::StockRestocked(_) => ("stock", "restocked"),
+            Self::CreditLimitChanged(_) => ("credit", "limit-changed"),
         }
     }
 
-    /// The order it is about (also the Kafka key).
+    /// True for reference data (prices, stock, credit limits): events about
+    /// no order, which the saga's handlers pass by.
+    pub fn is_reference(&self) -> bool {
+        matches!(self, Self::PriceChanged(_) | Self::StockRestocked(_) | Self::CreditLimitChanged(_))
+    }
+
+    /// The Kafka key: the order's id, or for reference data what it is
+    /// about (`mango-sg`, the customer id), so that changes to one thing
+    /// stay in order.
+    pub fn key(&self) -> String {
+        match self {
+            Self::PriceChanged(e) => format!("{}-{}", e.flavor, e.country),
+            Self::StockRestocked(e) => format!("{}-{}", e.flavor, e.country),
+            Self::CreditLimitChanged(e) => e.customer_id.clone(),
+            _ => self.order_id().to_owned(),
+        }
+    }
+
+    /// The order it is about; empty for reference data ([`Integration::is_reference`]).
     pub fn order_id(&self) -> &str {
         match self {
+            Self::PriceChanged(_) | Self::StockRestocked(_) | Self::CreditLimitChanged(_) => "",
             Self::OrderPlaced(e) => &e.order_id,
             Self::OrderValidated(e) => &e.order_id,
             Self::OrderInvalidated(e) => &e.order_id,
@@ -152,6 +183,9 @@ impl Integration {
             Self::PaymentCaptured(e) | Self::PaymentRefunded(e) => serde_json::to_value(e),
             Self::OrderShipped(e) => serde_json::to_value(e),
             Self::OrderCancelled(e) | Self::OrderExpired(e) => serde_json::to_value(e),
+            Self::PriceChanged(e) => serde_json::to_value(e),
+            Self::StockRestocked(e) => serde_json::to_value(e),
+            Self::CreditLimitChanged(e) => serde_json::to_value(e),
         };
         // Plain structs of strings and integers always serialise.
         value.unwrap_or(Value::Null)

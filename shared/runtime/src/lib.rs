@@ -30,4 +30,4 @@ pub mod record;
 pub mod replay;
 
 pub use node::{RunningService, ServiceSpec, start_service};
-pub use record::{Cause, Outbound, integration, record, record_viewed};
+pub use record::{Cause, Outbound, change_reference, integration, record, record_viewed};

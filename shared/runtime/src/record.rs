@@ -131,7 +131,7 @@ impl Outbound {
             traceparent: cause.traceparent.clone(),
             sequence,
         };
-        tx.enqueue(&[outbox_message(spec.topic(), event.order_id(), &envelope, &event.payload())?]).await?;
+        tx.enqueue(&[outbox_message(spec.topic(), &event.key(), &envelope, &event.payload())?]).await?;
         if let Some(kind) = event.compensation_kind() {
             crate::metrics::saga().compensated(tx, self.service, kind);
         }
@@ -224,4 +224,53 @@ pub async fn project<A: ReadModel>(
 pub fn integration(incoming: &Incoming) -> Result<Integration, udders_messaging::HandlerError> {
     Integration::parse(&incoming.envelope.subject, incoming.payload.clone())
         .map_err(|e| udders_messaging::HandlerError::permanent(e.to_string()))
+}
+
+/// An operator's change to reference data (a price, a stock, a credit
+/// limit): one command on one aggregate in a transaction of its own,
+/// recorded, published and projected like any other. `decide` maps the
+/// state to events (or a refusal); a conflict with a concurrent writer
+/// decides again on the newer state, up to 10 attempts. Returns the state
+/// after the change.
+pub async fn change_reference<A: ReadModel>(
+    store: &udders_eventstore::EventStore,
+    outbound: &Outbound,
+    id: &str,
+    cause: &Cause,
+    mut decide: impl FnMut(&A::State) -> Result<Vec<A::Event>, crate::http::Problem>,
+    publish: impl Fn(&A::State, &A::Event) -> Option<Integration>,
+) -> Result<A::State, crate::http::Problem>
+where
+    A::Event: Clone,
+{
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut tx = store.begin().await?;
+        let mut loaded = tx.load::<A>(id).await?;
+        let events = decide(&loaded.state)?;
+        // Each event is published with the state it leaves behind.
+        let mut states = Vec::with_capacity(events.len());
+        let mut state = loaded.state.clone();
+        for event in &events {
+            state = A::evolve(state, event);
+            states.push((state.clone(), event.clone()));
+        }
+        let published: Vec<Option<Integration>> = states.iter().map(|(s, e)| publish(s, e)).collect();
+        let position = std::sync::atomic::AtomicUsize::new(0);
+        let recorded = record_viewed(&mut tx, &mut loaded, events, cause, outbound, |_| {
+            let i = position.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            published.get(i).cloned().flatten().map(|event| (event, None))
+        })
+        .await;
+        let done = match recorded {
+            Ok(_) => tx.commit().await,
+            Err(e) => Err(e),
+        };
+        match done {
+            Ok(()) => return Ok(loaded.state),
+            Err(StoreError::Conflict { .. }) if attempts < 10 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }

@@ -1797,7 +1797,7 @@ function pageTap(query) {
     return h('tr', { 'data-testid': 'tap-row', 'data-subject': ev.subject || '', 'data-order-id': ev.order_id || '' },
       h('td', { class: 'nowrap mono', title: ev.time || '' }, fmtClock(ev.time)),
       h('td', {}, subjectEl(ev.subject)),
-      h('td', {}, orderLink(ev.order_id)),
+      h('td', {}, ev.order_id ? orderLink(ev.order_id) : '—'),
       h('td', { class: 'hide-sm' }, svcEl(laneOf(ev))),
       h('td', {}, ev.status ? statusBadge(ev.status) : h('span', { class: 'faint' }, '—')));
   }

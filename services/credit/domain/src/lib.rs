@@ -77,6 +77,13 @@ pub enum AccountCommand {
         /// The order.
         order: String,
     },
+    /// An operator sets the limit (holds already taken stay, even above it).
+    SetLimit {
+        /// The new limit.
+        limit: Money,
+        /// The limit a new account would open with.
+        opening: Money,
+    },
 }
 
 /// What happened to an account.
@@ -117,6 +124,13 @@ pub enum AccountEvent {
         order: String,
         /// Minor units.
         amount: Money,
+    },
+    /// An operator changed the limit; published as `credit/limit-changed`.
+    LimitChanged {
+        /// The new limit.
+        limit: Money,
+        /// The one it replaces.
+        previous: Money,
     },
 }
 
@@ -167,12 +181,23 @@ impl Decider for Account {
                 Some(amount) => vec![AccountEvent::Settled { order, amount: *amount }],
                 None => Vec::new(),
             }),
+            AccountCommand::SetLimit { limit, opening } => {
+                if limit.is_negative() {
+                    return Err(AccountError::NegativeAmount);
+                }
+                let previous = state.limit.unwrap_or(opening);
+                Ok(if state.limit == Some(limit) {
+                    Vec::new()
+                } else {
+                    vec![AccountEvent::LimitChanged { limit, previous }]
+                })
+            }
         }
     }
 
     fn evolve(mut state: AccountState, event: &AccountEvent) -> AccountState {
         match event {
-            AccountEvent::Opened { limit } => state.limit = Some(*limit),
+            AccountEvent::Opened { limit } | AccountEvent::LimitChanged { limit, .. } => state.limit = Some(*limit),
             AccountEvent::Reserved { order, amount } => {
                 state.reserved = state.reserved + *amount;
                 state.open.insert(order.clone(), *amount);
@@ -283,9 +308,10 @@ impl Decider for OrderHold {
                         available.minor()
                     ),
                 })],
-                AccountEvent::Opened { .. } | AccountEvent::Released { .. } | AccountEvent::Settled { .. } => {
-                    Vec::new()
-                }
+                AccountEvent::Opened { .. }
+                | AccountEvent::Released { .. }
+                | AccountEvent::Settled { .. }
+                | AccountEvent::LimitChanged { .. } => Vec::new(),
             },
             HoldCommand::Note(..) => Vec::new(),
             HoldCommand::Settle => match &state.status {
@@ -458,6 +484,31 @@ mod tests {
             amount: Money::from_minor(500),
             available: Money::from_minor(400),
         }]);
+    }
+
+    #[test]
+    fn a_new_limit_applies_to_the_next_reservation_and_holds_taken_stay() {
+        let opened = [
+            AccountEvent::Opened { limit: Money::from_minor(1000) },
+            AccountEvent::Reserved { order: "o-1".into(), amount: Money::from_minor(800) },
+        ];
+        let lowered = given::<Account>(opened.clone())
+            .when(AccountCommand::SetLimit { limit: Money::from_minor(500), opening: DEFAULT_LIMIT })
+            .then([AccountEvent::LimitChanged { limit: Money::from_minor(500), previous: Money::from_minor(1000) }]);
+        assert_eq!((lowered.reserved.minor(), lowered.available().minor()), (800, -300));
+        let mut history = opened.to_vec();
+        history.push(AccountEvent::LimitChanged { limit: Money::from_minor(5000), previous: Money::from_minor(1000) });
+        given::<Account>(history)
+            .when(reserve("o-2", 4000, 1000))
+            .then([AccountEvent::Reserved { order: "o-2".into(), amount: Money::from_minor(4000) }]);
+        // A limit set before the first order opens the account with it.
+        let state = given::<Account>([])
+            .when(AccountCommand::SetLimit { limit: Money::from_minor(200), opening: DEFAULT_LIMIT })
+            .then([AccountEvent::LimitChanged { limit: Money::from_minor(200), previous: DEFAULT_LIMIT }]);
+        assert!(matches!(
+            Account::decide(&state, reserve("o-3", 300, 100_000)).unwrap()[..],
+            [AccountEvent::Rejected { .. }]
+        ));
     }
 
     #[test]

@@ -1,22 +1,26 @@
 //! The credit service's I/O: its handler (reserve on `order/valid`, release
 //! on every compensation trigger, settle on `order/shipped`), its read model and its HTTP route
-//! `GET /customers/{customer_id}/credit`. The rules are in
-//! `udders-credit-domain`.
+//! `GET /customers/{customer_id}/credit`, and the operator's
+//! `PUT /admin/customers/{customer_id}/credit-limit`, which publishes
+//! `credit/limit-changed`. The rules are in `udders-credit-domain`.
 
 use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
-use udders_contracts::Service;
+use axum::routing::{get, put};
+use serde::{Deserialize, Serialize};
+use udders_contracts::events::CreditLimitChanged;
+use udders_contracts::{Integration, Service};
 use udders_credit_domain::{
     Account, AccountCommand, AccountState, CreditView, HoldCommand, HoldStatus, OrderHold, Reaction, credit_view,
     limit_for, react,
 };
 use udders_eventstore::{EventStore, StoreError, Tx};
+use udders_kernel::Money;
 use udders_kernel::{Decider, ReadModel};
 use udders_messaging::{Handler, HandlerError, Incoming};
-use udders_runtime::http::{Path, Problem};
+use udders_runtime::http::{JsonBody, Path, Problem};
 use udders_runtime::replay::replay_one;
-use udders_runtime::{Cause, Outbound, integration, record, record_viewed};
+use udders_runtime::{Cause, Outbound, change_reference, integration, record, record_viewed};
 
 /// This service.
 pub const SERVICE: Service = Service::Credit;
@@ -111,4 +115,71 @@ pub async fn credit(
         None => credit_view(&customer, &AccountState::default()),
     };
     Ok(axum::Json(view))
+}
+
+/// The operator's route (the caller puts it behind the operator token):
+/// `PUT /admin/customers/{customer_id}/credit-limit`.
+pub fn admin_routes(store: EventStore, outbound: Outbound) -> Router {
+    Router::new().route("/admin/customers/{customer_id}/credit-limit", put(change_limit)).with_state((store, outbound))
+}
+
+/// The body of `PUT /admin/customers/{customer_id}/credit-limit`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewLimit {
+    /// Minor units, 0 to 1,000,000,000,000.
+    #[schema(minimum = 0, maximum = 1000000000000_i64)]
+    pub limit: i64,
+}
+
+/// The highest limit accepted, minor units.
+pub const MAX_LIMIT: i64 = 1_000_000_000_000;
+
+/// Sets a customer's credit limit for the reservations to come (holds
+/// already taken stay) and publishes `credit/limit-changed`.
+#[utoipa::path(put, path = "/admin/customers/{customer_id}/credit-limit", tag = "operations",
+    params(("customer_id" = String, Path, pattern = "^[A-Za-z0-9_.:-]{1,64}$", description = "The customer, for example cust-42")),
+    request_body = NewLimit,
+    security(("operator" = [])),
+    responses((status = 200, body = CreditView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Changed concurrently too often", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn change_limit(
+    State((store, outbound)): State<(EventStore, Outbound)>,
+    Path(customer): Path<String>,
+    JsonBody(body): JsonBody<NewLimit>,
+) -> Result<axum::Json<CreditView>, Problem> {
+    if udders_kernel::CustomerId::parse(customer.as_str()).is_err() {
+        return Err(Problem::bad_request(format!("{customer:?} is not a customer id")));
+    }
+    if !(0..=MAX_LIMIT).contains(&body.limit) {
+        return Err(Problem::unprocessable(format!(
+            "limit must be 0 to {MAX_LIMIT} (minor units), not {}",
+            body.limit
+        )));
+    }
+    let cause = Cause::new_saga("none".to_owned(), "all".to_owned(), "admin".to_owned());
+    let command = AccountCommand::SetLimit { limit: Money::from_minor(body.limit), opening: limit_for(&customer) };
+    let state = change_reference::<Account>(
+        &store,
+        &outbound,
+        &customer,
+        &cause,
+        |state| Account::decide(state, command.clone()).map_err(|e| Problem::unprocessable(format!("{e:?}"))),
+        |_, event| match event {
+            udders_credit_domain::AccountEvent::LimitChanged { limit, previous } => {
+                Some(Integration::CreditLimitChanged(CreditLimitChanged {
+                    customer_id: customer.clone(),
+                    limit: limit.minor(),
+                    previous: previous.minor(),
+                }))
+            }
+            _ => None,
+        },
+    )
+    .await?;
+    Ok(axum::Json(credit_view(&customer, &state)))
 }

@@ -57,6 +57,9 @@ pub struct StockState {
     pub reserved: i64,
     /// Left the warehouse with a shipment.
     pub shipped: i64,
+    /// Every restock added up, the seed included: `on_hand + shipped`.
+    #[serde(default)]
+    pub stocked: i64,
 }
 
 impl StockState {
@@ -187,7 +190,10 @@ impl Decider for Stock {
 
     fn evolve(mut state: StockState, event: &StockEvent) -> StockState {
         match event {
-            StockEvent::Restocked { quantity } => state.on_hand += quantity,
+            StockEvent::Restocked { quantity } => {
+                state.on_hand += quantity;
+                state.stocked += quantity;
+            }
             StockEvent::Reserved { quantity, .. } => state.reserved += quantity,
             StockEvent::Released { quantity, .. } => state.reserved -= quantity,
             StockEvent::Shipped { quantity, .. } => {
@@ -461,6 +467,8 @@ pub struct StockView {
     pub available: i64,
     /// Left with shipments.
     pub shipped: i64,
+    /// Every restock added up, the seed included (`on_hand + shipped`).
+    pub stocked: i64,
 }
 
 /// The stock's read model, from its id (`flavour-country`) and state.
@@ -473,6 +481,7 @@ pub fn stock_view(id: &str, state: &StockState) -> StockView {
         reserved: state.reserved,
         available: state.available(),
         shipped: state.shipped,
+        stocked: state.stocked,
     }
 }
 
@@ -572,7 +581,7 @@ mod tests {
         ])
         .when(StockCommand::Ship("o-1".into(), 4))
         .then([StockEvent::Shipped { order: "o-1".into(), quantity: 4 }]);
-        assert_eq!(state, StockState { on_hand: 6, reserved: 0, shipped: 4 });
+        assert_eq!(state, StockState { on_hand: 6, reserved: 0, shipped: 4, stocked: 10 });
     }
 
     #[test]
@@ -591,7 +600,7 @@ mod tests {
         let state = given::<Stock>([StockEvent::Restocked { quantity: 10 }])
             .when(StockCommand::ShipReleased("o-1".into(), 2))
             .then([StockEvent::ShippedReleased { order: "o-1".into(), quantity: 2 }]);
-        assert_eq!(state, StockState { on_hand: 8, reserved: 0, shipped: 2 });
+        assert_eq!(state, StockState { on_hand: 8, reserved: 0, shipped: 2, stocked: 10 });
     }
 
     #[test]
@@ -599,7 +608,10 @@ mod tests {
         given::<Stock>([StockEvent::Restocked { quantity: 3 }])
             .when(StockCommand::Reserve("o-1".into(), 4))
             .then_error(StockError::Short { wanted: 4, available: 3 });
-        assert_eq!(stock_view("rumraisin-sg", &StockState { on_hand: 5, reserved: 2, shipped: 0 }).available, 3);
+        assert_eq!(
+            stock_view("rumraisin-sg", &StockState { on_hand: 5, reserved: 2, shipped: 0, stocked: 5 }).available,
+            3
+        );
         assert_eq!(initial_stock("durian"), 0);
     }
 }

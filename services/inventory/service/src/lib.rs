@@ -1,25 +1,29 @@
 //! The inventory service's I/O: its handler (reserve on `order/valid`,
 //! ship on `order/shipped`, release on compensation triggers), the stock
-//! seed, its read model and `GET /inventory`. The rules are in
-//! `udders-inventory-domain`.
+//! seed, its read model and `GET /inventory`, and the operator's
+//! `POST /admin/stock/{flavor}/{country}`, which restocks and publishes
+//! `stock/restocked`. The rules are in `udders-inventory-domain`.
 
 use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
-use serde::Deserialize;
-use udders_contracts::{Service, reference};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use udders_contracts::events::StockRestocked;
+use udders_contracts::{Integration, Service, reference};
 use udders_eventstore::{DocumentFilter, EventStore, StoreError, Tx};
 use udders_inventory_domain::{
-    Reaction, Reservation, ReservationCommand, ReservationEvent, Stock, StockCommand, StockView, initial_stock,
-    per_flavor, react, stock_id,
+    Reaction, Reservation, ReservationCommand, ReservationEvent, Stock, StockCommand, StockView, per_flavor, react,
+    stock_id,
 };
 use udders_kernel::{Decider, ReadModel};
 use udders_messaging::{Handler, HandlerError, Incoming};
-use udders_runtime::http::{Problem, Query};
+use udders_runtime::http::{JsonBody, Path, Problem, Query};
 use udders_runtime::replay::replay_one;
-use udders_runtime::{Cause, Outbound, integration, record, record_viewed};
+use udders_runtime::{Cause, Outbound, change_reference, integration, record, record_viewed};
+
+pub use udders_inventory_domain::initial_stock;
 
 /// This service.
 pub const SERVICE: Service = Service::Inventory;
@@ -136,4 +140,73 @@ pub async fn inventory(
         .map_err(|e| Problem::internal(&e))?;
     rows.sort_by(|a, b| (&a.flavor, &a.country).cmp(&(&b.flavor, &b.country)));
     Ok(axum::Json(rows))
+}
+
+/// The operator's route (the caller puts it behind the operator token):
+/// `POST /admin/stock/{flavor}/{country}`.
+pub fn admin_routes(store: EventStore, outbound: Outbound) -> Router {
+    Router::new().route("/admin/stock/{flavor}/{country}", post(restock)).with_state((store, outbound))
+}
+
+/// The body of `POST /admin/stock/{flavor}/{country}`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Restock {
+    /// How many to add, 1 to 1,000,000.
+    #[schema(minimum = 1, maximum = 1000000)]
+    pub add: i64,
+}
+
+/// The most one restock adds.
+pub const MAX_RESTOCK: i64 = 1_000_000;
+
+/// Adds goods to a flavour's stock in a country and publishes
+/// `stock/restocked`.
+#[utoipa::path(post, path = "/admin/stock/{flavor}/{country}", tag = "operations",
+    params(("flavor" = String, Path, description = "A flavour on sale"),
+        ("country" = String, Path, description = "A country served")),
+    request_body = Restock,
+    security(("operator" = [])),
+    responses((status = 200, body = StockView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such flavour or country", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Changed concurrently too often", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn restock(
+    State((store, outbound)): State<(EventStore, Outbound)>,
+    Path((flavor, country)): Path<(String, String)>,
+    JsonBody(body): JsonBody<Restock>,
+) -> Result<axum::Json<StockView>, Problem> {
+    if reference::unit_price(&flavor).is_none() {
+        return Err(Problem::not_found(format!("no flavour {flavor:?} is on sale")));
+    }
+    if !reference::serves(&country) {
+        return Err(Problem::not_found(format!("country {country:?} is not served")));
+    }
+    if !(1..=MAX_RESTOCK).contains(&body.add) {
+        return Err(Problem::unprocessable(format!("add must be 1 to {MAX_RESTOCK}, not {}", body.add)));
+    }
+    let id = stock_id(&flavor, &country);
+    let cause = Cause::new_saga(flavor.clone(), country.clone(), "admin".to_owned());
+    let state = change_reference::<Stock>(
+        &store,
+        &outbound,
+        &id,
+        &cause,
+        |state| {
+            Stock::decide(state, StockCommand::Restock(body.add)).map_err(|e| Problem::unprocessable(format!("{e:?}")))
+        },
+        |after, _| {
+            Some(Integration::StockRestocked(StockRestocked {
+                flavor: flavor.clone(),
+                country: country.clone(),
+                added: body.add,
+                on_hand: after.on_hand,
+            }))
+        },
+    )
+    .await?;
+    Ok(axum::Json(udders_inventory_domain::stock_view(&id, &state)))
 }

@@ -199,9 +199,10 @@ pub enum Step {
 }
 
 impl Step {
-    /// What an integration event means for an order.
-    pub fn of(event: &Integration) -> Step {
-        match event {
+    /// What an integration event means for an order (`None` for reference
+    /// data, which is about no order).
+    pub fn of(event: &Integration) -> Option<Step> {
+        Some(match event {
             Integration::OrderPlaced(_) => Step::Placed,
             Integration::OrderValidated(_) => Step::Validated,
             Integration::OrderInvalidated(e) => Step::Invalidated { reasons: e.reasons.clone() },
@@ -219,7 +220,10 @@ impl Step {
             Integration::FulfillmentFailed(e) => Step::FulfillmentFailed { reason: e.reason.clone() },
             Integration::OrderCancelled(_) => Step::Cancelled,
             Integration::OrderExpired(_) => Step::Expired,
-        }
+            Integration::PriceChanged(_) | Integration::StockRestocked(_) | Integration::CreditLimitChanged(_) => {
+                return None;
+            }
+        })
     }
 
     /// The refusal it carries, if it is one: the reason an order is rejected for.
@@ -709,6 +713,8 @@ impl ReadModel for Order {
         open.then(|| Timestamp::parse_rfc3339(&doc.deadline).ok()).flatten()
     }
 }
+
+pub mod price;
 
 #[cfg(test)]
 mod tests;

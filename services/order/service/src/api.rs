@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 use udders_contracts::events::{OrderLine, OrderPlaced};
 use udders_contracts::{Service, Subject, reference};
@@ -67,7 +67,14 @@ pub fn routes(api: OrderApi) -> Router {
         .route("/orders/{order_id}", get(one))
         .route("/orders/{order_id}/events", get(events))
         .route("/orders/{order_id}/cancel", post(cancel))
+        .route("/prices", get(crate::prices::prices))
         .with_state(api)
+}
+
+/// The operator's routes (the caller puts them behind the operator token):
+/// `PUT /admin/prices/{flavor}/{country}`.
+pub fn admin_routes(api: OrderApi) -> Router {
+    Router::new().route("/admin/prices/{flavor}/{country}", put(crate::prices::change_price)).with_state(api)
 }
 
 /// One line of `POST /orders`.
@@ -238,13 +245,17 @@ pub async fn place(
         None => Uuid::now_v7(),
     }
     .to_string();
+    // Priced now, at the prices in force in its country; it keeps them.
+    let prices =
+        crate::prices::price_list(&api.store, &request.country, request.items.iter().map(|i| i.flavor.as_str()))
+            .await?;
     let items: Vec<OrderLine> = request
         .items
         .iter()
         .map(|i| OrderLine {
             flavor: i.flavor.clone(),
             quantity: i.quantity,
-            unit_price: reference::unit_price(&i.flavor).unwrap_or(0),
+            unit_price: prices.get(&i.flavor).copied().unwrap_or(0),
         })
         .collect();
     let total =

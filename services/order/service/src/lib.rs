@@ -13,6 +13,7 @@
 pub mod admission;
 pub mod api;
 pub mod intake;
+pub mod prices;
 pub mod progress;
 
 use std::time::Duration;
@@ -22,12 +23,13 @@ use udders_contracts::Service;
 use udders_eventstore::{EventStore, Loaded, StoreError, Tx};
 use udders_kernel::{Decider, ReadModel, Timestamp};
 use udders_messaging::{Handler, HandlerError, Incoming};
+use udders_order_domain::price::Price;
 use udders_order_domain::{Observation, Order, OrderCommand, OrderError, OrderEvent, OrderState, Step};
 use udders_runtime::live::{self, LiveEvent};
-use udders_runtime::replay::replay_one;
+use udders_runtime::replay::rebuild;
 use udders_runtime::{Cause, Outbound, clock, integration, record_viewed};
 
-pub use api::{OrderApi, routes};
+pub use api::{OrderApi, admin_routes, routes};
 
 /// This service.
 pub const SERVICE: Service = Service::Order;
@@ -51,14 +53,28 @@ impl OrderHandler {
 impl Handler for OrderHandler {
     async fn handle(&self, tx: &mut Tx, incoming: &Incoming) -> Result<(), HandlerError> {
         let event = integration(incoming)?;
-        let order_id = event.order_id().to_owned();
         let envelope = &incoming.envelope;
+        // Reference data (prices, stock, limits) belongs to no order: the
+        // live feed shows it, no order records it.
+        let Some(step) = Step::of(&event) else {
+            let seen = LiveEvent {
+                event_id: envelope.id.to_string(),
+                subject: envelope.subject.to_string(),
+                order_id: String::new(),
+                time: envelope.time.to_string(),
+                source: envelope.source.clone(),
+                status: None,
+            };
+            live::feed().announce_on_commit(tx, seen, envelope.time);
+            return Ok(());
+        };
+        let order_id = event.order_id().to_owned();
         let observation = Observation {
             event_id: envelope.id.to_string(),
             subject: envelope.subject.to_string(),
             source: envelope.source.clone(),
             time: envelope.time,
-            step: Step::of(&event),
+            step,
             causation_id: envelope.causation_id.map(|id| id.to_string()),
             payload: incoming.payload.clone(),
         };
@@ -158,7 +174,11 @@ pub async fn run_deadline_sweeper(store: EventStore, outbound: Outbound, every: 
 
 /// Drops and rebuilds this service's read models from its events.
 pub async fn replay(store: &EventStore) -> Result<usize, StoreError> {
-    replay_one::<Order>(store).await
+    let mut tx = store.begin().await?;
+    tx.clear_documents().await?;
+    let folded = rebuild::<Order>(store, &mut tx).await? + rebuild::<Price>(store, &mut tx).await?;
+    tx.commit().await?;
+    Ok(folded)
 }
 
 /// One command on one order, in a transaction of its own. `decide` gives

@@ -9,7 +9,7 @@
 //! What must not: I/O. The service crate feeds commands and publishes events.
 
 use serde::{Deserialize, Serialize};
-use udders_contracts::events::{OrderInvalidated, OrderLine, OrderPlaced, OrderValidated};
+use udders_contracts::events::{OrderInvalidated, OrderPlaced, OrderValidated};
 use udders_contracts::reference;
 use udders_kernel::{Aggregate, Decider, ReadModel};
 
@@ -47,6 +47,8 @@ impl RuleSet {
         for line in &order.items {
             if reference::unit_price(&line.flavor).is_none() {
                 reasons.push(format!("unknown flavour {:?}", line.flavor));
+            } else if line.unit_price < 1 {
+                reasons.push(format!("{} has no unit price", line.flavor));
             }
             if !(1..=100).contains(&line.quantity) {
                 reasons.push(format!("quantity {} of {} is outside 1..=100", line.quantity, line.flavor));
@@ -131,11 +133,9 @@ impl Decider for Validation {
                 rule_set: rule_set.as_str().to_owned(),
             })]);
         }
-        let items: Vec<OrderLine> = order
-            .items
-            .into_iter()
-            .map(|line| OrderLine { unit_price: reference::unit_price(&line.flavor).unwrap_or(0), ..line })
-            .collect();
+        // The lines keep the prices the point of sale placed them at: a
+        // price changed since (`price/changed`) applies to later orders.
+        let items = order.items;
         let total = items.iter().map(|l| l.unit_price * i64::from(l.quantity)).sum();
         Ok(vec![Event::Passed(OrderValidated {
             order_id: order.order_id,
@@ -204,6 +204,7 @@ impl Aggregate for Validation {
 
 #[cfg(test)]
 mod tests {
+    use udders_contracts::events::OrderLine;
     use udders_kernel::testing::given;
 
     use super::*;
@@ -214,7 +215,11 @@ mod tests {
             customer_id: "cust-1".into(),
             channel: "web".into(),
             country: country.into(),
-            items: vec![OrderLine { flavor: flavor.into(), quantity, unit_price: 0 }],
+            items: vec![OrderLine {
+                flavor: flavor.into(),
+                quantity,
+                unit_price: reference::unit_price(flavor).unwrap_or(0),
+            }],
             total: 0,
             card_token: "tok_visa".into(),
             postal_code: postal_code.map(Into::into),
@@ -226,7 +231,7 @@ mod tests {
     }
 
     #[test]
-    fn a_valid_order_passes_priced_from_the_catalogue() {
+    fn a_valid_order_passes_at_the_prices_it_was_placed_with() {
         let state = given::<Validation>([])
             .when(validate(order("mango", 2, "sg", Some("018956")), RuleSet::V1_1))
             .then([Event::Passed(OrderValidated {
@@ -243,9 +248,21 @@ mod tests {
     }
 
     #[test]
+    fn a_price_changed_after_placement_does_not_reach_the_order() {
+        let mut placed = order("mango", 2, "sg", None);
+        placed.items[0].unit_price = 550; // the price in force when it was placed
+        let events = Validation::decide(&State::Unseen, validate(placed, RuleSet::V1_1)).unwrap();
+        let Event::Passed(passed) = &events[0] else { panic!("{events:?}") };
+        assert_eq!((passed.items[0].unit_price, passed.total), (550, 1100));
+        let mut unpriced = order("mango", 2, "sg", None);
+        unpriced.items[0].unit_price = 0;
+        assert_eq!(RuleSet::V1_1.check(&unpriced), ["mango has no unit price"]);
+    }
+
+    #[test]
     fn unknown_flavour_bad_quantity_and_unserved_country_are_each_named() {
         let mut o = order("bubblegum", 0, "fr", None);
-        o.items.push(OrderLine { flavor: "mango".into(), quantity: 101, unit_price: 0 });
+        o.items.push(OrderLine { flavor: "mango".into(), quantity: 101, unit_price: 600 });
         let reasons = RuleSet::V1_1.check(&o);
         assert_eq!(reasons.len(), 4, "{reasons:?}");
         assert!(reasons[0].contains("bubblegum") && reasons[3].contains("\"fr\""), "{reasons:?}");
