@@ -55,6 +55,46 @@ pub enum Command {
     /// (through a running process's HTTP API).
     #[command(subcommand, name = "dead-letters")]
     DeadLetters(DeadLettersCommand),
+    /// Change reference data, published as events: a flavour's price in a
+    /// country, a restock, a customer's credit limit (needs the operator token).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `udders admin …`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Set FLAVOR's unit price in COUNTRY for orders placed from now on (`price/changed`).
+    Price {
+        #[command(flatten)]
+        target: OperatorTarget,
+        /// For example `mango`.
+        flavor: String,
+        /// For example `sg`.
+        country: String,
+        /// Minor units, for example 550.
+        unit_price: i64,
+    },
+    /// Add ADD to FLAVOR's stock in COUNTRY (`stock/restocked`).
+    Restock {
+        #[command(flatten)]
+        target: OperatorTarget,
+        /// For example `durian`.
+        flavor: String,
+        /// For example `sg`.
+        country: String,
+        /// How many to add.
+        add: i64,
+    },
+    /// Set CUSTOMER's credit limit for the reservations to come (`credit/limit-changed`).
+    CreditLimit {
+        #[command(flatten)]
+        target: OperatorTarget,
+        /// For example `cust-42`.
+        customer: String,
+        /// Minor units, for example 200000.
+        limit: i64,
+    },
 }
 
 /// Who may act: the same flags for `udders up` and `udders service`.
@@ -83,13 +123,14 @@ pub enum DeadLettersCommand {
     Discard(DeadLettersDiscardArgs),
 }
 
-/// Where the dead letters are and who asks.
+/// The running process an operator command talks to, and who asks.
 #[derive(Debug, Args)]
-pub struct DeadLettersTarget {
-    /// The process's HTTP address.
+pub struct OperatorTarget {
+    /// The process's HTTP address (in the one-process-per-service topology:
+    /// the process of the service that owns the data).
     #[arg(long, env = "UDDERS_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
-    /// The operator token (replay and discard).
+    /// The operator token (every change: replay, discard, admin).
     #[arg(long, env = "UDDERS_OPERATOR_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }
@@ -97,7 +138,7 @@ pub struct DeadLettersTarget {
 #[derive(Debug, Args)]
 pub struct DeadLettersListArgs {
     #[command(flatten)]
-    pub target: DeadLettersTarget,
+    pub target: OperatorTarget,
     /// Only this service's.
     #[arg(long)]
     pub service: Option<String>,
@@ -112,7 +153,7 @@ pub struct DeadLettersListArgs {
 #[derive(Debug, Args)]
 pub struct DeadLettersReplayArgs {
     #[command(flatten)]
-    pub target: DeadLettersTarget,
+    pub target: OperatorTarget,
     /// The dead letter, for example `validation-3`.
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub id: Option<String>,
@@ -130,7 +171,7 @@ pub struct DeadLettersReplayArgs {
 #[derive(Debug, Args)]
 pub struct DeadLettersDiscardArgs {
     #[command(flatten)]
-    pub target: DeadLettersTarget,
+    pub target: OperatorTarget,
     /// The dead letter, for example `validation-3`.
     pub id: String,
     /// Why it is set aside.

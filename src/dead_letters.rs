@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Context;
 use serde_json::Value;
 
-use crate::cli::{DeadLettersCommand, DeadLettersTarget};
+use crate::cli::{DeadLettersCommand, OperatorTarget};
 
 pub async fn run(command: DeadLettersCommand) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
@@ -68,11 +68,11 @@ pub async fn run(command: DeadLettersCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn base(target: &DeadLettersTarget) -> &str {
+pub(crate) fn base(target: &OperatorTarget) -> &str {
     target.url.trim_end_matches('/')
 }
 
-fn authorised(request: reqwest::RequestBuilder, target: &DeadLettersTarget) -> reqwest::RequestBuilder {
+pub(crate) fn authorised(request: reqwest::RequestBuilder, target: &OperatorTarget) -> reqwest::RequestBuilder {
     match &target.token {
         Some(token) => request.bearer_auth(token),
         None => request,
@@ -84,7 +84,7 @@ fn text(value: &Value) -> &str {
 }
 
 /// The JSON body of a success; a problem's detail as the error otherwise.
-async fn answer(response: reqwest::Response) -> anyhow::Result<Value> {
+pub(crate) async fn answer(response: reqwest::Response) -> anyhow::Result<Value> {
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     anyhow::ensure!(status.is_success(), "{status}: {}", body["detail"].as_str().unwrap_or("no details"));

@@ -1,6 +1,7 @@
 //! `udders`: the one binary. This file only wires: parse the command line,
 //! set up logging, run the chosen command.
 
+mod admin;
 mod bench;
 mod cli;
 mod commands;
@@ -41,5 +42,6 @@ async fn main() -> anyhow::Result<()> {
         cli::Command::Bench(cli::Bench::Messaging(args)) => bench::messaging::run(args).await,
         cli::Command::Bench(cli::Bench::Board(args)) => bench::board::run(args).await,
         cli::Command::DeadLetters(command) => dead_letters::run(command).await,
+        cli::Command::Admin(command) => admin::run(command).await,
     }
 }
