@@ -51,7 +51,9 @@ pub async fn service(args: ServiceArgs) -> anyhow::Result<()> {
         access: udders_runtime::access::Access::new(args.access.operator_token.clone(), args.access.api_keys.clone()),
     };
     if args.access.operator_token.is_none() {
-        tracing::warn!("no UDDERS_OPERATOR_TOKEN: operator actions (dead-letter replay and discard) are refused");
+        tracing::warn!(
+            "no UDDERS_OPERATOR_TOKEN: operator actions (dead-letter replay and discard, /admin changes) are refused"
+        );
     }
     let node = udders::node::Node::start(config).await?;
     tracing::info!(%service, %instance, http = %node.http_addr, "service started");

@@ -34,7 +34,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         } else {
             "random, new at each start"
         };
-        writeln!(out, "  operator     token {token} ({origin}): replay and discard need it")?;
+        writeln!(
+            out,
+            "  operator     token {token} ({origin}): dead-letter replay and discard, and /admin changes, need it"
+        )?;
         if keys_required {
             writeln!(out, "  POS          needs an API key (UDDERS_API_KEYS): Authorization: Bearer <key>")?;
         } else {

@@ -585,7 +585,7 @@ impl Catalog {
                         "contentType": "application/json",
                         "headers": envelope_headers_schema(),
                         "payload": payload,
-                        "bindings": { "kafka": { "key": { "type": "string", "description": "the order id" } } },
+                        "bindings": { "kafka": { "key": { "type": "string", "description": "the order id (reference data: flavour-country, or the customer id)" } } },
                         "x-subject": e.template(),
                         "x-cloudevents-type": e.cloudevents_type(),
                     }),
@@ -688,7 +688,7 @@ mod tests {
     #[test]
     fn the_udders_catalog_holds_together() {
         let catalog = Catalog::udders().unwrap();
-        assert_eq!(catalog.events.len(), 18);
+        assert_eq!(catalog.events.len(), 21, "18 saga events and 3 of reference data");
         assert!(catalog.topics_for(Service::Validation).contains("udders.order"));
         assert_eq!(catalog.topics_for(Service::Fulfillment), ["udders.order", "udders.payment"].into_iter().collect());
         assert_eq!(catalog.topics_for(Service::Order).len(), 6, "order follows every service");

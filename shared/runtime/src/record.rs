@@ -270,6 +270,11 @@ where
         match done {
             Ok(()) => return Ok(loaded.state),
             Err(StoreError::Conflict { .. }) if attempts < 10 => continue,
+            Err(StoreError::Conflict { .. }) => {
+                return Err(crate::http::Problem::conflict(format!(
+                    "{id} was changed concurrently {attempts} times; try again"
+                )));
+            }
             Err(e) => return Err(e.into()),
         }
     }
