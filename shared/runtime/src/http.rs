@@ -165,3 +165,27 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
         }
     }
 }
+
+/// The whole number a JSON number stands for: an integer, or a float with
+/// no fraction (JSON Schema's `integer` allows `2.0`, so the API does too).
+fn whole(number: &serde_json::Number) -> Option<i64> {
+    if let Some(n) = number.as_i64() {
+        return Some(n);
+    }
+    // Beyond 2^53 a float no longer tells whole numbers apart.
+    number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0).map(|f| f as i64)
+}
+
+/// Deserialises an `i64` written as an integer or as a whole float (`#[serde(deserialize_with)]`).
+pub fn whole_i64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let number = <serde_json::Number as serde::Deserialize>::deserialize(deserializer)?;
+    whole(&number).ok_or_else(|| serde::de::Error::custom(format!("{number} is not a whole number")))
+}
+
+/// Deserialises a `u32` written as an integer or as a whole float (`#[serde(deserialize_with)]`).
+pub fn whole_u32<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let number = <serde_json::Number as serde::Deserialize>::deserialize(deserializer)?;
+    whole(&number)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("{number} is not a whole number from 0 to {}", u32::MAX)))
+}

@@ -129,6 +129,7 @@ pub fn admin_routes(store: EventStore, outbound: Outbound) -> Router {
 pub struct NewLimit {
     /// Minor units, 0 to 1,000,000,000,000.
     #[schema(minimum = 0, maximum = 1000000000000_i64)]
+    #[serde(deserialize_with = "udders_runtime::http::whole_i64")]
     pub limit: i64,
 }
 

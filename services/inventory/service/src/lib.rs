@@ -154,6 +154,7 @@ pub fn admin_routes(store: EventStore, outbound: Outbound) -> Router {
 pub struct Restock {
     /// How many to add, 1 to 1,000,000.
     #[schema(minimum = 1, maximum = 1000000)]
+    #[serde(deserialize_with = "udders_runtime::http::whole_i64")]
     pub add: i64,
 }
 

@@ -84,22 +84,9 @@ pub struct ItemRequest {
     pub flavor: String,
     /// How many (a whole number; `2.0` is read as 2). Outside 1 to 100 the
     /// order is accepted and ends `REJECTED` (a business refusal).
-    #[serde(deserialize_with = "whole_number")]
+    #[serde(deserialize_with = "udders_runtime::http::whole_u32")]
     #[schema(value_type = i64, minimum = 0, maximum = 4294967295_i64)]
     pub quantity: u32,
-}
-
-/// A `u32` written as an integer or as a float with no fraction: JSON
-/// Schema's `integer` allows `2.0`, so the API does too.
-fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
-    let number = serde_json::Number::deserialize(deserializer)?;
-    if let Some(n) = number.as_u64() {
-        return u32::try_from(n).map_err(|_| serde::de::Error::custom(format!("{n} is above {}", u32::MAX)));
-    }
-    match number.as_f64() {
-        Some(f) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => Ok(f as u32),
-        _ => Err(serde::de::Error::custom(format!("{number} is not a whole number from 0 to {}", u32::MAX))),
-    }
 }
 
 /// `payment` of `POST /orders`.

@@ -76,6 +76,7 @@ pub async fn prices(State(api): State<OrderApi>) -> Result<Response, Problem> {
 pub struct NewPrice {
     /// Minor units, 1 to 1,000,000.
     #[schema(minimum = 1, maximum = 1000000)]
+    #[serde(deserialize_with = "udders_runtime::http::whole_i64")]
     pub unit_price: i64,
 }
 
