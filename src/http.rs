@@ -83,19 +83,22 @@ pub fn router(state: AppState) -> Router {
     }
     app = app.merge(crate::console::dead_letters::routes(state.clone()));
     // Reference data (prices, stock, credit limits): operator token only.
-    let mut admin = Router::new();
+    let (mut admin, mut owns_reference_data) = (Router::new(), false);
     if let Some(order) = &state.order {
         admin = admin.merge(udders_order::admin_routes(order.clone()));
+        owns_reference_data = true;
     }
     for (service, store) in &state.stores {
         let (store, outbound) = (store.clone(), Outbound::new(*service, state.catalog.clone()));
         app = match service {
             Service::Credit => {
                 admin = admin.merge(udders_credit::admin_routes(store.clone(), outbound));
+                owns_reference_data = true;
                 app.merge(udders_credit::routes(store))
             }
             Service::Inventory => {
                 admin = admin.merge(udders_inventory::admin_routes(store.clone(), outbound));
+                owns_reference_data = true;
                 app.merge(udders_inventory::routes(store))
             }
             Service::Payment => app.merge(udders_payment::routes(store)),
@@ -103,7 +106,12 @@ pub fn router(state: AppState) -> Router {
             Service::Order | Service::Validation => app,
         };
     }
-    app = app.merge(admin.route_layer(axum::middleware::from_fn_with_state(state.access.clone(), require_operator)));
+    // A process of a service that owns none has no admin routes (and axum
+    // refuses a route layer on an empty router).
+    if owns_reference_data {
+        let guard = axum::middleware::from_fn_with_state(state.access.clone(), require_operator);
+        app = app.merge(admin.route_layer(guard));
+    }
     app.merge(shared)
         .fallback(no_such_path)
         .method_not_allowed_fallback(wrong_method)
