@@ -59,8 +59,10 @@ use utoipa::OpenApi;
 pub struct ApiDoc;
 
 /// The problems every operation can answer, documented on each: 500 (the
-/// server failed; the error is logged), and 400 for an operation with
-/// parameters (a query or path that does not parse).
+/// server failed; the error is logged), 400 for an operation with
+/// parameters (a query or path that does not parse), 401 for one that needs
+/// a credential, and 413 and 415 for one with a JSON body (`JsonBody`
+/// refuses a body over 64 KiB or of another type).
 #[derive(Debug)]
 struct Problems;
 
@@ -86,9 +88,20 @@ impl utoipa::Modify for Problems {
             .flatten()
             {
                 let has_parameters = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let needs_credential = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_body = operation.request_body.is_some();
                 let responses = &mut operation.responses.responses;
                 if has_parameters && !responses.contains_key("400") {
                     responses.insert("400".into(), problem("A query or path parameter does not parse").into());
+                }
+                if needs_credential {
+                    responses.entry("401".into()).or_insert_with(|| {
+                        problem("The credential is missing or wrong (Authorization: Bearer <token>)").into()
+                    });
+                }
+                if has_body {
+                    responses.entry("413".into()).or_insert_with(|| problem("The body is over 64 KiB").into());
+                    responses.entry("415".into()).or_insert_with(|| problem("Not application/json").into());
                 }
                 responses
                     .entry("500".into())

@@ -213,7 +213,6 @@ async fn replay_id(state: &AppState, id: &str) -> Result<ReplayAnswer, Problem> 
     params(("id" = String, Path, description = "`service-number`, for example `validation-3`")),
     security(("operator" = [])),
     responses((status = 200, body = ReplayAnswer),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not parked", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Failed again; stays parked", body = Problem, content_type = "application/problem+json"),
@@ -229,8 +228,7 @@ pub async fn replay_one(
 #[utoipa::path(post, path = "/dead-letters/replay", tag = "operations", params(DeadLetterQuery),
     security(("operator" = [])),
     responses((status = 200, body = Object),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json")))]
+        (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub async fn replay_matching(
     State(state): State<AppState>,
     Query(query): Query<DeadLetterQuery>,
@@ -265,12 +263,9 @@ pub struct Discard {
     params(("id" = String, Path, description = "`service-number`")), request_body = Discard,
     security(("operator" = [])),
     responses((status = 200, body = Object),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not parked", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn discard(
     State(state): State<AppState>,

@@ -147,7 +147,7 @@ pub async fn record<A: Aggregate>(
     events: Vec<A::Event>,
     cause: &Cause,
     outbound: &Outbound,
-    publish: impl Fn(&A::Event) -> Option<(Integration, Option<String>)>,
+    mut publish: impl FnMut(&A::Event) -> Option<(Integration, Option<String>)>,
 ) -> Result<Vec<EventId>, StoreError>
 where
     A::Event: Clone,
@@ -172,7 +172,7 @@ pub async fn record_viewed<A: ReadModel>(
     events: Vec<A::Event>,
     cause: &Cause,
     outbound: &Outbound,
-    publish: impl Fn(&A::Event) -> Option<(Integration, Option<String>)>,
+    publish: impl FnMut(&A::Event) -> Option<(Integration, Option<String>)>,
 ) -> Result<Vec<EventId>, StoreError>
 where
     A::Event: Clone,
@@ -250,17 +250,15 @@ where
         let mut loaded = tx.load::<A>(id).await?;
         let events = decide(&loaded.state)?;
         // Each event is published with the state it leaves behind.
-        let mut states = Vec::with_capacity(events.len());
         let mut state = loaded.state.clone();
+        let mut published = Vec::with_capacity(events.len());
         for event in &events {
             state = A::evolve(state, event);
-            states.push((state.clone(), event.clone()));
+            published.push(publish(&state, event));
         }
-        let published: Vec<Option<Integration>> = states.iter().map(|(s, e)| publish(s, e)).collect();
-        let position = std::sync::atomic::AtomicUsize::new(0);
+        let mut published = published.into_iter();
         let recorded = record_viewed(&mut tx, &mut loaded, events, cause, outbound, |_| {
-            let i = position.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            published.get(i).cloned().flatten().map(|event| (event, None))
+            published.next().flatten().map(|event| (event, None))
         })
         .await;
         let done = match recorded {

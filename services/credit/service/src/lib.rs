@@ -143,10 +143,7 @@ pub const MAX_LIMIT: i64 = 1_000_000_000_000;
     request_body = NewLimit,
     security(("operator" = [])),
     responses((status = 200, body = CreditView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Changed concurrently too often", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn change_limit(
     State((store, outbound)): State<(EventStore, Outbound)>,

@@ -181,8 +181,6 @@ const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x7564_6465_7273_2d6f_7264_6
     responses(
         (status = 202, body = Accepted, headers(("Location" = String, description = "/orders/{order_id}"))),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing or malformed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "At capacity: an order accepted now could not finish within the saga deadline; nothing was written", body = Problem, content_type = "application/problem+json",

@@ -88,11 +88,8 @@ pub struct NewPrice {
     request_body = NewPrice,
     security(("operator" = [])),
     responses((status = 200, body = PriceView),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such flavour or country", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Changed concurrently too often", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn change_price(
     State(api): State<OrderApi>,
