@@ -213,7 +213,7 @@ pub struct LoadArgs {
 
 #[derive(Debug, Args)]
 pub struct ServiceArgs {
-    /// The service: order, validation, credit, inventory, payment or fulfillment.
+    /// The service: order, validation, credit, inventory, payment, fulfillment or notification.
     #[arg(env = "UDDERS_SERVICE")]
     pub service: String,
     /// Its database: `postgres://USER@HOST:PORT/DATABASE` (one database per
@@ -229,6 +229,10 @@ pub struct ServiceArgs {
     /// Names this instance in outbox claims and client ids (default: `$HOSTNAME-<pid>`).
     #[arg(long, env = "UDDERS_INSTANCE_ID")]
     pub instance_id: Option<String>,
+    /// Where the order service answers (notification: the history it
+    /// missed before its first start is read there; without it, none is).
+    #[arg(long, env = "UDDERS_ORDER_URL")]
+    pub order_url: Option<String>,
     #[command(flatten)]
     pub saga: SagaArgs,
     #[command(flatten)]
@@ -244,7 +248,7 @@ pub struct HealthcheckArgs {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// The service: order, validation, credit, inventory, payment or fulfillment.
+    /// The service: order, validation, credit, inventory, payment, fulfillment or notification.
     pub service: String,
     /// Where the service databases live.
     #[arg(long, env = "UDDERS_DATA_DIR", default_value = "./data")]

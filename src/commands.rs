@@ -31,7 +31,10 @@ pub async fn shutdown_signal() {
 /// bounded stop (intake first, then the consumer, then the relay's flush).
 pub async fn service(args: ServiceArgs) -> anyhow::Result<()> {
     let service = udders_contracts::Service::from_name(&args.service).with_context(|| {
-        format!("{:?} is not a service (order, validation, credit, inventory, payment, fulfillment)", args.service)
+        format!(
+            "{:?} is not a service (order, validation, credit, inventory, payment, fulfillment, notification)",
+            args.service
+        )
     })?;
     // Replicas of one container image differ by host name (and share pid 1).
     let instance = args.instance_id.unwrap_or_else(|| match std::env::var("HOSTNAME") {
@@ -48,12 +51,16 @@ pub async fn service(args: ServiceArgs) -> anyhow::Result<()> {
         fetch_wait_ms: args.saga.fetch_wait_ms,
         deadline: args.saga.saga_deadline,
         sweep_every: std::time::Duration::from_millis(500),
+        order_url: args.order_url,
         access: udders_runtime::access::Access::new(args.access.operator_token.clone(), args.access.api_keys.clone()),
     };
     if args.access.operator_token.is_none() {
         tracing::warn!(
             "no UDDERS_OPERATOR_TOKEN: operator actions (dead-letter replay and discard, /admin changes) are refused"
         );
+    }
+    if service == udders_contracts::Service::Notification && config.order_url.is_none() {
+        tracing::warn!("no UDDERS_ORDER_URL: orders placed before this service first ran will not be notified");
     }
     let node = udders::node::Node::start(config).await?;
     tracing::info!(%service, %instance, http = %node.http_addr, "service started");
@@ -129,7 +136,10 @@ fn now_micros() -> i64 {
 
 pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let service = udders_contracts::Service::from_name(&args.service).with_context(|| {
-        format!("{:?} is not a service (order, validation, credit, inventory, payment, fulfillment)", args.service)
+        format!(
+            "{:?} is not a service (order, validation, credit, inventory, payment, fulfillment, notification)",
+            args.service
+        )
     })?;
     let path = args.data_dir.join(format!("{service}.db"));
     anyhow::ensure!(path.exists(), "no database at {}", path.display());

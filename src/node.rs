@@ -1,8 +1,8 @@
 //! One service in its own process (`udders service NAME`): its database
 //! (PostgreSQL or SQLite, by URL), its relay, its consumer in the service's
 //! consumer group, its background work (the order service's deadline
-//! sweeper), and an HTTP port with its own routes, `/livez`, `/readyz` and
-//! `/metrics`. Start several instances of one service on one database: the
+//! sweeper, the notification sender and backfill), and an HTTP port with its
+//! own routes, `/livez`, `/readyz` and `/metrics`. Start several instances of one service on one database: the
 //! group shares the partitions out, outbox claims keep the relays apart.
 //!
 //! [`start_handler`] is also how the one-process [`crate::system::System`]
@@ -57,6 +57,7 @@ pub fn start_handler(
         Service::Inventory => start!(udders_inventory::InventoryHandler::new(outbound)),
         Service::Payment => start!(udders_payment::PaymentHandler::new(outbound)),
         Service::Fulfillment => start!(udders_fulfillment::FulfillmentHandler::new(outbound)),
+        Service::Notification => start!(udders_notification::NotificationHandler::new(outbound)),
     }?;
     Ok(running)
 }
@@ -82,6 +83,36 @@ pub async fn seed(service: Service, store: &EventStore, catalog: &Arc<Catalog>) 
     }
 }
 
+/// How often the notification sender looks for due notices.
+pub const SEND_EVERY: Duration = Duration::from_millis(100);
+
+/// The notification service's background work: its sender (through
+/// `courier`) and, given the order service's URL, its backfill.
+pub fn start_notifying(
+    store: &EventStore,
+    outbound: &Outbound,
+    courier: Arc<udders_notification::SimulatedCourier>,
+    order_url: Option<String>,
+    cancel: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let mut tasks = vec![tokio::spawn(udders_notification::run_sender(
+        store.clone(),
+        outbound.clone(),
+        courier,
+        SEND_EVERY,
+        cancel.clone(),
+    ))];
+    if let Some(url) = order_url {
+        tasks.push(tokio::spawn(udders_notification::run_backfill(
+            store.clone(),
+            outbound.clone(),
+            url,
+            cancel.clone(),
+        )));
+    }
+    tasks
+}
+
 /// How to run one service.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -103,6 +134,8 @@ pub struct NodeConfig {
     pub deadline: Duration,
     /// How often overdue orders are looked for (order service).
     pub sweep_every: Duration,
+    /// Where the order service answers (notification's backfill).
+    pub order_url: Option<String>,
     /// The operator token and the POS API keys.
     pub access: Access,
 }
@@ -117,7 +150,7 @@ pub struct Node {
     store: EventStore,
     cancel: CancellationToken,
     running: RunningService,
-    sweeper: Option<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
     http_stop: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
 }
@@ -139,14 +172,23 @@ impl Node {
             ..KafkaSettings::new(config.bootstrap.clone())
         };
         let cancel = CancellationToken::new();
-        let sweeper = (service == Service::Order).then(|| {
-            tokio::spawn(udders_order::run_deadline_sweeper(
+        let outbound = Outbound::new(service, catalog.clone());
+        let background = match service {
+            Service::Order => vec![tokio::spawn(udders_order::run_deadline_sweeper(
                 store.clone(),
-                Outbound::new(service, catalog.clone()),
+                outbound,
                 config.sweep_every,
                 cancel.clone(),
-            ))
-        });
+            ))],
+            Service::Notification => start_notifying(
+                &store,
+                &outbound,
+                Arc::new(udders_notification::SimulatedCourier::new()),
+                config.order_url.clone(),
+                &cancel,
+            ),
+            _ => Vec::new(),
+        };
         let running = start_handler(
             service,
             store.clone(),
@@ -170,7 +212,7 @@ impl Node {
             replayers: Arc::new(Mutex::new(BTreeMap::from([(service, running.replayer.clone())]))),
         };
         let (http_addr, http_stop, http) = serve(config.http_addr, state).await?;
-        Ok(Node { http_addr, service, store, cancel, running, sweeper, http_stop, http })
+        Ok(Node { http_addr, service, store, cancel, running, background, http_stop, http })
     }
 
     /// True once its consumer holds its share of the partitions.
@@ -185,8 +227,8 @@ impl Node {
         self.http_stop.cancel();
         let served = self.http.await;
         self.cancel.cancel();
-        if let Some(sweeper) = self.sweeper {
-            let _ = sweeper.await;
+        for task in self.background {
+            let _ = task.await;
         }
         let joined = self.running.join().await;
         self.store.close().await;

@@ -13,5 +13,6 @@ pub async fn replay(service: Service, store: &EventStore) -> Result<usize, Store
         Service::Inventory => udders_inventory::replay(store).await,
         Service::Payment => udders_payment::replay(store).await,
         Service::Fulfillment => udders_fulfillment::replay(store).await,
+        Service::Notification => udders_notification::replay(store).await,
     }
 }

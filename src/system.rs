@@ -1,6 +1,7 @@
-//! The one-process system of `udders up`: the embedded broker, the six
+//! The one-process system of `udders up`: the embedded broker, the
 //! services (each with its own SQLite database, relay and consumer), the
-//! saga deadline sweeper, the broker's log trimmer and one HTTP port.
+//! saga deadline sweeper, the notification sender and backfill, the
+//! broker's log trimmer and one HTTP port.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -85,6 +86,8 @@ pub struct System {
     background: CancellationToken,
     sweeper: JoinHandle<()>,
     trimmer: JoinHandle<()>,
+    notifier: Vec<JoinHandle<()>>,
+    courier: Arc<udders_notification::SimulatedCourier>,
     http_stop: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
 }
@@ -160,6 +163,21 @@ impl System {
             replayers: replayers.clone(),
         };
         let (http_addr, http_stop, http) = serve(config.http_addr, state).await?;
+        // Notification reads the history it missed from the order service:
+        // here, this process's own port.
+        let order_url = if http_addr.ip().is_unspecified() {
+            format!("http://127.0.0.1:{}", http_addr.port())
+        } else {
+            format!("http://{http_addr}")
+        };
+        let courier = Arc::new(udders_notification::SimulatedCourier::new());
+        let notifier = crate::node::start_notifying(
+            &stores[&Service::Notification],
+            &Outbound::new(Service::Notification, catalog.clone()),
+            courier.clone(),
+            Some(order_url),
+            &background,
+        );
         let mut system = System {
             http_addr,
             broker_addr: broker.addr(),
@@ -173,6 +191,8 @@ impl System {
             background,
             sweeper,
             trimmer,
+            notifier,
+            courier,
             http_stop,
             http,
         };
@@ -230,6 +250,11 @@ impl System {
         Ok(())
     }
 
+    /// The courier the notification service sends through.
+    pub fn courier(&self) -> &Arc<udders_notification::SimulatedCourier> {
+        &self.courier
+    }
+
     /// The event catalog in use.
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
@@ -243,6 +268,9 @@ impl System {
         self.background.cancel();
         let _ = self.sweeper.await;
         let _ = self.trimmer.await;
+        for task in self.notifier {
+            let _ = task.await;
+        }
         let mut first: anyhow::Result<()> = Ok(());
         for (service, cancel, running) in self.services {
             cancel.cancel();

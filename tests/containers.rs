@@ -84,6 +84,7 @@ async fn start_services(infra: &Infrastructure, instances: usize) -> BTreeMap<(S
                 fetch_wait_ms: 50,
                 deadline: Duration::from_secs(120),
                 sweep_every: Duration::from_millis(500),
+                order_url: None,
                 access: udders_runtime::access::Access::new(None, Vec::new()),
             };
             nodes.insert((service, instance), Node::start(config).await.expect("the service starts"));

@@ -17,7 +17,7 @@ use crate::events::{
 use crate::pattern::{LevelValue, Pattern};
 use crate::subject::{Subject, SubjectError};
 
-/// The six services.
+/// The services: the six of the saga, and those that only listen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Service {
@@ -33,17 +33,20 @@ pub enum Service {
     Payment,
     /// Shipments.
     Fulfillment,
+    /// Tells customers how their orders went (listens only: it answers nothing).
+    Notification,
 }
 
 impl Service {
-    /// All six, in saga order.
-    pub const ALL: [Service; 6] = [
+    /// Every service: the saga's six in saga order, then the listeners.
+    pub const ALL: [Service; 7] = [
         Service::Order,
         Service::Validation,
         Service::Credit,
         Service::Inventory,
         Service::Payment,
         Service::Fulfillment,
+        Service::Notification,
     ];
 
     /// Its name, as in `udders service NAME`.
@@ -55,6 +58,7 @@ impl Service {
             Service::Inventory => "inventory",
             Service::Payment => "payment",
             Service::Fulfillment => "fulfillment",
+            Service::Notification => "notification",
         }
     }
 
@@ -67,6 +71,7 @@ impl Service {
             Service::Inventory => "udders.inventory",
             Service::Payment => "udders.payment",
             Service::Fulfillment => "udders.fulfillment",
+            Service::Notification => "udders.notification",
         }
     }
 
@@ -371,6 +376,17 @@ impl Catalog {
             (Fulfillment, "cancel", "order/cancelled/>", QUIET),
             (Fulfillment, "cancel", "order/expired/>", QUIET),
             (Order, "follow", "**", QUIET),
+            // Notification listens to an order's start and its outcomes;
+            // no one listens to it.
+            (Notification, "address", "order/init/>", QUIET),
+            (Notification, "conclude", "order/shipped/>", QUIET),
+            (Notification, "conclude", "order/invalid/>", QUIET),
+            (Notification, "conclude", "credit/rejected/>", QUIET),
+            (Notification, "conclude", "inventory/rejected/>", QUIET),
+            (Notification, "conclude", "payment/declined/>", QUIET),
+            (Notification, "conclude", "fulfillment/failed/>", QUIET),
+            (Notification, "conclude", "order/cancelled/>", QUIET),
+            (Notification, "conclude", "order/expired/>", QUIET),
         ];
         for c in compensations {
             declared.push((Credit, "release", c, &["credit/released"]));
@@ -569,6 +585,10 @@ impl Catalog {
         let mut schemas = serde_json::Map::new();
         for service in Service::ALL {
             let mine: Vec<&EventSpec> = self.events.iter().filter(|e| e.publisher == service).collect();
+            if mine.is_empty() {
+                // A service that only listens has no channel of its own.
+                continue;
+            }
             let mut channel_messages = serde_json::Map::new();
             for e in &mine {
                 let id = message_id(e);
