@@ -18,7 +18,7 @@ wait_for_readyz() {
 # the database names), work (a directory for the logs) and instances;
 # declares `declare -A pid port` and broker_pid=""; and defines say().
 # Afterwards: $broker, pid[SERVICE-N] and port[SERVICE-N] (N from 1).
-udders_services=(order validation credit inventory payment fulfillment)
+udders_services=(order validation credit inventory payment fulfillment notification insights)
 
 topology_start_broker() {
   "$udders" broker --broker-addr "$broker" >> "$work/broker.log" 2>&1 &
@@ -26,9 +26,11 @@ topology_start_broker() {
 }
 
 topology_start_instance() { # service instance
-  local key="$1-$2"
+  local key="$1-$2" extra=()
+  # Notification reads the orders it missed from the order service.
+  [ "$1" = notification ] && extra=(--order-url "http://127.0.0.1:${port[order-1]}")
   "$udders" service "$1" --database-url "$server/${run}_$1" --bootstrap "$broker" \
-    --http-addr "127.0.0.1:${port[$key]}" --instance-id "$2" >> "$work/$key.log" 2>&1 &
+    --http-addr "127.0.0.1:${port[$key]}" --instance-id "$2" "${extra[@]}" >> "$work/$key.log" 2>&1 &
   pid[$key]=$!
 }
 

@@ -32,7 +32,7 @@ pub async fn shutdown_signal() {
 pub async fn service(args: ServiceArgs) -> anyhow::Result<()> {
     let service = udders_contracts::Service::from_name(&args.service).with_context(|| {
         format!(
-            "{:?} is not a service (order, validation, credit, inventory, payment, fulfillment, notification)",
+            "{:?} is not a service (order, validation, credit, inventory, payment, fulfillment, notification, insights)",
             args.service
         )
     })?;
@@ -137,7 +137,7 @@ fn now_micros() -> i64 {
 pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let service = udders_contracts::Service::from_name(&args.service).with_context(|| {
         format!(
-            "{:?} is not a service (order, validation, credit, inventory, payment, fulfillment, notification)",
+            "{:?} is not a service (order, validation, credit, inventory, payment, fulfillment, notification, insights)",
             args.service
         )
     })?;

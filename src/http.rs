@@ -104,6 +104,7 @@ pub fn router(state: AppState) -> Router {
             Service::Payment => app.merge(udders_payment::routes(store)),
             Service::Fulfillment => app.merge(udders_fulfillment::routes(store)),
             Service::Notification => app.merge(udders_notification::routes(store)),
+            Service::Insights => app.merge(udders_insights::routes(store)),
             Service::Order | Service::Validation => app,
         };
     }

@@ -58,6 +58,7 @@ pub fn start_handler(
         Service::Payment => start!(udders_payment::PaymentHandler::new(outbound)),
         Service::Fulfillment => start!(udders_fulfillment::FulfillmentHandler::new(outbound)),
         Service::Notification => start!(udders_notification::NotificationHandler::new(outbound)),
+        Service::Insights => start!(udders_insights::InsightsHandler::new(outbound)),
     }?;
     Ok(running)
 }
@@ -91,7 +92,7 @@ pub const SEND_EVERY: Duration = Duration::from_millis(100);
 pub fn start_notifying(
     store: &EventStore,
     outbound: &Outbound,
-    courier: Arc<udders_notification::SimulatedCourier>,
+    courier: impl udders_notification::Courier,
     order_url: Option<String>,
     cancel: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {

@@ -14,5 +14,6 @@ pub async fn replay(service: Service, store: &EventStore) -> Result<usize, Store
         Service::Payment => udders_payment::replay(store).await,
         Service::Fulfillment => udders_fulfillment::replay(store).await,
         Service::Notification => udders_notification::replay(store).await,
+        Service::Insights => udders_insights::replay(store).await,
     }
 }

@@ -39,6 +39,9 @@ pub struct SystemConfig {
     pub sweep_every: Duration,
     /// How often the broker drops records every consumer has passed.
     pub trim_every: Duration,
+    /// How far back a relay sends its events again when the broker is new
+    /// (a restart of the embedded broker): the inboxes drop duplicates.
+    pub republish_window: Duration,
     /// Services not started (their databases are opened): for fault tests.
     pub stopped: Vec<Service>,
     /// The token operator actions need (`None`: they are refused).
@@ -61,6 +64,7 @@ impl SystemConfig {
             fetch_wait_ms: KafkaSettings::DEFAULT_FETCH_WAIT_MS,
             sweep_every: Duration::from_millis(500),
             trim_every: Duration::from_secs(1),
+            republish_window: RelayConfig::new("", "").republish_window,
             stopped: Vec::new(),
             operator_token: Some(udders_runtime::access::Access::random_token()),
             api_keys: Vec::new(),
@@ -116,7 +120,7 @@ impl System {
         // A topic that had to be created means a new (or emptied) broker:
         // what its service published lately may never have been consumed, so
         // its outbox sends that window again (inboxes drop the duplicates).
-        let window = RelayConfig::new("", "").republish_window;
+        let window = config.republish_window;
         for service in Service::ALL {
             let created =
                 ensure_topics(&settings, &[service.topic().to_owned()]).await.context("creating the topics")?;

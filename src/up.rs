@@ -27,7 +27,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let base = format!("http://{}", system.http_addr);
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "udders is up: broker, six services and the POS API (data in {})", args.data_dir.display())?;
+        writeln!(
+            out,
+            "udders is up: broker, the saga's six services, notification, insights and the POS API (data in {})",
+            args.data_dir.display()
+        )?;
         writeln!(out, "  console      {base}/")?;
         let origin = if args.access.operator_token.is_some() {
             "from UDDERS_OPERATOR_TOKEN"
@@ -52,6 +56,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         writeln!(out, "  inventory    GET  {base}/inventory")?;
         writeln!(out, "  credit       GET  {base}/customers/{{customer_id}}/credit")?;
         writeln!(out, "  payments     GET  {base}/payments/{{order_id}}   shipments: {base}/shipments/{{order_id}}")?;
+        writeln!(out, "  notices      GET  {base}/customers/{{customer_id}}/notifications")?;
+        writeln!(out, "  insights     GET  {base}/insights/channels/store711   {base}/insights/countries/sg")?;
         writeln!(out, "  catalog      GET  {base}/catalog   AsyncAPI: {base}/asyncapi.json")?;
         writeln!(out, "  operations   GET  {base}/orders/stuck   {base}/dead-letters")?;
         writeln!(out, "  health       GET  {base}/livez  {base}/readyz  {base}/metrics")?;

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use udders_contracts::Service;
 use udders_e2e::*;
+use udders_notification::BACKFILL_VIEW;
 
 /// The customer's notices once `count` of them are delivered.
 async fn delivered(t: &TestSystem, customer: &str, count: usize) -> Vec<Value> {
@@ -95,17 +97,20 @@ async fn a_notification_service_started_after_the_orders_catches_up_from_the_ord
     }
     let dir = t.stop_keeping_data().await;
     // As if the notification service had never run: its database is new,
-    // and the restarted broker is empty, so the history can only come from
-    // the order service's read model.
+    // the restarted broker is empty and the relays send nothing again, so
+    // the history can only come from the order service's read model.
     for file in ["notification.db", "notification.db-wal", "notification.db-shm"] {
         let _ = std::fs::remove_file(dir.path().join(file));
     }
-    let t = start_in(dir, |_| {}).await;
+    let t = start_in(dir, |c| c.republish_window = Duration::ZERO).await;
     for (i, outcome) in ["shipped", "refused", "shipped"].into_iter().enumerate() {
         let notices = delivered(&t, &format!("cust-late{i}"), 2).await;
         assert_eq!(kinds(&notices), [outcome, "received"], "{notices:#?}");
         assert_eq!(notices[1]["order_id"].as_str(), Some(ids[i].as_str()));
     }
+    let store = &t.system.stores[&Service::Notification];
+    let mark = store.document(BACKFILL_VIEW, "order").await.expect("readable").expect("the backfill left its mark");
+    assert_eq!(mark.doc["orders_read"].as_u64(), Some(3), "{:#}", mark.doc);
     // The backfill is done once: a restart reads nothing again.
     let (_, order) = t.get(&format!("/orders/{}", ids[0])).await;
     assert_eq!(order["status"], "COMPLETED");

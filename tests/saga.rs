@@ -26,8 +26,8 @@ async fn a_happy_order_completes_with_a_timeline_from_all_six_services() {
     let order = t.wait_terminal(id).await;
     assert_eq!(order["status"], "COMPLETED", "{order:#}");
     assert_eq!((order["total"].as_i64(), &order["reason"]), (Some(1200), &Value::Null));
-    // Notification only listens: the six of the saga publish.
-    let saga = Service::ALL.iter().filter(|s| **s != Service::Notification);
+    // Notification and insights only listen: the six of the saga publish.
+    let saga = Service::ALL.iter().filter(|s| !matches!(s, Service::Notification | Service::Insights));
     let expected: BTreeSet<String> = saga.map(|s| format!("/udders/{s}")).collect();
     for _ in 0..100 {
         if sources(&t.order(id).await) == expected {
@@ -388,7 +388,19 @@ async fn read_models_rebuilt_by_replay_equal_the_live_ones() {
         (Service::Inventory, "inventory"),
         (Service::Payment, "payments"),
         (Service::Fulfillment, "shipments"),
+        (Service::Notification, "notifications"),
+        (Service::Insights, "dispatch"),
     ];
+    // The notification sender writes after the saga ends: wait until every
+    // notice has gone.
+    let notifications = &t.system.stores[&Service::Notification];
+    let far = udders_kernel::Timestamp::from_micros(i64::MAX);
+    for _ in 0..200 {
+        if notifications.due_documents("notifications", far, 1).await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut system = t.system;
     for (service, _) in views {
         system.stop_service(service).await.unwrap();

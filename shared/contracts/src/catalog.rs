@@ -35,11 +35,13 @@ pub enum Service {
     Fulfillment,
     /// Tells customers how their orders went (listens only: it answers nothing).
     Notification,
+    /// The 711 chain's sales and Singapore's orders waiting for dispatch (listens only).
+    Insights,
 }
 
 impl Service {
     /// Every service: the saga's six in saga order, then the listeners.
-    pub const ALL: [Service; 7] = [
+    pub const ALL: [Service; 8] = [
         Service::Order,
         Service::Validation,
         Service::Credit,
@@ -47,6 +49,7 @@ impl Service {
         Service::Payment,
         Service::Fulfillment,
         Service::Notification,
+        Service::Insights,
     ];
 
     /// Its name, as in `udders service NAME`.
@@ -59,6 +62,7 @@ impl Service {
             Service::Payment => "payment",
             Service::Fulfillment => "fulfillment",
             Service::Notification => "notification",
+            Service::Insights => "insights",
         }
     }
 
@@ -72,6 +76,7 @@ impl Service {
             Service::Payment => "udders.payment",
             Service::Fulfillment => "udders.fulfillment",
             Service::Notification => "udders.notification",
+            Service::Insights => "udders.insights",
         }
     }
 
@@ -387,6 +392,21 @@ impl Catalog {
             (Notification, "conclude", "fulfillment/failed/>", QUIET),
             (Notification, "conclude", "order/cancelled/>", QUIET),
             (Notification, "conclude", "order/expired/>", QUIET),
+            // Insights: the guide's two listeners, on its exact patterns,
+            // and the outcomes their patterns do not reach.
+            (Insights, "store711", "order/*/*/*/*/*/*/store711", QUIET),
+            (Insights, "store711-outcome", "credit/rejected/*/*/*/*/*/store711", QUIET),
+            (Insights, "store711-outcome", "inventory/rejected/*/*/*/*/*/store711", QUIET),
+            (Insights, "store711-outcome", "payment/declined/*/*/*/*/*/store711", QUIET),
+            (Insights, "store711-outcome", "fulfillment/failed/*/*/*/*/*/store711", QUIET),
+            (Insights, "sg-valid", "order/valid/*/icecream/**/sg/*", QUIET),
+            (Insights, "sg-outcome", "order/shipped/*/icecream/**/sg/*", QUIET),
+            (Insights, "sg-outcome", "order/cancelled/*/icecream/**/sg/*", QUIET),
+            (Insights, "sg-outcome", "order/expired/*/icecream/**/sg/*", QUIET),
+            (Insights, "sg-outcome", "credit/rejected/*/icecream/**/sg/*", QUIET),
+            (Insights, "sg-outcome", "inventory/rejected/*/icecream/**/sg/*", QUIET),
+            (Insights, "sg-outcome", "payment/declined/*/icecream/**/sg/*", QUIET),
+            (Insights, "sg-outcome", "fulfillment/failed/*/icecream/**/sg/*", QUIET),
         ];
         for c in compensations {
             declared.push((Credit, "release", c, &["credit/released"]));

@@ -98,6 +98,6 @@ pub fn compensation_kinds(service: Service) -> &'static [&'static str] {
         Service::Credit => &["credit/released"],
         Service::Inventory => &["inventory/released"],
         Service::Payment => &["payment/refunded"],
-        Service::Order | Service::Validation | Service::Fulfillment | Service::Notification => &[],
+        Service::Order | Service::Validation | Service::Fulfillment | Service::Notification | Service::Insights => &[],
     }
 }

@@ -8,10 +8,11 @@
 //! each order's timeline (`GET /orders/{order_id}`) and feeds every entry
 //! through the same [`react`] as the live consumer. The decider keys
 //! notices by order and kind, so what the backfill and the broker both
-//! deliver is queued once. The consumer runs meanwhile; an order updated
-//! while the backfill pages may be passed over, so passes repeat over the
-//! orders updated since the previous pass began, until one finds none. A
-//! mark in the store says it is done.
+//! deliver is queued once. The consumer runs meanwhile; an order written
+//! while the backfill pages moves to the front of the list and may be
+//! passed over, so passes repeat over the orders written since the
+//! previous pass began (by the write time in the list's cursor), until one
+//! finds none. A mark in the store says it is done.
 
 use std::time::Duration;
 
@@ -35,7 +36,6 @@ const MAX_PASSES: usize = 5;
 #[derive(Debug, Deserialize)]
 struct OrderRow {
     order_id: String,
-    updated_at: String,
 }
 
 /// What the backfill reads of `GET /orders/{order_id}`.
@@ -83,7 +83,7 @@ pub enum BackfillError {
 
 /// Feeds the history of every order the order service at `order_url` knows
 /// through the live reaction, unless a previous backfill finished. Returns
-/// how many orders were read (0 when already done).
+/// how many orders were read, each counted once (0 when already done).
 pub async fn backfill(store: &EventStore, outbound: &Outbound, order_url: &str) -> Result<usize, BackfillError> {
     if store.document(BACKFILL_VIEW, "order").await?.is_some() {
         return Ok(0);
@@ -94,31 +94,34 @@ pub async fn backfill(store: &EventStore, outbound: &Outbound, order_url: &str) 
         .build()
         .map_err(|e| BackfillError::Order { url: base.to_owned(), reason: e.to_string() })?;
     let mut read = 0;
-    let mut since: Option<String> = None;
+    let mut since: Option<i64> = None;
     for _ in 0..MAX_PASSES {
         let began = clock::now();
         let mut this_pass = 0;
         let mut next = Some(format!("/orders?limit={PAGE}"));
-        'pages: while let Some(path) = next.take() {
+        while let Some(path) = next.take() {
             let (rows, link) = get_page(&client, &format!("{base}{path}")).await?;
-            for row in rows {
-                // Most recently updated first: the rest of a later pass was seen.
-                if since.as_deref().is_some_and(|since| row.updated_at.as_str() < since) {
-                    break 'pages;
-                }
+            for row in &rows {
                 let url = format!("{base}/orders/{}", row.order_id);
                 let order: OrderTimeline = get_json(&client, &url).await?;
+                // New to this pass: an order that heard of something since
+                // the previous pass began (its newest timeline entry).
+                let newest = order.timeline.iter().filter_map(|e| Timestamp::parse_rfc3339(&e.time).ok()).max();
+                if since.is_none_or(|since| newest.is_some_and(|at| at.micros() >= since)) {
+                    this_pass += 1;
+                }
                 feed(store, outbound, &row.order_id, &order).await?;
-                this_pass += 1;
             }
-            next = link;
+            // Most recently written first: once a page ends before `since`,
+            // the rest was read by the previous pass.
+            next = link.filter(|path| since.is_none_or(|since| written_at(path).is_none_or(|at| at >= since)));
         }
         read += this_pass;
         if this_pass == 0 {
             break;
         }
-        // A second's margin for clocks: re-reading an order is harmless.
-        since = Some(began.plus_micros(-1_000_000).to_string());
+        // A second's margin for clocks: reading an order again is harmless.
+        since = Some(began.plus_micros(-1_000_000).micros());
     }
     let mut tx = store.begin().await?;
     let mark = json!({ "source": base, "orders_read": read, "finished_at": clock::now().to_string() });
@@ -187,6 +190,13 @@ async fn feed(
         .map_err(|problem| BackfillError::Record { order_id: order_id.to_owned(), detail: problem.detail })?;
     }
     Ok(())
+}
+
+/// The write time (microseconds) in the cursor of a next-page path
+/// (`…&after=<micros>.<order id>`): the last listed order's.
+fn written_at(path: &str) -> Option<i64> {
+    let (_, cursor) = path.split_once("after=")?;
+    cursor.split('.').next()?.parse().ok()
 }
 
 /// A page of `GET /orders` and the path of the next, from its `Link` header.

@@ -108,7 +108,8 @@ mod tests {
     #[tokio::test]
     async fn a_message_sent_twice_is_delivered_once() {
         let courier = SimulatedCourier::new();
-        let id = (0..).map(|i| format!("o-{i}.received")).find(|id| !stable_hash(id).is_multiple_of(10)).expect("an id");
+        let id =
+            (0..).map(|i| format!("o-{i}.received")).find(|id| !stable_hash(id).is_multiple_of(10)).expect("an id");
         courier.send(&message(&id, "cust-1")).await.expect("delivered");
         courier.send(&message(&id, "cust-1")).await.expect("taken again");
         assert_eq!((courier.delivered(), courier.attempts(&id)), (1, 2));

@@ -1,0 +1,579 @@
+//! Insights' pure domain: the two listeners of the guide Udders comes from,
+//! each bound to its exact pattern.
+//!
+//! - [`Sale`] (stream `sale-<order>`): an order of the 711 chain, heard on
+//!   `order/*/*/*/*/*/*/store711` (placed, shipped, invalid, cancelled,
+//!   expired) and on the refusals of its other steps: placed with its total
+//!   and lines, then finished one way. The channel insight (orders, revenue
+//!   and top flavours per minute) is folded from these at query time.
+//! - [`Dispatch`] (stream `dispatch-<order>`): a valid Singapore order,
+//!   heard on `order/valid/*/icecream/**/sg/*`, waiting for dispatch until
+//!   it ships or ends otherwise.
+//!
+//! Outcomes and starts travel on different topics, so either may come
+//! first: an outcome heard first is kept, and the order is never shown as
+//! open or waiting once it arrives. What must not: I/O, clocks.
+
+use std::num::NonZeroU64;
+
+use serde::{Deserialize, Serialize};
+use udders_contracts::Integration;
+use udders_contracts::events::OrderLine;
+use udders_kernel::{Aggregate, Decider, ReadModel, Timestamp};
+
+/// Which listener a subscription feeds (its route names start with these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Listener {
+    /// The 711 chain's sales: routes `store711…`.
+    Store711,
+    /// Singapore's orders waiting for dispatch: routes `sg…`.
+    Singapore,
+}
+
+impl Listener {
+    /// The listener a route feeds, if any.
+    pub fn of_route(route: &str) -> Option<Listener> {
+        if route.starts_with("store711") {
+            Some(Listener::Store711)
+        } else if route.starts_with("sg") {
+            Some(Listener::Singapore)
+        } else {
+            None
+        }
+    }
+}
+
+/// How an order ended, for the insights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Ending {
+    /// Shipped.
+    Shipped,
+    /// A step refused it.
+    Refused,
+    /// Cancelled by the customer or the deadline.
+    CalledOff,
+}
+
+/// The ending an event tells of, if it is one.
+pub fn ending_of(event: &Integration) -> Option<Ending> {
+    match event {
+        Integration::OrderShipped(_) => Some(Ending::Shipped),
+        Integration::OrderInvalidated(_)
+        | Integration::CreditRejected(_)
+        | Integration::StockRejected(_)
+        | Integration::PaymentDeclined(_)
+        | Integration::FulfillmentFailed(_) => Some(Ending::Refused),
+        Integration::OrderCancelled(_) | Integration::OrderExpired(_) => Some(Ending::CalledOff),
+        _ => None,
+    }
+}
+
+/// An order of the 711 chain.
+#[derive(Debug)]
+pub struct Sale;
+
+/// What a sale knows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleState {
+    /// Its placement: channel, total (minor units), lines, when.
+    pub placed: Option<(String, i64, Vec<OrderLine>, Timestamp)>,
+    /// How and when it ended.
+    pub ended: Option<(Ending, Timestamp)>,
+}
+
+/// What a sale is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaleCommand {
+    /// `order/init`.
+    Place {
+        /// The channel.
+        channel: String,
+        /// Minor units.
+        total: i64,
+        /// The lines.
+        items: Vec<OrderLine>,
+        /// When.
+        at: Timestamp,
+    },
+    /// An outcome.
+    End {
+        /// Which.
+        ending: Ending,
+        /// When.
+        at: Timestamp,
+    },
+}
+
+/// What happened to a sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum SaleEvent {
+    /// Placed.
+    Placed {
+        /// The channel.
+        channel: String,
+        /// Minor units.
+        total: i64,
+        /// The lines.
+        items: Vec<OrderLine>,
+        /// When.
+        at: Timestamp,
+    },
+    /// Ended (the first outcome heard).
+    Ended {
+        /// How.
+        ending: Ending,
+        /// When.
+        at: Timestamp,
+    },
+}
+
+impl Decider for Sale {
+    type State = SaleState;
+    type Command = SaleCommand;
+    type Event = SaleEvent;
+    type Error = std::convert::Infallible;
+
+    fn initial_state() -> SaleState {
+        SaleState::default()
+    }
+
+    fn decide(state: &SaleState, command: SaleCommand) -> Result<Vec<SaleEvent>, Self::Error> {
+        Ok(match command {
+            SaleCommand::Place { channel, total, items, at } if state.placed.is_none() => {
+                vec![SaleEvent::Placed { channel, total, items, at }]
+            }
+            SaleCommand::End { ending, at } if state.ended.is_none() => vec![SaleEvent::Ended { ending, at }],
+            _ => Vec::new(),
+        })
+    }
+
+    fn evolve(mut state: SaleState, event: &SaleEvent) -> SaleState {
+        match event {
+            SaleEvent::Placed { channel, total, items, at } => {
+                state.placed = Some((channel.clone(), *total, items.clone(), *at));
+            }
+            SaleEvent::Ended { ending, at } => state.ended = Some((*ending, *at)),
+        }
+        state
+    }
+}
+
+impl Aggregate for Sale {
+    const CATEGORY: &'static str = "sale";
+    const SNAPSHOT_EVERY: Option<NonZeroU64> = None;
+}
+
+/// What the 711 listener does with an event: the order id and the command.
+pub fn react_sale(event: &Integration, at: Timestamp) -> Option<(String, SaleCommand)> {
+    let command = match (event, ending_of(event)) {
+        (Integration::OrderPlaced(e), _) => {
+            SaleCommand::Place { channel: e.channel.clone(), total: e.total, items: e.items.clone(), at }
+        }
+        (_, Some(ending)) => SaleCommand::End { ending, at },
+        _ => return None,
+    };
+    Some((event.order_id().to_owned(), command))
+}
+
+/// A sale as stored for the channel insight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleView {
+    /// The order.
+    pub order_id: String,
+    /// The channel.
+    pub channel: String,
+    /// Minor units.
+    pub total: i64,
+    /// The lines.
+    pub items: Vec<OrderLine>,
+    /// When it was placed.
+    pub placed_at: Timestamp,
+    /// How it ended, if it has.
+    pub ending: Option<Ending>,
+    /// When.
+    pub ended_at: Option<Timestamp>,
+}
+
+impl ReadModel for Sale {
+    const VIEW: &'static str = "sales";
+    type Doc = SaleView;
+
+    fn project(key: &str, _: Option<SaleView>, state: &SaleState, _: &SaleEvent) -> Option<SaleView> {
+        let (channel, total, items, placed_at) = state.placed.clone()?;
+        Some(SaleView {
+            order_id: key.to_owned(),
+            channel,
+            total,
+            items,
+            placed_at,
+            ending: state.ended.map(|(ending, _)| ending),
+            ended_at: state.ended.map(|(_, at)| at),
+        })
+    }
+
+    fn tags(doc: &SaleView) -> [Option<String>; 3] {
+        [Some(doc.channel.clone()), None, None]
+    }
+}
+
+/// A channel's activity in one minute.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MinuteInsight {
+    /// RFC 3339: the minute's start.
+    pub minute: String,
+    /// Orders placed in it.
+    pub orders: u64,
+    /// Orders shipped in it.
+    pub shipped: u64,
+    /// What the orders shipped in it were worth, minor units.
+    pub revenue: i64,
+    /// The flavours ordered in it, most scoops first (at most five).
+    pub top_flavors: Vec<FlavorCount>,
+}
+
+/// Scoops of one flavour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FlavorCount {
+    /// The flavour.
+    pub flavor: String,
+    /// Scoops ordered.
+    pub quantity: u64,
+}
+
+/// A channel's last hour: `GET /insights/channels/{channel}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ChannelInsight {
+    /// The channel.
+    pub channel: String,
+    /// RFC 3339: the window's start (an hour before `to`, on a minute).
+    pub from: String,
+    /// RFC 3339: when it was computed.
+    pub to: String,
+    /// Orders placed in the window.
+    pub orders: u64,
+    /// Orders shipped in the window.
+    pub shipped: u64,
+    /// What they were worth, minor units.
+    pub revenue: i64,
+    /// The window's flavours, most scoops first (at most five).
+    pub top_flavors: Vec<FlavorCount>,
+    /// Each minute with any activity, oldest first.
+    pub minutes: Vec<MinuteInsight>,
+}
+
+const MINUTE_US: i64 = 60_000_000;
+/// How many flavours a top list holds.
+pub const TOP: usize = 5;
+
+fn minute_of(at: Timestamp) -> i64 {
+    at.micros().div_euclid(MINUTE_US) * MINUTE_US
+}
+
+fn top(counts: std::collections::BTreeMap<String, u64>) -> Vec<FlavorCount> {
+    let mut list: Vec<FlavorCount> =
+        counts.into_iter().map(|(flavor, quantity)| FlavorCount { flavor, quantity }).collect();
+    list.sort_by(|a, b| b.quantity.cmp(&a.quantity).then_with(|| a.flavor.cmp(&b.flavor)));
+    list.truncate(TOP);
+    list
+}
+
+/// Folds a channel's sales into its last hour at `now`: orders and flavours
+/// count in the minute they were placed, revenue in the minute they shipped.
+pub fn channel_insight<'a>(
+    channel: &str,
+    sales: impl IntoIterator<Item = &'a SaleView>,
+    now: Timestamp,
+) -> ChannelInsight {
+    use std::collections::BTreeMap;
+    let from = minute_of(now) - 59 * MINUTE_US;
+    let inside = |at: Timestamp| (from..=now.micros()).contains(&at.micros());
+    let mut minutes: BTreeMap<i64, (MinuteInsight, BTreeMap<String, u64>)> = BTreeMap::new();
+    let mut hour: BTreeMap<String, u64> = BTreeMap::new();
+    for sale in sales {
+        if inside(sale.placed_at) {
+            let (minute, flavors) = minutes.entry(minute_of(sale.placed_at)).or_default();
+            minute.orders += 1;
+            for line in &sale.items {
+                *flavors.entry(line.flavor.clone()).or_default() += u64::from(line.quantity);
+                *hour.entry(line.flavor.clone()).or_default() += u64::from(line.quantity);
+            }
+        }
+        if let (Some(Ending::Shipped), Some(at)) = (sale.ending, sale.ended_at)
+            && inside(at)
+        {
+            let (minute, _) = minutes.entry(minute_of(at)).or_default();
+            minute.shipped += 1;
+            minute.revenue += sale.total;
+        }
+    }
+    let minutes: Vec<MinuteInsight> = minutes
+        .into_iter()
+        .map(|(start, (minute, flavors))| MinuteInsight {
+            minute: Timestamp::from_micros(start).to_string(),
+            top_flavors: top(flavors),
+            ..minute
+        })
+        .collect();
+    ChannelInsight {
+        channel: channel.to_owned(),
+        from: Timestamp::from_micros(from).to_string(),
+        to: now.to_string(),
+        orders: minutes.iter().map(|m| m.orders).sum(),
+        shipped: minutes.iter().map(|m| m.shipped).sum(),
+        revenue: minutes.iter().map(|m| m.revenue).sum(),
+        top_flavors: top(hour),
+        minutes,
+    }
+}
+
+/// A valid Singapore order, until it is dispatched or ends.
+#[derive(Debug)]
+pub struct Dispatch;
+
+/// A Singapore order as validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidOrder {
+    /// The customer.
+    pub customer_id: String,
+    /// The lines.
+    pub items: Vec<OrderLine>,
+    /// Minor units.
+    pub total: i64,
+    /// Where to, if given.
+    pub postal_code: Option<String>,
+    /// When it was validated.
+    pub at: Timestamp,
+}
+
+/// What a dispatch knows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispatchState {
+    /// The order as validated.
+    pub valid: Option<ValidOrder>,
+    /// How and when it ended.
+    pub ended: Option<(Ending, Timestamp)>,
+}
+
+/// What a dispatch is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DispatchCommand {
+    /// `order/valid` in Singapore: it waits for dispatch.
+    Wait(ValidOrder),
+    /// An outcome.
+    End {
+        /// Which.
+        ending: Ending,
+        /// When.
+        at: Timestamp,
+    },
+}
+
+/// What happened to a dispatch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum DispatchEvent {
+    /// Valid, waiting.
+    Waiting(ValidOrder),
+    /// Ended (the first outcome heard).
+    Ended {
+        /// How.
+        ending: Ending,
+        /// When.
+        at: Timestamp,
+    },
+}
+
+impl Decider for Dispatch {
+    type State = DispatchState;
+    type Command = DispatchCommand;
+    type Event = DispatchEvent;
+    type Error = std::convert::Infallible;
+
+    fn initial_state() -> DispatchState {
+        DispatchState::default()
+    }
+
+    fn decide(state: &DispatchState, command: DispatchCommand) -> Result<Vec<DispatchEvent>, Self::Error> {
+        Ok(match command {
+            DispatchCommand::Wait(order) if state.valid.is_none() => vec![DispatchEvent::Waiting(order)],
+            DispatchCommand::End { ending, at } if state.ended.is_none() => {
+                vec![DispatchEvent::Ended { ending, at }]
+            }
+            _ => Vec::new(),
+        })
+    }
+
+    fn evolve(mut state: DispatchState, event: &DispatchEvent) -> DispatchState {
+        match event {
+            DispatchEvent::Waiting(order) => state.valid = Some(order.clone()),
+            DispatchEvent::Ended { ending, at } => state.ended = Some((*ending, *at)),
+        }
+        state
+    }
+}
+
+impl Aggregate for Dispatch {
+    const CATEGORY: &'static str = "dispatch";
+    const SNAPSHOT_EVERY: Option<NonZeroU64> = None;
+}
+
+/// What the Singapore listener does with an event: the order id and the command.
+pub fn react_dispatch(event: &Integration, at: Timestamp) -> Option<(String, DispatchCommand)> {
+    let command = match (event, ending_of(event)) {
+        (Integration::OrderValidated(e), _) => DispatchCommand::Wait(ValidOrder {
+            customer_id: e.customer_id.clone(),
+            items: e.items.clone(),
+            total: e.total,
+            postal_code: e.postal_code.clone(),
+            at,
+        }),
+        (_, Some(ending)) => DispatchCommand::End { ending, at },
+        _ => return None,
+    };
+    Some((event.order_id().to_owned(), command))
+}
+
+/// A Singapore order as `GET /insights/countries/sg` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DispatchView {
+    /// The order.
+    pub order_id: String,
+    /// The customer.
+    pub customer_id: String,
+    /// The lines.
+    pub items: Vec<OrderLine>,
+    /// Minor units.
+    pub total: i64,
+    /// Where it goes (absent: collected in store).
+    pub postal_code: Option<String>,
+    /// RFC 3339: when it was validated.
+    pub validated_at: String,
+    /// `WAITING`, or how it ended: `SHIPPED`, `REFUSED`, `CALLED_OFF`.
+    pub status: String,
+    /// RFC 3339: when it ended.
+    pub ended_at: Option<String>,
+}
+
+impl ReadModel for Dispatch {
+    const VIEW: &'static str = "dispatch";
+    type Doc = DispatchView;
+
+    fn project(key: &str, _: Option<DispatchView>, state: &DispatchState, _: &DispatchEvent) -> Option<DispatchView> {
+        let ValidOrder { customer_id, items, total, postal_code, at } = state.valid.clone()?;
+        let status = match state.ended {
+            None => "WAITING".to_owned(),
+            Some((ending, _)) => serde_json::to_value(ending).ok()?.as_str()?.to_owned(),
+        };
+        Some(DispatchView {
+            order_id: key.to_owned(),
+            customer_id,
+            items,
+            total,
+            postal_code,
+            validated_at: at.to_string(),
+            status,
+            ended_at: state.ended.map(|(_, at)| at.to_string()),
+        })
+    }
+
+    fn tags(doc: &DispatchView) -> [Option<String>; 3] {
+        [Some(doc.status.clone()), None, None]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use udders_contracts::events::{OrderPlaced, OrderShipped, StepRefused};
+    use udders_kernel::testing::given;
+
+    use super::*;
+
+    const T0: Timestamp = Timestamp::from_micros(1_800_000_000_000_000);
+
+    fn line(flavor: &str, quantity: u32) -> OrderLine {
+        OrderLine { flavor: flavor.into(), quantity, unit_price: 500 }
+    }
+
+    fn sale(id: &str, items: Vec<OrderLine>, placed: i64, shipped: Option<i64>) -> SaleView {
+        SaleView {
+            order_id: id.into(),
+            channel: "store711".into(),
+            total: items.iter().map(|l| l.unit_price * i64::from(l.quantity)).sum(),
+            items,
+            placed_at: T0.plus_micros(placed),
+            ending: shipped.map(|_| Ending::Shipped),
+            ended_at: shipped.map(|s| T0.plus_micros(s)),
+        }
+    }
+
+    #[test]
+    fn routes_name_their_listener() {
+        assert_eq!(Listener::of_route("store711"), Some(Listener::Store711));
+        assert_eq!(Listener::of_route("store711-outcome"), Some(Listener::Store711));
+        assert_eq!(Listener::of_route("sg-valid"), Some(Listener::Singapore));
+        assert_eq!(Listener::of_route("rules-1.1"), None);
+    }
+
+    #[test]
+    fn the_first_outcome_ends_a_sale_even_when_it_comes_before_the_order() {
+        let ended = SaleEvent::Ended { ending: Ending::Refused, at: T0 };
+        given::<Sale>([]).when(SaleCommand::End { ending: Ending::Refused, at: T0 }).then([ended.clone()]);
+        given::<Sale>([ended.clone()]).when(SaleCommand::End { ending: Ending::Shipped, at: T0 }).then([]);
+        let state = Sale::fold(&[ended]);
+        assert_eq!(Sale::project("o-1", None, &state, &SaleEvent::Ended { ending: Ending::Refused, at: T0 }), None);
+    }
+
+    #[test]
+    fn the_hour_counts_orders_where_placed_and_revenue_where_shipped() {
+        let minute = 60_000_000;
+        let sales = [
+            sale("o-1", vec![line("mango", 2), line("durian", 1)], 0, Some(minute + 5)),
+            sale("o-2", vec![line("mango", 3)], 10, None),
+            sale("o-old", vec![line("vanilla", 9)], -2 * 3_600_000_000, Some(-2 * 3_600_000_000 + 10)),
+        ];
+        let insight = channel_insight("store711", &sales, T0.plus_micros(minute + 30));
+        assert_eq!((insight.orders, insight.shipped, insight.revenue), (2, 1, 1500));
+        assert_eq!(insight.minutes.len(), 2, "{insight:#?}");
+        assert_eq!((insight.minutes[0].orders, insight.minutes[0].revenue), (2, 0));
+        assert_eq!((insight.minutes[1].orders, insight.minutes[1].shipped, insight.minutes[1].revenue), (0, 1, 1500));
+        let top: Vec<(&str, u64)> = insight.top_flavors.iter().map(|f| (f.flavor.as_str(), f.quantity)).collect();
+        assert_eq!(top, [("mango", 5), ("durian", 1)], "vanilla was ordered two hours ago");
+    }
+
+    #[test]
+    fn a_singapore_order_waits_from_valid_until_it_ships() {
+        let placed = Integration::OrderPlaced(OrderPlaced {
+            order_id: "o-1".into(),
+            customer_id: "cust-1".into(),
+            channel: "web".into(),
+            country: "sg".into(),
+            items: vec![line("mango", 1)],
+            total: 500,
+            card_token: "tok_visa".into(),
+            postal_code: None,
+        });
+        assert_eq!(react_dispatch(&placed, T0), None, "only validated orders wait");
+        let shipped = Integration::OrderShipped(OrderShipped {
+            order_id: "o-1".into(),
+            shipment_id: "s".into(),
+            postal_code: "018956".into(),
+        });
+        let (_, end) = react_dispatch(&shipped, T0).expect("an outcome");
+        let waiting = DispatchEvent::Waiting(ValidOrder {
+            customer_id: "cust-1".into(),
+            items: vec![line("mango", 1)],
+            total: 500,
+            postal_code: None,
+            at: T0,
+        });
+        let state = Dispatch::fold(std::slice::from_ref(&waiting));
+        assert_eq!(Dispatch::project("o-1", None, &state, &waiting).map(|v| v.status), Some("WAITING".into()));
+        let ended = Dispatch::decide(&state, end).unwrap();
+        let state = Dispatch::fold(&[waiting, ended[0].clone()]);
+        assert_eq!(Dispatch::project("o-1", None, &state, &ended[0]).map(|v| v.status), Some("SHIPPED".into()));
+        let refused = Integration::PaymentDeclined(StepRefused { order_id: "o-1".into(), reason: "no".into() });
+        assert_eq!(ending_of(&refused), Some(Ending::Refused));
+    }
+}
