@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use udders_contracts::Service;
@@ -19,7 +19,7 @@ use udders_insights_domain::{
 };
 use udders_kernel::{Decider, ReadModel, Timestamp};
 use udders_messaging::{Handler, HandlerError, Incoming};
-use udders_runtime::http::{Path, Problem};
+use udders_runtime::http::{Path, Problem, Query};
 use udders_runtime::replay::rebuild;
 use udders_runtime::{Cause, Outbound, clock, integration, record_viewed};
 
@@ -144,7 +144,7 @@ pub struct WaitingQuery {
 
 /// The valid orders of a country waiting for dispatch.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Waiting {
+pub struct DispatchQueue {
     /// The country.
     pub country: String,
     /// How many wait.
@@ -157,14 +157,14 @@ pub struct Waiting {
 /// shipped, refused or called off), longest waiting first.
 #[utoipa::path(get, path = "/insights/countries/{country}", tag = "insights",
     params(("country" = String, Path, description = "The country: `sg` (the one this listener follows)"), WaitingQuery),
-    responses((status = 200, body = Waiting),
+    responses((status = 200, body = DispatchQueue),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "A country no listener follows", body = Problem, content_type = "application/problem+json")))]
 pub async fn country(
     State(store): State<EventStore>,
     Path(country): Path<String>,
     Query(q): Query<WaitingQuery>,
-) -> Result<axum::Json<Waiting>, Problem> {
+) -> Result<axum::Json<DispatchQueue>, Problem> {
     if country != COUNTRY {
         return Err(Problem::not_found(format!(
             "no insight follows country {country:?}: the listener is bound to order/valid/*/icecream/**/{COUNTRY}/*"
@@ -184,5 +184,5 @@ pub async fn country(
     }
     orders.sort_by_key(|o| Timestamp::parse_rfc3339(&o.validated_at).map_or(0, Timestamp::micros));
     orders.truncate(limit as usize);
-    Ok(axum::Json(Waiting { country, waiting, orders }))
+    Ok(axum::Json(DispatchQueue { country, waiting, orders }))
 }

@@ -13,7 +13,7 @@ mod courier;
 mod sender;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use serde::Deserialize;
 use udders_contracts::Service;
@@ -21,7 +21,7 @@ use udders_eventstore::{DocumentFilter, EventStore, StoreError, Tx};
 use udders_kernel::{Decider, ReadModel};
 use udders_messaging::{Handler, HandlerError, Incoming};
 use udders_notification_domain::{Notices, NoticesView, NotificationView, react};
-use udders_runtime::http::{Path, Problem};
+use udders_runtime::http::{Path, Problem, Query};
 use udders_runtime::replay::replay_one;
 use udders_runtime::{Cause, Outbound, integration, record_viewed};
 
