@@ -49,7 +49,8 @@ async fn the_711_chain_gets_its_hour_of_orders_revenue_and_flavours() {
         }
     }
     assert!(revenue > 0);
-    let hour = until(&t, "/insights/channels/store711", |h| h["orders"] == 3 && h["shipped"] == 2).await;
+    let hour =
+        until(&t, "/insights/channels/store711", |h| h["orders"] == 3 && h["shipped"] == 2 && h["refused"] == 1).await;
     assert_eq!(hour["revenue"].as_i64(), Some(revenue), "revenue counts the shipped orders only: {hour:#}");
     assert_eq!(hour["top_flavors"][0]["flavor"], "mango", "{hour:#}");
     assert_eq!(hour["top_flavors"][0]["quantity"], 6, "the declined order's scoops were ordered too: {hour:#}");
@@ -69,15 +70,24 @@ async fn singapore_lists_its_valid_orders_until_they_are_dispatched() {
     let my = t.place(&at(an_order("mango", 1, "cust-my", "tok_visa", None), "web", "my")).await;
     let declined = t.place(&an_order("mango", 1, "cust-sg2", "tok_declined", None)).await;
     t.wait_terminal(&declined).await;
-    let waiting = until(&t, "/insights/countries/sg", |w| w["waiting"] == 1).await;
-    assert_eq!(waiting["orders"][0]["order_id"].as_str(), Some(sg.as_str()), "{waiting:#}");
+    // A 711 order in Singapore is for both listeners.
+    let chain = t.place(&at(an_order("chocolate", 1, "cust-711sg", "tok_visa", None), "store711", "sg")).await;
+    let waiting = until(&t, "/insights/countries/sg", |w| w["waiting"] == 2).await;
+    let listed: Vec<&str> =
+        waiting["orders"].as_array().unwrap().iter().map(|o| o["order_id"].as_str().unwrap()).collect();
+    assert_eq!(listed, [sg.as_str(), chain.as_str()], "longest waiting first: {waiting:#}");
     assert_eq!(waiting["orders"][0]["postal_code"], "018956");
     assert!(!waiting.to_string().contains(&my), "a Malaysian order is not Singapore's");
+    let (_, limited) = t.get("/insights/countries/sg?limit=1").await;
+    assert_eq!(limited["orders"].as_array().map(Vec::len), Some(1), "{limited:#}");
+    let hour = until(&t, "/insights/channels/store711", |h| h["orders"] == 1).await;
+    assert_eq!(hour["top_flavors"][0]["flavor"], "chocolate", "{hour:#}");
     let (status, _) = t.get("/insights/countries/my").await;
     assert_eq!(status, 404);
 
     t.system.start_service(Service::Fulfillment).expect("fulfillment starts");
     t.wait_terminal(&sg).await;
+    t.wait_terminal(&chain).await;
     let waiting = until(&t, "/insights/countries/sg", |w| w["waiting"] == 0).await;
     assert_eq!(waiting["orders"].as_array().map(Vec::len), Some(0), "{waiting:#}");
     t.stop().await;

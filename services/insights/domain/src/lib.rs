@@ -21,7 +21,7 @@ use udders_contracts::Integration;
 use udders_contracts::events::OrderLine;
 use udders_kernel::{Aggregate, Decider, ReadModel, Timestamp};
 
-/// Which listener a subscription feeds (its route names start with these).
+/// Which listener a subscription feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Listener {
     /// The 711 chain's sales: routes `store711…`.
@@ -31,14 +31,13 @@ pub enum Listener {
 }
 
 impl Listener {
-    /// The listener a route feeds, if any.
+    /// The listener a route feeds, if any (a test checks that every
+    /// route the catalog gives insights feeds one).
     pub fn of_route(route: &str) -> Option<Listener> {
-        if route.starts_with("store711") {
-            Some(Listener::Store711)
-        } else if route.starts_with("sg") {
-            Some(Listener::Singapore)
-        } else {
-            None
+        match route {
+            "store711" | "store711-outcome" => Some(Listener::Store711),
+            "sg-valid" | "sg-outcome" => Some(Listener::Singapore),
+            _ => None,
         }
     }
 }
@@ -229,6 +228,10 @@ pub struct MinuteInsight {
     pub shipped: u64,
     /// What the orders shipped in it were worth, minor units.
     pub revenue: i64,
+    /// Orders refused in it (rules, credit, stock, payment, carrier).
+    pub refused: u64,
+    /// Orders cancelled or expired in it.
+    pub called_off: u64,
     /// The flavours ordered in it, most scoops first (at most five).
     pub top_flavors: Vec<FlavorCount>,
 }
@@ -247,7 +250,8 @@ pub struct FlavorCount {
 pub struct ChannelInsight {
     /// The channel.
     pub channel: String,
-    /// RFC 3339: the window's start (an hour before `to`, on a minute).
+    /// RFC 3339: the window's start, the start of the minute 59 minutes
+    /// before `to`'s (sixty whole or partial minutes).
     pub from: String,
     /// RFC 3339: when it was computed.
     pub to: String,
@@ -257,6 +261,10 @@ pub struct ChannelInsight {
     pub shipped: u64,
     /// What they were worth, minor units.
     pub revenue: i64,
+    /// Orders refused in the window.
+    pub refused: u64,
+    /// Orders cancelled or expired in the window.
+    pub called_off: u64,
     /// The window's flavours, most scoops first (at most five).
     pub top_flavors: Vec<FlavorCount>,
     /// Each minute with any activity, oldest first.
@@ -300,12 +308,18 @@ pub fn channel_insight<'a>(
                 *hour.entry(line.flavor.clone()).or_default() += u64::from(line.quantity);
             }
         }
-        if let (Some(Ending::Shipped), Some(at)) = (sale.ending, sale.ended_at)
+        if let (Some(ending), Some(at)) = (sale.ending, sale.ended_at)
             && inside(at)
         {
             let (minute, _) = minutes.entry(minute_of(at)).or_default();
-            minute.shipped += 1;
-            minute.revenue += sale.total;
+            match ending {
+                Ending::Shipped => {
+                    minute.shipped += 1;
+                    minute.revenue += sale.total;
+                }
+                Ending::Refused => minute.refused += 1,
+                Ending::CalledOff => minute.called_off += 1,
+            }
         }
     }
     let minutes: Vec<MinuteInsight> = minutes
@@ -323,6 +337,8 @@ pub fn channel_insight<'a>(
         orders: minutes.iter().map(|m| m.orders).sum(),
         shipped: minutes.iter().map(|m| m.shipped).sum(),
         revenue: minutes.iter().map(|m| m.revenue).sum(),
+        refused: minutes.iter().map(|m| m.refused).sum(),
+        called_off: minutes.iter().map(|m| m.called_off).sum(),
         top_flavors: top(hour),
         minutes,
     }
@@ -478,6 +494,12 @@ impl ReadModel for Dispatch {
         })
     }
 
+    /// A waiting order is due from its validation: the store's due index
+    /// then lists the longest waiting first.
+    fn due(doc: &DispatchView) -> Option<Timestamp> {
+        (doc.status == "WAITING").then(|| Timestamp::parse_rfc3339(&doc.validated_at).ok()).flatten()
+    }
+
     fn tags(doc: &DispatchView) -> [Option<String>; 3] {
         [Some(doc.status.clone()), None, None]
     }
@@ -514,6 +536,11 @@ mod tests {
         assert_eq!(Listener::of_route("store711-outcome"), Some(Listener::Store711));
         assert_eq!(Listener::of_route("sg-valid"), Some(Listener::Singapore));
         assert_eq!(Listener::of_route("rules-1.1"), None);
+        assert_eq!(Listener::of_route("sgx"), None);
+        let catalog = udders_contracts::Catalog::udders().expect("the catalog");
+        for s in catalog.subscriptions_of(udders_contracts::Service::Insights) {
+            assert!(Listener::of_route(s.route).is_some(), "route {} of {} feeds no listener", s.route, s.pattern);
+        }
     }
 
     #[test]
@@ -569,10 +596,12 @@ mod tests {
             at: T0,
         });
         let state = Dispatch::fold(std::slice::from_ref(&waiting));
-        assert_eq!(Dispatch::project("o-1", None, &state, &waiting).map(|v| v.status), Some("WAITING".into()));
+        let view = Dispatch::project("o-1", None, &state, &waiting).expect("a view");
+        assert_eq!((view.status.as_str(), Dispatch::due(&view)), ("WAITING", Some(T0)));
         let ended = Dispatch::decide(&state, end).unwrap();
         let state = Dispatch::fold(&[waiting, ended[0].clone()]);
-        assert_eq!(Dispatch::project("o-1", None, &state, &ended[0]).map(|v| v.status), Some("SHIPPED".into()));
+        let view = Dispatch::project("o-1", None, &state, &ended[0]).expect("a view");
+        assert_eq!((view.status.as_str(), Dispatch::due(&view)), ("SHIPPED", None), "an order that ended is not due");
         let refused = Integration::PaymentDeclined(StepRefused { order_id: "o-1".into(), reason: "no".into() });
         assert_eq!(ending_of(&refused), Some(Ending::Refused));
     }

@@ -175,14 +175,13 @@ pub async fn country(
         return Err(Problem::bad_request(format!("limit: {limit} is not from 1 to 1000")));
     }
     let waiting = store.count_documents_tagged(Dispatch::VIEW, &["WAITING"], None).await?;
-    // Waiting documents are not updated again until they end: the least
-    // recently updated are the longest waiting.
-    let filter = DocumentFilter { tags: [Some("WAITING".into()), None, None], limit: 10_000, ..Default::default() };
+    // A waiting order is due from its validation: the due index lists the
+    // longest waiting first.
     let mut orders: Vec<DispatchView> = Vec::new();
-    for doc in store.documents(Dispatch::VIEW, &filter).await? {
-        orders.push(serde_json::from_value(doc.doc).map_err(|e| Problem::internal(&e))?);
+    for order_id in store.due_documents(Dispatch::VIEW, Timestamp::from_micros(i64::MAX), limit).await? {
+        if let Some(doc) = store.document(Dispatch::VIEW, &order_id).await? {
+            orders.push(serde_json::from_value(doc.doc).map_err(|e| Problem::internal(&e))?);
+        }
     }
-    orders.sort_by_key(|o| Timestamp::parse_rfc3339(&o.validated_at).map_or(0, Timestamp::micros));
-    orders.truncate(limit as usize);
     Ok(axum::Json(DispatchQueue { country, waiting, orders }))
 }
