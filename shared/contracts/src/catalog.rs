@@ -725,6 +725,66 @@ fn envelope_headers_schema() -> Value {
 mod tests {
     use super::*;
 
+    /// `shared/contracts/schemas/`: the committed schema of every payload
+    /// version. `UDDERS_BLESS_SCHEMAS=1` writes new versions and compatible
+    /// changes there; a breaking change is never written.
+    #[test]
+    fn every_payload_version_keeps_its_committed_schema() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        let bless = std::env::var_os("UDDERS_BLESS_SCHEMAS").is_some();
+        let catalog = Catalog::udders().unwrap();
+        let (mut problems, mut files) = (Vec::new(), BTreeSet::new());
+        let write = |path: &std::path::Path, schema: &Value| {
+            let text = serde_json::to_string_pretty(schema).unwrap() + "\n";
+            std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(path, text)).unwrap();
+        };
+        for e in &catalog.events {
+            let file = format!("{}.{}.{}.json", e.domain, e.action, e.version);
+            let path = dir.join(&file);
+            files.insert(file);
+            let current = serde_json::to_value(e.schema()).unwrap();
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                if bless {
+                    write(&path, &current);
+                } else {
+                    problems.push(format!(
+                        "{} {}: no committed schema (UDDERS_BLESS_SCHEMAS=1 writes it)",
+                        e.name(),
+                        e.version
+                    ));
+                }
+                continue;
+            };
+            let committed: Value = serde_json::from_str(&text).unwrap();
+            let breaking = crate::compat::breaking_changes(&committed, &current);
+            if !breaking.is_empty() {
+                problems.push(format!(
+                    "{} {}: a breaking change that kept its version (publish a new version): {}",
+                    e.name(),
+                    e.version,
+                    breaking.join("; ")
+                ));
+            } else if committed != current {
+                if bless {
+                    write(&path, &current);
+                } else {
+                    problems.push(format!(
+                        "{} {}: changed compatibly; UDDERS_BLESS_SCHEMAS=1 refreshes the committed copy",
+                        e.name(),
+                        e.version
+                    ));
+                }
+            }
+        }
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !files.contains(&name) {
+                problems.push(format!("{name}: a committed payload version the catalog no longer publishes"));
+            }
+        }
+        assert!(problems.is_empty(), "payload schemas:\n  {}", problems.join("\n  "));
+    }
+
     #[test]
     fn the_udders_catalog_holds_together() {
         let catalog = Catalog::udders().unwrap();

@@ -11,6 +11,7 @@
 //! pure, so every service and tool can share it.
 
 mod catalog;
+pub mod compat;
 pub mod envelope;
 pub mod events;
 mod integration;
