@@ -210,6 +210,9 @@ pub struct LoadArgs {
     /// Where the fulfillment read models answer, when not at --url.
     #[arg(long, env = "UDDERS_FULFILLMENT_URL")]
     pub fulfillment_url: Option<String>,
+    /// Where the notification read models answer, when not at --url.
+    #[arg(long, env = "UDDERS_NOTIFICATION_URL")]
+    pub notification_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -111,6 +111,8 @@ pub struct Endpoints {
     pub payment: String,
     /// `/shipments/{order_id}`.
     pub fulfillment: String,
+    /// `/customers/{id}/notifications`.
+    pub notification: String,
 }
 
 impl Endpoints {
@@ -122,7 +124,8 @@ impl Endpoints {
             credit: base.clone(),
             inventory: base.clone(),
             payment: base.clone(),
-            fulfillment: base,
+            fulfillment: base.clone(),
+            notification: base,
         }
     }
 }
@@ -150,10 +153,10 @@ pub async fn check(client: &reqwest::Client, at: &Endpoints) -> anyhow::Result<R
     let orders = orders(client, &at.order).await?;
     let mut report = Report::default();
     let mut shipped_lines: BTreeMap<(String, String), i64> = BTreeMap::new();
-    let mut customers: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut customers: BTreeMap<String, Vec<&OrderRow>> = BTreeMap::new();
     for order in &orders {
         *report.by_status.entry(order.status.clone()).or_default() += 1;
-        customers.insert(order.customer_id.clone());
+        customers.entry(order.customer_id.clone()).or_default().push(order);
         let terminal = ["COMPLETED", "REJECTED", "CANCELLED"].contains(&order.status.as_str());
         if !terminal {
             report.violations.push(format!("order {} is {}, not terminal", order.order_id, order.status));
@@ -220,7 +223,7 @@ pub async fn check(client: &reqwest::Client, at: &Endpoints) -> anyhow::Result<R
         report.violations.push(format!("{quantity} of {flavor}-{country} shipped but no such stock"));
     }
     // With every order terminal, every hold is settled or released.
-    for customer in customers {
+    for (customer, placed) in &customers {
         let credit: Value = get(client, format!("{}/customers/{customer}/credit", at.credit)).await?;
         let (reserved, limit) = (credit["reserved"].as_i64().unwrap_or(-1), credit["limit"].as_i64().unwrap_or(0));
         if reserved != 0 {
@@ -228,6 +231,44 @@ pub async fn check(client: &reqwest::Client, at: &Endpoints) -> anyhow::Result<R
                 .violations
                 .push(format!("customer {customer}: {reserved} reserved with every order terminal, limit {limit}"));
         }
+        told(client, at, customer, placed, &mut report).await?;
     }
     Ok(report)
+}
+
+/// Every terminal order's customer was told it was received and how it
+/// ended (a completed order: shipped; a rejected one: refused), and each
+/// notice reached them.
+async fn told(
+    client: &reqwest::Client,
+    at: &Endpoints,
+    customer: &str,
+    placed: &[&OrderRow],
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let notices: Vec<Value> =
+        get(client, format!("{}/customers/{customer}/notifications?limit=1000", at.notification)).await?;
+    for order in placed.iter().filter(|o| ["COMPLETED", "REJECTED", "CANCELLED"].contains(&o.status.as_str())) {
+        let mine: Vec<&Value> = notices.iter().filter(|n| n["order_id"] == order.order_id.as_str()).collect();
+        let kinds: Vec<&str> = mine.iter().filter_map(|n| n["kind"].as_str()).collect();
+        let closing: Vec<&str> = kinds.iter().copied().filter(|k| *k != "received").collect();
+        // A cancel that raced the shipment ends CANCELLED with the parcel
+        // gone: its customer was told it shipped.
+        let expected: &[&str] = match order.status.as_str() {
+            "COMPLETED" => &["shipped"],
+            "REJECTED" => &["refused"],
+            _ => &["cancelled", "expired", "shipped"],
+        };
+        if !kinds.contains(&"received") || closing.len() != 1 || !expected.contains(&closing[0]) {
+            report
+                .violations
+                .push(format!("{} order {}: its customer was told {kinds:?}", order.status, order.order_id));
+        } else if let Some(pending) = mine.iter().find(|n| n["status"] != "DELIVERED") {
+            report.violations.push(format!(
+                "order {}: notice {} is {} after {} attempt(s)",
+                order.order_id, pending["kind"], pending["status"], pending["attempts"]
+            ));
+        }
+    }
+    Ok(())
 }

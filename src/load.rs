@@ -174,6 +174,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         (&mut at.inventory, &args.inventory_url),
         (&mut at.payment, &args.payment_url),
         (&mut at.fulfillment, &args.fulfillment_url),
+        (&mut at.notification, &args.notification_url),
     ] {
         if let Some(given) = given {
             *url = given.trim_end_matches('/').to_owned();

@@ -106,6 +106,7 @@ fn endpoints(nodes: &BTreeMap<(Service, usize), Node>) -> Endpoints {
         inventory: at(Service::Inventory),
         payment: at(Service::Payment),
         fulfillment: at(Service::Fulfillment),
+        notification: at(Service::Notification),
     }
 }
 
