@@ -275,6 +275,9 @@ pub enum CatalogFormat {
     Json,
     /// An AsyncAPI 3.0 document.
     Asyncapi,
+    /// Markdown tables: each event and who reacts to it, each subscription
+    /// (what `docs/events.md` holds).
+    Markdown,
 }
 
 #[derive(Debug, Args)]

@@ -101,7 +101,9 @@ pub fn catalog(args: CatalogArgs) -> anyhow::Result<()> {
     let text = match args.format {
         CatalogFormat::Json => serde_json::to_string_pretty(&catalog.to_json())?,
         CatalogFormat::Asyncapi => udders_contracts::yaml::to_yaml(&catalog.to_asyncapi()),
+        CatalogFormat::Markdown => catalog.to_markdown(),
     };
+    let text = text.strip_suffix('\n').unwrap_or(&text);
     writeln!(std::io::stdout().lock(), "{text}")?;
     Ok(())
 }

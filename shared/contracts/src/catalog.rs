@@ -596,6 +596,52 @@ impl Catalog {
         json!({ "events": events, "subscriptions": subscriptions })
     }
 
+    /// The catalog as markdown, for `docs/events.md`: every event with its
+    /// publisher and each service that reacts to it (route, and what it
+    /// may publish in answer), then each service's subscriptions in the
+    /// order they are tried. A test keeps the committed copy current.
+    pub fn to_markdown(&self) -> String {
+        let cell = |text: &str| text.replace('|', "\\|");
+        let mut out = String::from(
+            "# Events and who reacts to them\n\n\
+             Generated from the catalog (`shared/contracts/src/catalog.rs`) by\n\
+             `udders catalog --format markdown`; a test fails when this copy is stale.\n\n\
+             ## Events\n\n\
+             | event | version | published by (topic) | meaning | reacts: service (route) → may publish |\n\
+             |---|---|---|---|---|\n",
+        );
+        for e in &self.events {
+            let mut reactions: Vec<String> = Vec::new();
+            for s in self.subscriptions.iter().filter(|s| s.pattern.could_match(&e.levels())) {
+                let emits = if s.emits.is_empty() { "nothing".to_owned() } else { s.emits.join(", ") };
+                let reaction = format!("{} ({}) → {emits}", s.service, s.route);
+                if !reactions.contains(&reaction) {
+                    reactions.push(reaction);
+                }
+            }
+            out.push_str(&format!(
+                "| `{}` | {} | {} (`{}`) | {} | {} |\n",
+                e.name(),
+                e.version,
+                e.publisher,
+                e.topic(),
+                cell(e.summary),
+                if reactions.is_empty() { "nobody".to_owned() } else { reactions.join("<br>") }
+            ));
+        }
+        out.push_str(
+            "\n## Subscriptions\n\n\
+             Each service tries its patterns in this order; the first that matches\n\
+             a subject names the route.\n\n\
+             | service | route | pattern | may publish |\n|---|---|---|---|\n",
+        );
+        for s in &self.subscriptions {
+            let emits = if s.emits.is_empty() { "nothing".to_owned() } else { s.emits.join(", ") };
+            out.push_str(&format!("| {} | {} | `{}` | {emits} |\n", s.service, s.route, s.pattern.as_str()));
+        }
+        out
+    }
+
     /// The catalog as an AsyncAPI 3.0 document (a JSON value; see
     /// [`crate::yaml::to_yaml`] for the YAML form).
     pub fn to_asyncapi(&self) -> Value {
@@ -724,6 +770,21 @@ fn envelope_headers_schema() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `docs/events.md` is what `udders catalog --format markdown` prints.
+    #[test]
+    fn the_committed_event_table_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/events.md");
+        let generated = Catalog::udders().unwrap().to_markdown();
+        if std::env::var_os("UDDERS_BLESS_SCHEMAS").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "docs/events.md is stale: udders catalog --format markdown > docs/events.md (or UDDERS_BLESS_SCHEMAS=1)"
+        );
+    }
 
     /// `shared/contracts/schemas/`: the committed schema of every payload
     /// version. `UDDERS_BLESS_SCHEMAS=1` writes new versions and compatible

@@ -10,6 +10,10 @@
 // ---------------------------------------------------------------- constants
 
 const SERVICES = ['order', 'validation', 'credit', 'inventory', 'payment', 'fulfillment'];
+// Services outside the saga that only listen: no lane of their own (they
+// publish nothing), but they subscribe, and have dead letters of their own.
+const LISTENERS = ['notification', 'insights'];
+const ALL_SERVICES = [...SERVICES, ...LISTENERS];
 const STATUSES = ['PLACED', 'VALIDATED', 'RESERVED', 'PAID', 'COMPLETED', 'COMPENSATING', 'REJECTED', 'CANCELLED'];
 const TERMINAL = new Set(['COMPLETED', 'REJECTED', 'CANCELLED']);
 const COUNTRIES = ['sg', 'my', 'kr', 'us', 'id', 'th'];
@@ -17,7 +21,8 @@ const CHANNELS = ['lazada', 'shopee', 'store711', 'web', 'pos'];
 const FLAVORS = ['vanilla', 'chocolate', 'mango', 'rumraisin', 'durian'];
 const SERVICE_COLORS = {
   order: '#2f5fd0', validation: '#7c3aed', credit: '#0e7490',
-  inventory: '#15803d', payment: '#be185d', fulfillment: '#475569', other: '#8a94a3',
+  inventory: '#15803d', payment: '#be185d', fulfillment: '#475569',
+  notification: '#b45309', insights: '#0f766e', other: '#8a94a3',
 };
 // Which service publishes which domain/action (used when an entry has no `source`).
 const PUBLISHER_OF = {
@@ -1266,7 +1271,7 @@ function pageDeadLetters(query) {
   let busy = false;
 
   const serviceSel = h('select', { 'data-testid': 'dl-filter-service', onchange: () => { filters.service = serviceSel.value; changed(); } },
-    h('option', { value: '' }, 'All services'), SERVICES.map((sv) => h('option', { value: sv }, sv)));
+    h('option', { value: '' }, 'All services'), ALL_SERVICES.map((sv) => h('option', { value: sv }, sv)));
   serviceSel.value = filters.service;
   const statusSel = h('select', { 'data-testid': 'dl-filter-status', onchange: () => { filters.status = statusSel.value; changed(); } },
     h('option', { value: '' }, 'Any status'), ['parked', 'replayed', 'discarded'].map((st) => h('option', { value: st }, st)));
@@ -1501,7 +1506,7 @@ function pagePortal(query) {
         y += ROW_H + 4;
       }
     }
-    const height = Math.max(y + 20, TOP + SERVICES.length * 80);
+    const height = Math.max(y + 20, TOP + ALL_SERVICES.length * 70);
     const width = COL3 + SUB_W + 20;
     const svcY = (i, n, boxH) => TOP + 16 + i * ((height - TOP - 40) / n) + ((height - TOP - 40) / n - boxH) / 2;
 
@@ -1513,7 +1518,7 @@ function pagePortal(query) {
     const edges = s('g', {});
     svg.append(edges);
 
-    const subsByService = new Map(SERVICES.map((sv) => [sv, []]));
+    const subsByService = new Map(ALL_SERVICES.map((sv) => [sv, []]));
     for (const sub of subscriptions()) {
       if (!subsByService.has(sub.service)) subsByService.set(sub.service, []);
       const list = subsByService.get(sub.service);
@@ -1521,6 +1526,8 @@ function pagePortal(query) {
     }
     const pubBoxes = new Map();
     const subBoxes = new Map();
+    // Publishers: the saga's six. Subscribers: every service, the
+    // listeners too.
     SERVICES.forEach((sv, i) => {
       const bh = 40;
       const by = svcY(i, SERVICES.length, bh);
@@ -1531,9 +1538,11 @@ function pagePortal(query) {
         s('text', { x: 14, y: 25 }, sv));
       g.addEventListener('click', () => { selected = { service: sv }; highlight(); renderDetail(); });
       svg.append(g);
+    });
+    ALL_SERVICES.forEach((sv, i) => {
       const routes = subsByService.get(sv) || [];
-      const sh = 30 + Math.min(routes.length, 4) * 0;
-      const sy = svcY(i, SERVICES.length, sh + 14);
+      const sh = 30;
+      const sy = svcY(i, ALL_SERVICES.length, sh + 14);
       subBoxes.set(sv, { x: COL3, y: sy + (sh + 14) / 2 });
       const routesText = routes.join(' · ');
       const sg = s('g', { class: 'svc-box', 'data-testid': 'portal-subscriber', 'data-service': sv, transform: `translate(${COL3},${sy})` },
