@@ -29,6 +29,11 @@ use crate::http::{AppState, serve};
 /// instances of a service share them (at most this many do work at once).
 pub const DEFAULT_PARTITIONS: i32 = 6;
 
+/// What a listener's fetch waits for: this many bytes, or this long.
+pub const LISTENER_FETCH_MIN_BYTES: u32 = 64 * 1024;
+/// See [`LISTENER_FETCH_MIN_BYTES`].
+pub const LISTENER_FETCH_WAIT_MS: u32 = 250;
+
 /// Starts `service`'s relay and consumer with its own handler.
 pub fn start_handler(
     service: Service,
@@ -40,6 +45,19 @@ pub fn start_handler(
     cancel: CancellationToken,
 ) -> anyhow::Result<RunningService> {
     let outbound = Outbound::new(service, catalog.clone());
+    // No order waits on a listener: it asks the broker less often and takes
+    // more per answer, which leaves the broker to the saga.
+    let listening;
+    let settings = if service.is_listener() {
+        listening = KafkaSettings {
+            fetch_min_bytes: LISTENER_FETCH_MIN_BYTES,
+            fetch_wait_max_ms: settings.fetch_wait_max_ms.max(LISTENER_FETCH_WAIT_MS),
+            ..settings.clone()
+        };
+        &listening
+    } else {
+        settings
+    };
     macro_rules! start {
         ($handler:expr) => {
             start_service(

@@ -80,6 +80,12 @@ impl Service {
         }
     }
 
+    /// True for a service outside the saga that only listens (it answers
+    /// nothing, and no order waits on it).
+    pub fn is_listener(self) -> bool {
+        matches!(self, Service::Notification | Service::Insights)
+    }
+
     /// Where its consumer sends records it cannot handle.
     pub fn dead_letter_topic(self) -> String {
         format!("{}.dlq", self.topic())

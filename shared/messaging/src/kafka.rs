@@ -23,6 +23,10 @@ pub struct KafkaSettings {
     /// Apache Kafka, answers as soon as records arrive (ADR 0010), so this
     /// bounds only how often an idle consumer asks again (100 ms, ADR 0010).
     pub fetch_wait_max_ms: u32,
+    /// Bytes a fetch waits for (up to `fetch_wait_max_ms`) before the broker
+    /// answers: 1 answers at once; more lets a consumer that is not in a
+    /// hurry ask less often and take more per answer.
+    pub fetch_min_bytes: u32,
     /// Names this process's clients to the brokers (`client.id`, in their
     /// logs and quotas): `<service>-<instance>` for a service's clients;
     /// `udders` when unset.
@@ -39,6 +43,7 @@ impl KafkaSettings {
             bootstrap: bootstrap.into(),
             partitions: 6,
             fetch_wait_max_ms: Self::DEFAULT_FETCH_WAIT_MS,
+            fetch_min_bytes: 1,
             client_id: None,
         }
     }
@@ -79,6 +84,7 @@ impl KafkaSettings {
             .set("auto.offset.reset", "earliest")
             .set("allow.auto.create.topics", "false")
             .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
+            .set("fetch.min.bytes", self.fetch_min_bytes.max(1).to_string())
             // In a group, partition N of every topic goes to one instance, so
             // every event of an order (key = order id) meets in one place.
             .set("partition.assignment.strategy", "range")
