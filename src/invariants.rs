@@ -237,8 +237,8 @@ pub async fn check(client: &reqwest::Client, at: &Endpoints) -> anyhow::Result<R
 }
 
 /// Every terminal order's customer was told it was received and how it
-/// ended (a completed order: shipped; a rejected one: refused), and each
-/// notice reached them.
+/// ended (a completed order: shipped; a rejected one: refused; a cancelled
+/// one: one closing notice), and each notice reached them.
 async fn told(
     client: &reqwest::Client,
     at: &Endpoints,
@@ -252,12 +252,13 @@ async fn told(
         let mine: Vec<&Value> = notices.iter().filter(|n| n["order_id"] == order.order_id.as_str()).collect();
         let kinds: Vec<&str> = mine.iter().filter_map(|n| n["kind"].as_str()).collect();
         let closing: Vec<&str> = kinds.iter().copied().filter(|k| *k != "received").collect();
-        // A cancel that raced the shipment ends CANCELLED with the parcel
-        // gone: its customer was told it shipped.
+        // CANCELLED tells of whatever the notification service heard first:
+        // the cancel or the expiry, a refusal that the deadline overtook
+        // while its compensation ran, or the parcel that a cancel raced.
         let expected: &[&str] = match order.status.as_str() {
             "COMPLETED" => &["shipped"],
             "REJECTED" => &["refused"],
-            _ => &["cancelled", "expired", "shipped"],
+            _ => &["cancelled", "expired", "refused", "shipped"],
         };
         if !kinds.contains(&"received") || closing.len() != 1 || !expected.contains(&closing[0]) {
             report
