@@ -14,6 +14,7 @@
 //! first: an outcome heard first is kept, and the order is never shown as
 //! open or waiting once it arrives. What must not: I/O, clocks.
 
+use std::marker::PhantomData;
 use std::num::NonZeroU64;
 
 use serde::{Deserialize, Serialize};
@@ -68,33 +69,32 @@ pub fn ending_of(event: &Integration) -> Option<Ending> {
     }
 }
 
-/// An order of the 711 chain.
+/// An order as one listener follows it: the fact that starts it (the
+/// first heard wins) and its ending (the first heard wins). Either may come
+/// first: they travel on different topics.
 #[derive(Debug)]
-pub struct Sale;
+pub struct Followed<S>(PhantomData<fn() -> S>);
 
-/// What a sale knows.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SaleState {
-    /// Its placement: channel, total (minor units), lines, when.
-    pub placed: Option<(String, i64, Vec<OrderLine>, Timestamp)>,
+/// What a followed order knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowedState<S> {
+    /// The fact that starts it, once heard.
+    pub start: Option<S>,
     /// How and when it ended.
     pub ended: Option<(Ending, Timestamp)>,
 }
 
-/// What a sale is told.
+impl<S> Default for FollowedState<S> {
+    fn default() -> Self {
+        Self { start: None, ended: None }
+    }
+}
+
+/// What a followed order is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SaleCommand {
-    /// `order/init`.
-    Place {
-        /// The channel.
-        channel: String,
-        /// Minor units.
-        total: i64,
-        /// The lines.
-        items: Vec<OrderLine>,
-        /// When.
-        at: Timestamp,
-    },
+pub enum FollowCommand<S> {
+    /// The fact that starts it.
+    Start(S),
     /// An outcome.
     End {
         /// Which.
@@ -104,21 +104,12 @@ pub enum SaleCommand {
     },
 }
 
-/// What happened to a sale.
+/// What happened to a followed order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
-pub enum SaleEvent {
-    /// Placed.
-    Placed {
-        /// The channel.
-        channel: String,
-        /// Minor units.
-        total: i64,
-        /// The lines.
-        items: Vec<OrderLine>,
-        /// When.
-        at: Timestamp,
-    },
+pub enum FollowEvent<S> {
+    /// Started (the first start heard).
+    Started(S),
     /// Ended (the first outcome heard).
     Ended {
         /// How.
@@ -128,36 +119,59 @@ pub enum SaleEvent {
     },
 }
 
-impl Decider for Sale {
-    type State = SaleState;
-    type Command = SaleCommand;
-    type Event = SaleEvent;
+impl<S: Clone> Decider for Followed<S> {
+    type State = FollowedState<S>;
+    type Command = FollowCommand<S>;
+    type Event = FollowEvent<S>;
     type Error = std::convert::Infallible;
 
-    fn initial_state() -> SaleState {
-        SaleState::default()
+    fn initial_state() -> FollowedState<S> {
+        FollowedState::default()
     }
 
-    fn decide(state: &SaleState, command: SaleCommand) -> Result<Vec<SaleEvent>, Self::Error> {
+    fn decide(state: &FollowedState<S>, command: FollowCommand<S>) -> Result<Vec<FollowEvent<S>>, Self::Error> {
         Ok(match command {
-            SaleCommand::Place { channel, total, items, at } if state.placed.is_none() => {
-                vec![SaleEvent::Placed { channel, total, items, at }]
-            }
-            SaleCommand::End { ending, at } if state.ended.is_none() => vec![SaleEvent::Ended { ending, at }],
+            FollowCommand::Start(start) if state.start.is_none() => vec![FollowEvent::Started(start)],
+            FollowCommand::End { ending, at } if state.ended.is_none() => vec![FollowEvent::Ended { ending, at }],
             _ => Vec::new(),
         })
     }
 
-    fn evolve(mut state: SaleState, event: &SaleEvent) -> SaleState {
+    fn evolve(mut state: FollowedState<S>, event: &FollowEvent<S>) -> FollowedState<S> {
         match event {
-            SaleEvent::Placed { channel, total, items, at } => {
-                state.placed = Some((channel.clone(), *total, items.clone(), *at));
-            }
-            SaleEvent::Ended { ending, at } => state.ended = Some((*ending, *at)),
+            FollowEvent::Started(start) => state.start = Some(start.clone()),
+            FollowEvent::Ended { ending, at } => state.ended = Some((*ending, *at)),
         }
         state
     }
 }
+
+/// A listener's reaction: `start` when the event starts an order, else the
+/// ending it tells of, if any.
+fn follow<S>(event: &Integration, at: Timestamp, start: Option<S>) -> Option<(String, FollowCommand<S>)> {
+    let command = match (start, ending_of(event)) {
+        (Some(start), _) => FollowCommand::Start(start),
+        (None, Some(ending)) => FollowCommand::End { ending, at },
+        (None, None) => return None,
+    };
+    Some((event.order_id().to_owned(), command))
+}
+
+/// An order of the 711 chain as placed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The channel.
+    pub channel: String,
+    /// Minor units.
+    pub total: i64,
+    /// The lines.
+    pub items: Vec<OrderLine>,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// An order of the 711 chain (stream `sale-<order>`).
+pub type Sale = Followed<Placement>;
 
 impl Aggregate for Sale {
     const CATEGORY: &'static str = "sale";
@@ -165,15 +179,14 @@ impl Aggregate for Sale {
 }
 
 /// What the 711 listener does with an event: the order id and the command.
-pub fn react_sale(event: &Integration, at: Timestamp) -> Option<(String, SaleCommand)> {
-    let command = match (event, ending_of(event)) {
-        (Integration::OrderPlaced(e), _) => {
-            SaleCommand::Place { channel: e.channel.clone(), total: e.total, items: e.items.clone(), at }
+pub fn react_sale(event: &Integration, at: Timestamp) -> Option<(String, FollowCommand<Placement>)> {
+    let start = match event {
+        Integration::OrderPlaced(e) => {
+            Some(Placement { channel: e.channel.clone(), total: e.total, items: e.items.clone(), at })
         }
-        (_, Some(ending)) => SaleCommand::End { ending, at },
-        _ => return None,
+        _ => None,
     };
-    Some((event.order_id().to_owned(), command))
+    follow(event, at, start)
 }
 
 /// A sale as stored for the channel insight.
@@ -199,8 +212,13 @@ impl ReadModel for Sale {
     const VIEW: &'static str = "sales";
     type Doc = SaleView;
 
-    fn project(key: &str, _: Option<SaleView>, state: &SaleState, _: &SaleEvent) -> Option<SaleView> {
-        let (channel, total, items, placed_at) = state.placed.clone()?;
+    fn project(
+        key: &str,
+        _: Option<SaleView>,
+        state: &FollowedState<Placement>,
+        _: &FollowEvent<Placement>,
+    ) -> Option<SaleView> {
+        let Placement { channel, total, items, at: placed_at } = state.start.clone()?;
         Some(SaleView {
             order_id: key.to_owned(),
             channel,
@@ -344,10 +362,6 @@ pub fn channel_insight<'a>(
     }
 }
 
-/// A valid Singapore order, until it is dispatched or ends.
-#[derive(Debug)]
-pub struct Dispatch;
-
 /// A Singapore order as validated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValidOrder {
@@ -363,72 +377,9 @@ pub struct ValidOrder {
     pub at: Timestamp,
 }
 
-/// What a dispatch knows.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DispatchState {
-    /// The order as validated.
-    pub valid: Option<ValidOrder>,
-    /// How and when it ended.
-    pub ended: Option<(Ending, Timestamp)>,
-}
-
-/// What a dispatch is told.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DispatchCommand {
-    /// `order/valid` in Singapore: it waits for dispatch.
-    Wait(ValidOrder),
-    /// An outcome.
-    End {
-        /// Which.
-        ending: Ending,
-        /// When.
-        at: Timestamp,
-    },
-}
-
-/// What happened to a dispatch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum DispatchEvent {
-    /// Valid, waiting.
-    Waiting(ValidOrder),
-    /// Ended (the first outcome heard).
-    Ended {
-        /// How.
-        ending: Ending,
-        /// When.
-        at: Timestamp,
-    },
-}
-
-impl Decider for Dispatch {
-    type State = DispatchState;
-    type Command = DispatchCommand;
-    type Event = DispatchEvent;
-    type Error = std::convert::Infallible;
-
-    fn initial_state() -> DispatchState {
-        DispatchState::default()
-    }
-
-    fn decide(state: &DispatchState, command: DispatchCommand) -> Result<Vec<DispatchEvent>, Self::Error> {
-        Ok(match command {
-            DispatchCommand::Wait(order) if state.valid.is_none() => vec![DispatchEvent::Waiting(order)],
-            DispatchCommand::End { ending, at } if state.ended.is_none() => {
-                vec![DispatchEvent::Ended { ending, at }]
-            }
-            _ => Vec::new(),
-        })
-    }
-
-    fn evolve(mut state: DispatchState, event: &DispatchEvent) -> DispatchState {
-        match event {
-            DispatchEvent::Waiting(order) => state.valid = Some(order.clone()),
-            DispatchEvent::Ended { ending, at } => state.ended = Some((*ending, *at)),
-        }
-        state
-    }
-}
+/// A valid Singapore order, until it is dispatched or ends (stream
+/// `dispatch-<order>`).
+pub type Dispatch = Followed<ValidOrder>;
 
 impl Aggregate for Dispatch {
     const CATEGORY: &'static str = "dispatch";
@@ -436,19 +387,18 @@ impl Aggregate for Dispatch {
 }
 
 /// What the Singapore listener does with an event: the order id and the command.
-pub fn react_dispatch(event: &Integration, at: Timestamp) -> Option<(String, DispatchCommand)> {
-    let command = match (event, ending_of(event)) {
-        (Integration::OrderValidated(e), _) => DispatchCommand::Wait(ValidOrder {
+pub fn react_dispatch(event: &Integration, at: Timestamp) -> Option<(String, FollowCommand<ValidOrder>)> {
+    let start = match event {
+        Integration::OrderValidated(e) => Some(ValidOrder {
             customer_id: e.customer_id.clone(),
             items: e.items.clone(),
             total: e.total,
             postal_code: e.postal_code.clone(),
             at,
         }),
-        (_, Some(ending)) => DispatchCommand::End { ending, at },
-        _ => return None,
+        _ => None,
     };
-    Some((event.order_id().to_owned(), command))
+    follow(event, at, start)
 }
 
 /// A Singapore order as `GET /insights/countries/sg` lists it.
@@ -476,8 +426,13 @@ impl ReadModel for Dispatch {
     const VIEW: &'static str = "dispatch";
     type Doc = DispatchView;
 
-    fn project(key: &str, _: Option<DispatchView>, state: &DispatchState, _: &DispatchEvent) -> Option<DispatchView> {
-        let ValidOrder { customer_id, items, total, postal_code, at } = state.valid.clone()?;
+    fn project(
+        key: &str,
+        _: Option<DispatchView>,
+        state: &FollowedState<ValidOrder>,
+        _: &FollowEvent<ValidOrder>,
+    ) -> Option<DispatchView> {
+        let ValidOrder { customer_id, items, total, postal_code, at } = state.start.clone()?;
         let status = match state.ended {
             None => "WAITING".to_owned(),
             Some((ending, _)) => serde_json::to_value(ending).ok()?.as_str()?.to_owned(),
@@ -545,11 +500,11 @@ mod tests {
 
     #[test]
     fn the_first_outcome_ends_a_sale_even_when_it_comes_before_the_order() {
-        let ended = SaleEvent::Ended { ending: Ending::Refused, at: T0 };
-        given::<Sale>([]).when(SaleCommand::End { ending: Ending::Refused, at: T0 }).then([ended.clone()]);
-        given::<Sale>([ended.clone()]).when(SaleCommand::End { ending: Ending::Shipped, at: T0 }).then([]);
+        let ended = FollowEvent::Ended { ending: Ending::Refused, at: T0 };
+        given::<Sale>([]).when(FollowCommand::End { ending: Ending::Refused, at: T0 }).then([ended.clone()]);
+        given::<Sale>([ended.clone()]).when(FollowCommand::End { ending: Ending::Shipped, at: T0 }).then([]);
         let state = Sale::fold(&[ended]);
-        assert_eq!(Sale::project("o-1", None, &state, &SaleEvent::Ended { ending: Ending::Refused, at: T0 }), None);
+        assert_eq!(Sale::project("o-1", None, &state, &FollowEvent::Ended { ending: Ending::Refused, at: T0 }), None);
     }
 
     #[test]
@@ -588,7 +543,7 @@ mod tests {
             postal_code: "018956".into(),
         });
         let (_, end) = react_dispatch(&shipped, T0).expect("an outcome");
-        let waiting = DispatchEvent::Waiting(ValidOrder {
+        let waiting = FollowEvent::Started(ValidOrder {
             customer_id: "cust-1".into(),
             items: vec![line("mango", 1)],
             total: 500,

@@ -59,20 +59,30 @@ impl Handler for InsightsHandler {
         let (at, cause) = (incoming.envelope.time, Cause::of(incoming));
         for listener in listeners {
             match listener {
-                Listener::Store711 => {
-                    let Some((order, command)) = react_sale(&event, at) else { continue };
-                    let mut sale = tx.load::<Sale>(&order).await?;
-                    let Ok(events) = Sale::decide(&sale.state, command);
-                    record_viewed(tx, &mut sale, events, &cause, &self.outbound, |_| None).await?;
-                }
-                Listener::Singapore => {
-                    let Some((order, command)) = react_dispatch(&event, at) else { continue };
-                    let mut dispatch = tx.load::<Dispatch>(&order).await?;
-                    let Ok(events) = Dispatch::decide(&dispatch.state, command);
-                    record_viewed(tx, &mut dispatch, events, &cause, &self.outbound, |_| None).await?;
-                }
+                Listener::Store711 => self.record::<Sale>(tx, react_sale(&event, at), &cause).await?,
+                Listener::Singapore => self.record::<Dispatch>(tx, react_dispatch(&event, at), &cause).await?,
             }
         }
+        Ok(())
+    }
+}
+
+impl InsightsHandler {
+    /// Decides a listener's reaction on its order and records it.
+    async fn record<A>(
+        &self,
+        tx: &mut Tx,
+        reaction: Option<(String, A::Command)>,
+        cause: &Cause,
+    ) -> Result<(), StoreError>
+    where
+        A: ReadModel + Decider<Error = std::convert::Infallible>,
+        A::Event: Clone,
+    {
+        let Some((order, command)) = reaction else { return Ok(()) };
+        let mut followed = tx.load::<A>(&order).await?;
+        let Ok(events) = A::decide(&followed.state, command);
+        record_viewed(tx, &mut followed, events, cause, &self.outbound, |_| None).await?;
         Ok(())
     }
 }
