@@ -100,10 +100,10 @@ pub async fn backfill(store: &EventStore, outbound: &Outbound, order_url: &str) 
         let mut this_pass = 0;
         let mut next = Some(format!("/orders?limit={PAGE}"));
         while let Some(path) = next.take() {
-            let (rows, link) = get_page(&client, &format!("{base}{path}")).await?;
+            let (rows, link): (Vec<OrderRow>, _) = get_json(&client, &format!("{base}{path}")).await?;
             for row in &rows {
                 let url = format!("{base}/orders/{}", row.order_id);
-                let order: OrderTimeline = get_json(&client, &url).await?;
+                let (order, _): (OrderTimeline, _) = get_json(&client, &url).await?;
                 // New to this pass: an order that heard of something since
                 // the previous pass began (its newest timeline entry).
                 let newest = order.timeline.iter().filter_map(|e| Timestamp::parse_rfc3339(&e.time).ok()).max();
@@ -199,8 +199,11 @@ fn written_at(path: &str) -> Option<i64> {
     cursor.split('.').next()?.parse().ok()
 }
 
-/// A page of `GET /orders` and the path of the next, from its `Link` header.
-async fn get_page(client: &reqwest::Client, url: &str) -> Result<(Vec<OrderRow>, Option<String>), BackfillError> {
+/// A GET's JSON body and, from its `Link` header, the path of the next page.
+async fn get_json<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<(T, Option<String>), BackfillError> {
     let failed = |reason: String| BackfillError::Order { url: url.to_owned(), reason };
     let response = client.get(url).send().await.map_err(|e| failed(e.to_string()))?;
     let response = response.error_for_status().map_err(|e| failed(e.to_string()))?;
@@ -211,12 +214,6 @@ async fn get_page(client: &reqwest::Client, url: &str) -> Result<(Vec<OrderRow>,
         .and_then(|link| link.strip_prefix('<'))
         .and_then(|link| link.split_once('>'))
         .map(|(path, _)| path.to_owned());
-    let rows = response.json().await.map_err(|e| failed(e.to_string()))?;
-    Ok((rows, next))
-}
-
-async fn get_json<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: &str) -> Result<T, BackfillError> {
-    let failed = |reason: String| BackfillError::Order { url: url.to_owned(), reason };
-    let response = client.get(url).send().await.map_err(|e| failed(e.to_string()))?;
-    response.error_for_status().map_err(|e| failed(e.to_string()))?.json().await.map_err(|e| failed(e.to_string()))
+    let body = response.json().await.map_err(|e| failed(e.to_string()))?;
+    Ok((body, next))
 }

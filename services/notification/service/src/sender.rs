@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use udders_eventstore::{EventStore, StoreError};
 use udders_kernel::{Decider, ReadModel, Timestamp};
-use udders_notification_domain::{Delivery, Notices, NoticesCommand, NoticesView};
+use udders_notification_domain::{Notices, NoticesCommand, NoticesView};
 use udders_runtime::{Cause, Outbound, clock, record_viewed};
 
 use crate::courier::{Courier, Message};
@@ -36,11 +36,7 @@ pub async fn send_due(
         let Some(doc) = store.document(Notices::VIEW, &order_id).await? else { continue };
         let view: NoticesView = serde_json::from_value(doc.doc)
             .map_err(|e| StoreError::Corrupt { what: format!("notices of {order_id}"), reason: e.to_string() })?;
-        for notice in view.notifications.iter().filter(|n| n.status == Delivery::Pending) {
-            let due = notice.next_attempt_at.as_deref().and_then(|at| Timestamp::parse_rfc3339(at).ok());
-            if due.is_none_or(|due| due > now) {
-                continue;
-            }
+        for notice in view.due(now) {
             let message = Message {
                 notification_id: notice.notification_id.clone(),
                 customer_id: view.customer_id.clone(),
