@@ -608,6 +608,7 @@ impl Catalog {
     /// order they are tried. A test keeps the committed copy current.
     pub fn to_markdown(&self) -> String {
         let cell = |text: &str| text.replace('|', "\\|");
+        let emits = |s: &Subscription| if s.emits.is_empty() { "nothing".to_owned() } else { s.emits.join(", ") };
         let mut out = String::from(
             "# Events and who reacts to them\n\n\
              Generated from the catalog (`shared/contracts/src/catalog.rs`) by\n\
@@ -619,8 +620,7 @@ impl Catalog {
         for e in &self.events {
             let mut reactions: Vec<String> = Vec::new();
             for s in self.subscriptions.iter().filter(|s| s.pattern.could_match(&e.levels())) {
-                let emits = if s.emits.is_empty() { "nothing".to_owned() } else { s.emits.join(", ") };
-                let reaction = format!("{} ({}) → {emits}", s.service, s.route);
+                let reaction = format!("{} ({}) → {}", s.service, s.route, emits(s));
                 if !reactions.contains(&reaction) {
                     reactions.push(reaction);
                 }
@@ -642,8 +642,7 @@ impl Catalog {
              | service | route | pattern | may publish |\n|---|---|---|---|\n",
         );
         for s in &self.subscriptions {
-            let emits = if s.emits.is_empty() { "nothing".to_owned() } else { s.emits.join(", ") };
-            out.push_str(&format!("| {} | {} | `{}` | {emits} |\n", s.service, s.route, s.pattern.as_str()));
+            out.push_str(&format!("| {} | {} | `{}` | {} |\n", s.service, s.route, s.pattern.as_str(), emits(s)));
         }
         out
     }
