@@ -18,7 +18,7 @@ wait_for_readyz() {
 # the database names), work (a directory for the logs) and instances;
 # declares `declare -A pid port` and broker_pid=""; and defines say().
 # Afterwards: $broker, pid[SERVICE-N] and port[SERVICE-N] (N from 1).
-udders_services=(order validation credit inventory payment fulfillment notification insights)
+udders_services=(order validation validation-us credit inventory payment fulfillment notification insights)
 
 topology_start_broker() {
   "$udders" broker --broker-addr "$broker" >> "$work/broker.log" 2>&1 &
@@ -29,7 +29,7 @@ topology_start_instance() { # service instance
   local key="$1-$2" extra=()
   # Notification reads the orders it missed from the order service.
   [ "$1" = notification ] && extra=(--order-url "http://127.0.0.1:${port[order-1]}")
-  "$udders" service "$1" --database-url "$server/${run}_$1" --bootstrap "$broker" \
+  "$udders" service "$1" --database-url "$server/${run}_${1//-/_}" --bootstrap "$broker" \
     --http-addr "127.0.0.1:${port[$key]}" --instance-id "$2" "${extra[@]}" >> "$work/$key.log" 2>&1 &
   pid[$key]=$!
 }
@@ -45,7 +45,7 @@ topology_wait_ready() { # key url: up to 120 s for `udders healthcheck` to pass
 topology_start() { # the databases, the broker, every instance; returns once all are ready
   local s i key
   for s in "${udders_services[@]}"; do
-    psql "$server/postgres" -qtAc "CREATE DATABASE ${run}_$s" >/dev/null
+    psql "$server/postgres" -qtAc "CREATE DATABASE ${run}_${s//-/_}" >/dev/null
   done
   broker="127.0.0.1:$(free_port)"
   topology_start_broker
@@ -66,7 +66,7 @@ topology_cleanup() { # kill -9 what is left; drop the databases and logs unless 
     echo "logs kept in $work, databases ${run}_*"
   else
     for s in "${udders_services[@]}"; do
-      psql "$server/postgres" -qtAc "DROP DATABASE IF EXISTS ${run}_$s WITH (FORCE)" >/dev/null 2>&1 || true
+      psql "$server/postgres" -qtAc "DROP DATABASE IF EXISTS ${run}_${s//-/_} WITH (FORCE)" >/dev/null 2>&1 || true
     done
     rm -rf "$work"
   fi

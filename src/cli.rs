@@ -27,7 +27,8 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the demo in one process: the embedded broker, the saga's six
-    /// services, notification and insights (one SQLite database each) and
+    /// services (validation as two deployables: validation and
+    /// validation-us), notification and insights (one SQLite database each) and
     /// the POS API on one HTTP port.
     Up(UpArgs),
     /// Run one service in its own process, on PostgreSQL (or SQLite) and
@@ -217,7 +218,7 @@ pub struct LoadArgs {
 
 #[derive(Debug, Args)]
 pub struct ServiceArgs {
-    /// The service: order, validation, credit, inventory, payment, fulfillment, notification or insights.
+    /// The service: order, validation, validation-us, credit, inventory, payment, fulfillment, notification or insights.
     #[arg(env = "UDDERS_SERVICE")]
     pub service: String,
     /// Its database: `postgres://USER@HOST:PORT/DATABASE` (one database per
@@ -252,7 +253,7 @@ pub struct HealthcheckArgs {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// The service: order, validation, credit, inventory, payment, fulfillment, notification or insights.
+    /// The service: order, validation, validation-us, credit, inventory, payment, fulfillment, notification or insights.
     pub service: String,
     /// Where the service databases live.
     #[arg(long, env = "UDDERS_DATA_DIR", default_value = "./data")]

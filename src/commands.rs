@@ -27,15 +27,18 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The service of this name, or an error that lists every name.
+fn service_named(name: &str) -> anyhow::Result<udders_contracts::Service> {
+    udders_contracts::Service::from_name(name).with_context(|| {
+        let names: Vec<&str> = udders_contracts::Service::ALL.iter().map(|s| s.name()).collect();
+        format!("{name:?} is not a service ({})", names.join(", "))
+    })
+}
+
 /// `udders service NAME`: one service until SIGTERM or Ctrl-C, then a
 /// bounded stop (intake first, then the consumer, then the relay's flush).
 pub async fn service(args: ServiceArgs) -> anyhow::Result<()> {
-    let service = udders_contracts::Service::from_name(&args.service).with_context(|| {
-        format!(
-            "{:?} is not a service (order, validation, credit, inventory, payment, fulfillment, notification, insights)",
-            args.service
-        )
-    })?;
+    let service = service_named(&args.service)?;
     // Replicas of one container image differ by host name (and share pid 1).
     let instance = args.instance_id.unwrap_or_else(|| match std::env::var("HOSTNAME") {
         Ok(host) if !host.is_empty() => format!("{host}-{}", std::process::id()),
@@ -137,12 +140,7 @@ fn now_micros() -> i64 {
 }
 
 pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
-    let service = udders_contracts::Service::from_name(&args.service).with_context(|| {
-        format!(
-            "{:?} is not a service (order, validation, credit, inventory, payment, fulfillment, notification, insights)",
-            args.service
-        )
-    })?;
+    let service = service_named(&args.service)?;
     let path = args.data_dir.join(format!("{service}.db"));
     anyhow::ensure!(path.exists(), "no database at {}", path.display());
     let store = udders_eventstore::EventStore::open_sqlite(&path, &udders_eventstore::StoreOptions::default()).await?;

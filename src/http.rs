@@ -105,7 +105,7 @@ pub fn router(state: AppState) -> Router {
             Service::Fulfillment => app.merge(udders_fulfillment::routes(store)),
             Service::Notification => app.merge(udders_notification::routes(store)),
             Service::Insights => app.merge(udders_insights::routes(store)),
-            Service::Order | Service::Validation => app,
+            Service::Order | Service::Validation | Service::ValidationUs => app,
         };
     }
     // A process of a service that owns none has no admin routes (and axum

@@ -70,7 +70,7 @@ pub fn start_handler(
     }
     let running = match service {
         Service::Order => start!(udders_order::OrderHandler::new(outbound)),
-        Service::Validation => start!(udders_validation::ValidationHandler::new(outbound)),
+        Service::Validation | Service::ValidationUs => start!(udders_validation::ValidationHandler::new(outbound)),
         Service::Credit => start!(udders_credit::CreditHandler::new(outbound)),
         Service::Inventory => start!(udders_inventory::InventoryHandler::new(outbound)),
         Service::Payment => start!(udders_payment::PaymentHandler::new(outbound)),

@@ -8,7 +8,7 @@ use udders_eventstore::{EventStore, StoreError};
 pub async fn replay(service: Service, store: &EventStore) -> Result<usize, StoreError> {
     match service {
         Service::Order => udders_order::replay(store).await,
-        Service::Validation => udders_validation::replay(store).await,
+        Service::Validation | Service::ValidationUs => udders_validation::replay(store).await,
         Service::Credit => udders_credit::replay(store).await,
         Service::Inventory => udders_inventory::replay(store).await,
         Service::Payment => udders_payment::replay(store).await,

@@ -29,7 +29,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
-            "udders is up: broker, the saga's six services, notification, insights and the POS API (data in {})",
+            "udders is up: broker, the saga's six services (and validation-us), notification, insights and the POS API (data in {})",
             args.data_dir.display()
         )?;
         writeln!(out, "  console      {base}/")?;

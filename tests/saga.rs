@@ -26,8 +26,9 @@ async fn a_happy_order_completes_with_a_timeline_from_all_six_services() {
     let order = t.wait_terminal(id).await;
     assert_eq!(order["status"], "COMPLETED", "{order:#}");
     assert_eq!((order["total"].as_i64(), &order["reason"]), (Some(1200), &Value::Null));
-    // Notification and insights only listen: the six of the saga publish.
-    let saga = Service::ALL.iter().filter(|s| !s.is_listener());
+    // Notification and insights only listen: the six of the saga publish
+    // (validation-us only for 1.2 orders from the US).
+    let saga = Service::ALL.iter().filter(|s| !s.is_listener() && s.publishes_as() == **s);
     let expected: BTreeSet<String> = saga.map(|s| format!("/udders/{s}")).collect();
     for _ in 0..100 {
         if sources(&t.order(id).await) == expected {
@@ -307,27 +308,62 @@ async fn version_1_2_orders_from_the_us_follow_their_own_rule_set() {
     let mut us = an_order("mango", 1, "cust-6", "tok_visa", None);
     us["country"] = json!("us");
     us["schema_version"] = json!("1.2");
+    us["items"][0]["size"] = json!("pint");
     let refused = ends(&t, us.clone(), "REJECTED", "five-digit postal code").await;
     // The order's own order/init comes back on another topic than the
     // refusal, so it may join the timeline a moment after REJECTED.
-    let id = refused["order_id"].as_str().unwrap();
+    let refused_id = refused["order_id"].as_str().unwrap().to_owned();
     let mut init = None;
     for _ in 0..200 {
-        init = subjects(&t.order(id).await).into_iter().find(|s| s.starts_with("order/init/"));
+        let order = t.order(&refused_id).await;
+        init = order["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["subject"].as_str().unwrap().starts_with("order/init/"))
+            .cloned();
         if init.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(init.as_deref().is_some_and(|s| s.starts_with("order/init/1.2/")), "{init:?}");
+    let init = init.expect("order/init came back");
+    assert!(init["subject"].as_str().unwrap().starts_with("order/init/1.2/"), "{init}");
+    // Payload 1.2 as published: a SKU and a size per line, money with its currency.
+    let line = &init["payload"]["items"][0];
+    assert_eq!(
+        (&line["sku"], &line["size"], &line["unit_price"]["currency"]),
+        (&json!("mango-pint"), &json!("pint"), &json!("USD")),
+        "{init}"
+    );
+    assert_eq!(init["payload"]["total"], json!({"amount": 600, "currency": "USD"}), "{init}");
     us["delivery"]["postal_code"] = json!("94103");
-    ends(&t, us.clone(), "COMPLETED", "").await;
+    let us_valid = ends(&t, us.clone(), "COMPLETED", "").await;
     us["schema_version"] = json!("1.1");
     us["delivery"]["postal_code"] = Value::Null;
-    ends(&t, us, "COMPLETED", "").await;
+    let us_1_1 = ends(&t, us, "COMPLETED", "").await;
     let mut sg = an_order("mango", 1, "cust-6", "tok_visa", None);
     sg["schema_version"] = json!("1.2");
-    ends(&t, sg, "COMPLETED", "").await;
+    let sg_1_2 = ends(&t, sg, "COMPLETED", "").await;
+    // Each order was validated by exactly one deployable: 1.2 from the US by
+    // validation-us, with rule set 1.2; the rest by validation, with 1.1.
+    let validated_by = |id: Value| {
+        let id = id.as_str().unwrap().to_owned();
+        let stores = &t.system.stores;
+        async move {
+            let mut found = Vec::new();
+            for service in [Service::Validation, Service::ValidationUs] {
+                if let Some(doc) = stores[&service].document("validations", &id).await.unwrap() {
+                    found.push((service, doc.doc["rule_set"].as_str().unwrap().to_owned()));
+                }
+            }
+            found
+        }
+    };
+    assert_eq!(validated_by(json!(refused_id)).await, [(Service::ValidationUs, "1.2".to_owned())]);
+    assert_eq!(validated_by(us_valid["order_id"].clone()).await, [(Service::ValidationUs, "1.2".to_owned())]);
+    assert_eq!(validated_by(us_1_1["order_id"].clone()).await, [(Service::Validation, "1.1".to_owned())]);
+    assert_eq!(validated_by(sg_1_2["order_id"].clone()).await, [(Service::Validation, "1.1".to_owned())]);
     t.assert_invariants().await;
     t.stop().await;
 }
@@ -372,6 +408,13 @@ async fn read_models_rebuilt_by_replay_equal_the_live_ones() {
         an_order("vanilla", 2, "cust-7", "tok_declined", None),
         an_order("chocolate", 1, "cust-7", "tok_visa", Some("00000")),
         an_order("nope", 1, "cust-7", "tok_visa", None),
+        // Payload 1.2 from the US: validation-us validates it.
+        {
+            let mut us = an_order("mango", 1, "cust-7", "tok_visa", Some("94103"));
+            us["country"] = json!("us");
+            us["schema_version"] = json!("1.2");
+            us
+        },
     ];
     let mut ids = Vec::new();
     for body in &bodies {
@@ -384,6 +427,7 @@ async fn read_models_rebuilt_by_replay_equal_the_live_ones() {
     let views = [
         (Service::Order, "orders"),
         (Service::Validation, "validations"),
+        (Service::ValidationUs, "validations"),
         (Service::Credit, "credit"),
         (Service::Inventory, "inventory"),
         (Service::Payment, "payments"),

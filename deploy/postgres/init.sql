@@ -5,5 +5,6 @@ CREATE DATABASE udders_credit;
 CREATE DATABASE udders_inventory;
 CREATE DATABASE udders_payment;
 CREATE DATABASE udders_fulfillment;
+CREATE DATABASE udders_validation_us;
 CREATE DATABASE udders_notification;
 CREATE DATABASE udders_insights;

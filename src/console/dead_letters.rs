@@ -96,7 +96,9 @@ fn view(service: Service, letter: DeadLetter) -> DeadLetterView {
 #[into_params(parameter_in = Query)]
 pub struct DeadLetterQuery {
     /// Only this service's.
-    #[param(pattern = "^(order|validation|credit|inventory|payment|fulfillment|notification|insights)?$")]
+    #[param(
+        pattern = "^(order|validation|validation-us|credit|inventory|payment|fulfillment|notification|insights)?$"
+    )]
     service: Option<String>,
     /// `parked` (the default for replay), `replayed` or `discarded`; all when absent (list).
     #[param(pattern = "^(parked|replayed|discarded)?$")]

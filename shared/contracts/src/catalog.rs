@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::events::{
-    CreditLimitChanged, CreditMoved, OrderCalledOff, OrderInvalidated, OrderPlaced, OrderShipped, OrderValidated,
-    PaymentMoved, PriceChanged, StepRefused, StockMoved, StockRestocked,
+    CreditLimitChanged, CreditMoved, OrderCalledOff, OrderInvalidated, OrderPlaced, OrderPlacedV1_2, OrderShipped,
+    OrderValidated, PaymentMoved, PriceChanged, StepRefused, StockMoved, StockRestocked,
 };
 use crate::pattern::{LevelValue, Pattern};
 use crate::subject::{Subject, SubjectError};
@@ -25,6 +25,10 @@ pub enum Service {
     Order,
     /// Business rules per payload version and country.
     Validation,
+    /// The US rule set of payload 1.2, deployed on its own: part of
+    /// validation (it publishes validation's events on validation's topic).
+    #[serde(rename = "validation-us")]
+    ValidationUs,
     /// Customer credit limits and reservations.
     Credit,
     /// Stock per flavour and country.
@@ -41,9 +45,10 @@ pub enum Service {
 
 impl Service {
     /// Every service: the saga's six in saga order, then the listeners.
-    pub const ALL: [Service; 8] = [
+    pub const ALL: [Service; 9] = [
         Service::Order,
         Service::Validation,
+        Service::ValidationUs,
         Service::Credit,
         Service::Inventory,
         Service::Payment,
@@ -57,6 +62,7 @@ impl Service {
         match self {
             Service::Order => "order",
             Service::Validation => "validation",
+            Service::ValidationUs => "validation-us",
             Service::Credit => "credit",
             Service::Inventory => "inventory",
             Service::Payment => "payment",
@@ -66,11 +72,22 @@ impl Service {
         }
     }
 
-    /// The one Kafka topic it publishes to (it is that topic's only writer).
-    pub fn topic(self) -> &'static str {
+    /// The service whose events it publishes: itself, except for a
+    /// deployable that runs some of another service's routes on its own
+    /// (validation-us, for validation).
+    pub fn publishes_as(self) -> Service {
         match self {
+            Service::ValidationUs => Service::Validation,
+            other => other,
+        }
+    }
+
+    /// The one Kafka topic it publishes to: its own, shared only by the
+    /// deployables that publish as it ([`Service::publishes_as`]).
+    pub fn topic(self) -> &'static str {
+        match self.publishes_as() {
             Service::Order => "udders.order",
-            Service::Validation => "udders.validation",
+            Service::Validation | Service::ValidationUs => "udders.validation",
             Service::Credit => "udders.credit",
             Service::Inventory => "udders.inventory",
             Service::Payment => "udders.payment",
@@ -86,9 +103,10 @@ impl Service {
         matches!(self, Service::Notification | Service::Insights)
     }
 
-    /// Where its consumer sends records it cannot handle.
+    /// Where its consumer sends records it cannot handle: one per
+    /// deployable, `udders.<name>.dlq`.
     pub fn dead_letter_topic(self) -> String {
-        format!("{}.dlq", self.topic())
+        format!("udders.{}.dlq", self.name())
     }
 
     /// The service of this name.
@@ -272,12 +290,12 @@ impl Catalog {
         use Service::*;
         let events = vec![
             EventSpec::new::<OrderPlaced>("order", "init", "1.1", Order, "The point of sale placed an order."),
-            EventSpec::new::<OrderPlaced>(
+            EventSpec::new::<OrderPlacedV1_2>(
                 "order",
                 "init",
                 "1.2",
                 Order,
-                "An order in payload version 1.2 (postal code checked for the US).",
+                "An order in payload version 1.2: lines with SKU and size, money with its currency.",
             ),
             EventSpec::new::<OrderValidated>("order", "valid", "1.0", Validation, "The order passed its rule set."),
             EventSpec::new::<OrderInvalidated>("order", "invalid", "1.0", Validation, "The order broke its rule set."),
@@ -365,7 +383,10 @@ impl Catalog {
         const CHARGED: &[&str] = &["payment/captured", "payment/declined"];
         const QUIET: &[&str] = &[];
         let mut declared: Vec<(Service, &'static str, &'static str, &'static [&'static str])> = vec![
-            (Validation, "rules-1.2-us", "order/init/1.2/**/us/*", VALIDATED),
+            // Version 1.2 from the US has its own deployable; validation,
+            // which publishes for it, leaves those records to it (first
+            // match across the two, see `Catalog::routes_of`).
+            (ValidationUs, "rules-1.2-us", "order/init/1.2/**/us/*", VALIDATED),
             (Validation, "rules-1.1", "order/init/>", VALIDATED),
             (Credit, "reserve", "order/valid/>", &["credit/reserved", "credit/rejected"]),
             (Credit, "release", "inventory/rejected/>", &["credit/released"]),
@@ -456,7 +477,7 @@ impl Catalog {
                 });
             }
             for &event in s.emits {
-                let own = self.events.iter().any(|e| e.name() == event && e.publisher == s.service);
+                let own = self.events.iter().any(|e| e.name() == event && e.publisher == s.service.publishes_as());
                 if !own {
                     return Err(CatalogError::UnknownEmit { service: s.service, route: s.route, event });
                 }
@@ -521,6 +542,18 @@ impl Catalog {
     /// A service's subscriptions, in priority order.
     pub fn subscriptions_of(&self, service: Service) -> impl Iterator<Item = &Subscription> {
         self.subscriptions.iter().filter(move |s| s.service == service)
+    }
+
+    /// The routes a service's consumer tries, in priority order, each with
+    /// whether the service handles it: its own subscriptions, and those of
+    /// every deployable publishing as the same service. A record goes to
+    /// the first route that matches; one whose first match belongs to a
+    /// sibling is the sibling's, and this service passes it by.
+    pub fn routes_of(&self, service: Service) -> impl Iterator<Item = (&Subscription, bool)> {
+        self.subscriptions
+            .iter()
+            .filter(move |s| s.service.publishes_as() == service.publishes_as())
+            .map(move |s| (s, s.service == service))
     }
 
     /// The topics a service must read: those of every event its patterns can match.
@@ -860,8 +893,31 @@ mod tests {
         assert_eq!(catalog.topics_for(Service::Order).len(), 6, "order follows every service");
         let init_12 = catalog.events.iter().find(|e| e.name() == "order/init" && e.version == "1.2").unwrap();
         let subscribers = catalog.subscribers_of(init_12);
-        assert!(subscribers.contains(&(Service::Validation, "rules-1.2-us")));
+        assert!(subscribers.contains(&(Service::ValidationUs, "rules-1.2-us")));
         assert!(subscribers.contains(&(Service::Validation, "rules-1.1")), "1.2 from outside the US goes to 1.1");
+    }
+
+    #[test]
+    fn validation_and_validation_us_share_one_route_table_and_each_handles_only_its_own() {
+        let catalog = Catalog::udders().unwrap();
+        let table =
+            |service| -> Vec<(&str, bool)> { catalog.routes_of(service).map(|(s, mine)| (s.route, mine)).collect() };
+        assert_eq!(table(Service::ValidationUs), [("rules-1.2-us", true), ("rules-1.1", false)]);
+        assert_eq!(table(Service::Validation), [("rules-1.2-us", false), ("rules-1.1", true)]);
+        assert_eq!(table(Service::Credit).iter().filter(|(_, mine)| !mine).count(), 0, "no sibling, nothing passed by");
+        let first = |subject: &str| {
+            let subject: Subject = subject.parse().unwrap();
+            catalog.routes_of(Service::Validation).find(|(s, _)| s.pattern.matches(&subject)).map(|(s, _)| s.service)
+        };
+        assert_eq!(first("order/init/1.2/icecream/udders/mango/us/web"), Some(Service::ValidationUs));
+        assert_eq!(first("order/init/1.2/icecream/udders/mango/sg/web"), Some(Service::Validation));
+        assert_eq!(
+            first("order/init/1.1/icecream/udders/mango/us/web"),
+            Some(Service::Validation),
+            "1.1 path untouched"
+        );
+        assert_eq!(Service::ValidationUs.topic(), Service::Validation.topic(), "it publishes as validation");
+        assert_ne!(Service::ValidationUs.dead_letter_topic(), Service::Validation.dead_letter_topic());
     }
 
     #[test]

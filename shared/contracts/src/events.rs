@@ -38,6 +38,106 @@ pub struct OrderPlaced {
     pub postal_code: Option<String>,
 }
 
+/// An amount of money with its currency (payload 1.2 and later).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Money {
+    /// Minor units, for example cents.
+    pub amount: i64,
+    /// ISO 4217 code, for example `USD`.
+    pub currency: String,
+}
+
+/// One line of an order in payload 1.2: a stock-keeping unit of a flavour in a size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderLineV1_2 {
+    /// The stock-keeping unit, `<flavor>-<size>`, for example `mango-pint`.
+    pub sku: String,
+    /// Flavour, for example `rumraisin`.
+    pub flavor: String,
+    /// `cup`, `pint` or `tub`.
+    pub size: String,
+    /// How many.
+    pub quantity: u32,
+    /// Unit price, from the price list of the order's country.
+    pub unit_price: Money,
+}
+
+/// `order/init` in payload version 1.2: lines carry their SKU and size, and
+/// money carries its currency. Version 1.1 readers see it through
+/// [`OrderPlacedV1_2::to_v1_1`], which drops what 1.1 has no place for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderPlacedV1_2 {
+    /// The order (also the Kafka key).
+    pub order_id: String,
+    /// Who buys.
+    pub customer_id: String,
+    /// Sales channel, for example `lazada`.
+    pub channel: String,
+    /// Country code, for example `us`.
+    pub country: String,
+    /// What is bought.
+    pub items: Vec<OrderLineV1_2>,
+    /// Sum of the lines.
+    pub total: Money,
+    /// Card token for the payment gateway.
+    pub card_token: String,
+    /// Delivery postal code, if given.
+    #[serde(default)]
+    pub postal_code: Option<String>,
+}
+
+impl OrderPlacedV1_2 {
+    /// The order in payload 1.2: `order` with each line's size (in line
+    /// order; `tub` where none is given) and the currency of its amounts.
+    pub fn from_v1_1(order: &OrderPlaced, sizes: &[String], currency: &str) -> Self {
+        let money = |amount| Money { amount, currency: currency.to_owned() };
+        let items = order
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, line)| {
+                let size = sizes.get(i).cloned().unwrap_or_else(|| crate::reference::DEFAULT_SIZE.to_owned());
+                OrderLineV1_2 {
+                    sku: crate::reference::sku(&line.flavor, &size),
+                    flavor: line.flavor.clone(),
+                    size,
+                    quantity: line.quantity,
+                    unit_price: money(line.unit_price),
+                }
+            })
+            .collect();
+        Self {
+            order_id: order.order_id.clone(),
+            customer_id: order.customer_id.clone(),
+            channel: order.channel.clone(),
+            country: order.country.clone(),
+            items,
+            total: money(order.total),
+            card_token: order.card_token.clone(),
+            postal_code: order.postal_code.clone(),
+        }
+    }
+
+    /// The order as a version 1.1 reader sees it: amounts in minor units,
+    /// without SKUs, sizes and currency.
+    pub fn to_v1_1(&self) -> OrderPlaced {
+        OrderPlaced {
+            order_id: self.order_id.clone(),
+            customer_id: self.customer_id.clone(),
+            channel: self.channel.clone(),
+            country: self.country.clone(),
+            items: self
+                .items
+                .iter()
+                .map(|l| OrderLine { flavor: l.flavor.clone(), quantity: l.quantity, unit_price: l.unit_price.amount })
+                .collect(),
+            total: self.total.amount,
+            card_token: self.card_token.clone(),
+            postal_code: self.postal_code.clone(),
+        }
+    }
+}
+
 /// `order/valid`: the order passed its rule set; carries what credit,
 /// inventory, payment and fulfillment need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

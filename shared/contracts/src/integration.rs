@@ -5,16 +5,18 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::events::{
-    CreditLimitChanged, CreditMoved, OrderCalledOff, OrderInvalidated, OrderPlaced, OrderShipped, OrderValidated,
-    PaymentMoved, PriceChanged, StepRefused, StockMoved, StockRestocked,
+    CreditLimitChanged, CreditMoved, OrderCalledOff, OrderInvalidated, OrderPlaced, OrderPlacedV1_2, OrderShipped,
+    OrderValidated, PaymentMoved, PriceChanged, StepRefused, StockMoved, StockRestocked,
 };
 use crate::subject::Subject;
 
 /// An integration event, named by the first two levels of its subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Integration {
-    /// `order/init`
+    /// `order/init` in payload version 1.1.
     OrderPlaced(OrderPlaced),
+    /// `order/init` in payload version 1.2 (SKUs, sizes, money with its currency).
+    OrderPlacedV1_2(OrderPlacedV1_2),
     /// `order/valid`
     OrderValidated(OrderValidated),
     /// `order/invalid`
@@ -71,11 +73,14 @@ fn decode<T: DeserializeOwned>(subject: &Subject, payload: Value) -> Result<T, I
 }
 
 impl Integration {
-    /// Reads a payload by its subject's `domain/action`.
+    /// Reads a payload by its subject's `domain/action` and, where an event
+    /// has several payload versions, its version.
     pub fn parse(subject: &Subject, payload: Value) -> Result<Self, IntegrationError> {
         let mut levels = subject.levels();
         let (domain, action) = (levels.next().unwrap_or(""), levels.next().unwrap_or(""));
+        let version = levels.next().unwrap_or("");
         Ok(match (domain, action) {
+            ("order", "init") if version == "1.2" => Self::OrderPlacedV1_2(decode(subject, payload)?),
             ("order", "init") => Self::OrderPlaced(decode(subject, payload)?),
             ("order", "valid") => Self::OrderValidated(decode(subject, payload)?),
             ("order", "invalid") => Self::OrderInvalidated(decode(subject, payload)?),
@@ -108,7 +113,7 @@ impl Integration {
     /// `(domain, action)`: the first two levels of its subject.
     pub fn name(&self) -> (&'static str, &'static str) {
         match self {
-            Self::OrderPlaced(_) => ("order", "init"),
+            Self::OrderPlaced(_) | Self::OrderPlacedV1_2(_) => ("order", "init"),
             Self::OrderValidated(_) => ("order", "valid"),
             Self::OrderInvalidated(_) => ("order", "invalid"),
             Self::CreditReserved(_) => ("credit", "reserved"),
@@ -128,6 +133,16 @@ impl Integration {
             Self::PriceChanged(_) => ("price", "changed"),
             Self::StockRestocked(_) => ("stock", "restocked"),
             Self::CreditLimitChanged(_) => ("credit", "limit-changed"),
+        }
+    }
+
+    /// A placed order as a version 1.1 reader sees it, whatever its payload
+    /// version: how the readers that need no 1.2 field take both.
+    pub fn placed(&self) -> Option<OrderPlaced> {
+        match self {
+            Self::OrderPlaced(e) => Some(e.clone()),
+            Self::OrderPlacedV1_2(e) => Some(e.to_v1_1()),
+            _ => None,
         }
     }
 
@@ -154,6 +169,7 @@ impl Integration {
         match self {
             Self::PriceChanged(_) | Self::StockRestocked(_) | Self::CreditLimitChanged(_) => "",
             Self::OrderPlaced(e) => &e.order_id,
+            Self::OrderPlacedV1_2(e) => &e.order_id,
             Self::OrderValidated(e) => &e.order_id,
             Self::OrderInvalidated(e) => &e.order_id,
             Self::CreditReserved(e) | Self::CreditReleased(e) | Self::CreditSettled(e) => &e.order_id,
@@ -172,6 +188,7 @@ impl Integration {
     pub fn payload(&self) -> Value {
         let value = match self {
             Self::OrderPlaced(e) => serde_json::to_value(e),
+            Self::OrderPlacedV1_2(e) => serde_json::to_value(e),
             Self::OrderValidated(e) => serde_json::to_value(e),
             Self::OrderInvalidated(e) => serde_json::to_value(e),
             Self::CreditReserved(e) | Self::CreditReleased(e) | Self::CreditSettled(e) => serde_json::to_value(e),
@@ -230,6 +247,25 @@ mod tests {
         assert_eq!(event.name(), ("credit", "rejected"));
         assert_eq!(event.order_id(), "o-1");
         assert_eq!(event.payload(), payload);
+    }
+
+    #[test]
+    fn order_init_is_read_by_its_payload_version_and_a_1_2_order_reads_as_1_1_too() {
+        let v1_2 = json!({
+            "order_id": "o-1", "customer_id": "c-1", "channel": "web", "country": "us",
+            "items": [{"sku": "mango-pint", "flavor": "mango", "size": "pint", "quantity": 2,
+                       "unit_price": {"amount": 600, "currency": "USD"}}],
+            "total": {"amount": 1200, "currency": "USD"}, "card_token": "tok", "postal_code": "94103"
+        });
+        let subject: Subject = "order/init/1.2/icecream/udders/mango/us/web".parse().unwrap();
+        let event = Integration::parse(&subject, v1_2.clone()).unwrap();
+        assert!(matches!(event, Integration::OrderPlacedV1_2(_)));
+        assert_eq!(event.payload(), v1_2, "written back unchanged");
+        let as_1_1 = event.placed().unwrap();
+        assert_eq!((as_1_1.total, as_1_1.items[0].unit_price, as_1_1.items[0].quantity), (1200, 600, 2));
+        let old: Subject = "order/init/1.1/icecream/udders/mango/us/web".parse().unwrap();
+        let error = Integration::parse(&old, v1_2).unwrap_err();
+        assert!(error.reason.contains("invalid type"), "a 1.2 payload is not a 1.1 payload: {error}");
     }
 
     #[test]

@@ -159,6 +159,10 @@ pub struct ConsumerConfig {
     /// Routes in priority order: the first pattern matching a subject wins;
     /// a record no pattern matches is skipped.
     pub routes: Vec<(String, Pattern)>,
+    /// Routes of [`ConsumerConfig::routes`] that another deployable handles
+    /// (validation-us, for validation): a record whose first match is one
+    /// of them is skipped like one that matches nothing.
+    pub routes_elsewhere: Vec<String>,
     /// Where records it gives up on go.
     pub dead_letter_topic: String,
     /// Event types it accepts (subject and `ce_type` must be catalogued).
@@ -199,6 +203,7 @@ impl ConsumerConfig {
             name: name.into(),
             topics: Vec::new(),
             routes: Vec::new(),
+            routes_elsewhere: Vec::new(),
             dead_letter_topic: dead_letter_topic.into(),
             catalog,
             max_attempts: 5,
@@ -1288,6 +1293,9 @@ pub(crate) fn parse_record(config: &ConsumerConfig, record: RawRecord<'_>) -> Re
     let Some((route, _)) = config.routes.iter().find(|(_, p)| p.matches(&envelope.subject)) else {
         return Ok(None);
     };
+    if config.routes_elsewhere.contains(route) {
+        return Ok(None);
+    }
     let spec = config
         .catalog
         .spec_of(&envelope.subject)

@@ -98,6 +98,11 @@ pub fn compensation_kinds(service: Service) -> &'static [&'static str] {
         Service::Credit => &["credit/released"],
         Service::Inventory => &["inventory/released"],
         Service::Payment => &["payment/refunded"],
-        Service::Order | Service::Validation | Service::Fulfillment | Service::Notification | Service::Insights => &[],
+        Service::Order
+        | Service::Validation
+        | Service::ValidationUs
+        | Service::Fulfillment
+        | Service::Notification
+        | Service::Insights => &[],
     }
 }

@@ -72,7 +72,12 @@ impl RunningService {
 pub fn consumer_config(service: Service, catalog: Arc<Catalog>) -> ConsumerConfig {
     let mut config = ConsumerConfig::new(service.name(), catalog.clone(), service.dead_letter_topic());
     config.topics = catalog.topics_for(service).into_iter().map(str::to_owned).collect();
-    config.routes = catalog.subscriptions_of(service).map(|s| (s.route.to_owned(), s.pattern.clone())).collect();
+    for (subscription, mine) in catalog.routes_of(service) {
+        config.routes.push((subscription.route.to_owned(), subscription.pattern.clone()));
+        if !mine {
+            config.routes_elsewhere.push(subscription.route.to_owned());
+        }
+    }
     config
 }
 

@@ -116,7 +116,7 @@ impl Outbound {
             .catalog
             .spec_named(domain, action, version)
             .ok_or_else(|| bad(format!("not in the catalog (version {version:?})")))?;
-        if spec.publisher != self.service {
+        if spec.publisher != self.service.publishes_as() {
             return Err(bad(format!("published by {}, not {}", spec.publisher, self.service)));
         }
         let subject = spec.subject(&cause.product, &cause.country, &cause.channel).map_err(|e| bad(e.to_string()))?;

@@ -10,17 +10,19 @@
 // ---------------------------------------------------------------- constants
 
 const SERVICES = ['order', 'validation', 'credit', 'inventory', 'payment', 'fulfillment'];
+// Deployables that publish as one of the six (their events share its lane).
+const DEPLOYABLES = ['validation-us'];
 // Services outside the saga that only listen: no lane of their own (they
 // publish nothing), but they subscribe, and have dead letters of their own.
 const LISTENERS = ['notification', 'insights'];
-const ALL_SERVICES = [...SERVICES, ...LISTENERS];
+const ALL_SERVICES = [...SERVICES, ...DEPLOYABLES, ...LISTENERS];
 const STATUSES = ['PLACED', 'VALIDATED', 'RESERVED', 'PAID', 'COMPLETED', 'COMPENSATING', 'REJECTED', 'CANCELLED'];
 const TERMINAL = new Set(['COMPLETED', 'REJECTED', 'CANCELLED']);
 const COUNTRIES = ['sg', 'my', 'kr', 'us', 'id', 'th'];
 const CHANNELS = ['lazada', 'shopee', 'store711', 'web', 'pos'];
 const FLAVORS = ['vanilla', 'chocolate', 'mango', 'rumraisin', 'durian'];
 const SERVICE_COLORS = {
-  order: '#2f5fd0', validation: '#7c3aed', credit: '#0e7490',
+  order: '#2f5fd0', validation: '#7c3aed', 'validation-us': '#7c3aed', credit: '#0e7490',
   inventory: '#15803d', payment: '#be185d', fulfillment: '#475569',
   notification: '#b45309', insights: '#0f766e', other: '#8a94a3',
 };

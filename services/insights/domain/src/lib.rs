@@ -180,12 +180,7 @@ impl Aggregate for Sale {
 
 /// What the 711 listener does with an event: the order id and the command.
 pub fn react_sale(event: &Integration, at: Timestamp) -> Option<(String, FollowCommand<Placement>)> {
-    let start = match event {
-        Integration::OrderPlaced(e) => {
-            Some(Placement { channel: e.channel.clone(), total: e.total, items: e.items.clone(), at })
-        }
-        _ => None,
-    };
+    let start = event.placed().map(|e| Placement { channel: e.channel, total: e.total, items: e.items, at });
     follow(event, at, start)
 }
 

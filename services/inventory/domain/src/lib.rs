@@ -213,6 +213,9 @@ impl Decider for Stock {
 impl Aggregate for Stock {
     const CATEGORY: &'static str = "stock";
     const SNAPSHOT_EVERY: Option<NonZeroU64> = NonZeroU64::new(100);
+    /// 2: the state counts `stocked`. A snapshot of 1 would fold it from 0,
+    /// so it is passed over and the stock folded from its events.
+    const STATE_SCHEMA: u32 = 2;
 }
 
 /// The stock reservation of one order.

@@ -306,8 +306,9 @@ impl Aggregate for Notices {
 pub fn react(event: &Integration, at: Timestamp) -> Option<(String, NoticesCommand)> {
     let conclude = |kind: Kind, detail: String| NoticesCommand::Conclude { kind, detail, at };
     let command = match event {
-        Integration::OrderPlaced(e) => {
-            NoticesCommand::Address { customer_id: e.customer_id.clone(), total: e.total, at }
+        Integration::OrderPlaced(_) | Integration::OrderPlacedV1_2(_) => {
+            let e = event.placed()?;
+            NoticesCommand::Address { customer_id: e.customer_id, total: e.total, at }
         }
         Integration::OrderShipped(e) => {
             conclude(Kind::Shipped, format!("shipment {} to {}", e.shipment_id, e.postal_code))

@@ -14,8 +14,8 @@ use std::num::NonZeroU64;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use udders_contracts::Integration;
-use udders_contracts::events::{OrderCalledOff, OrderLine, OrderPlaced};
+use udders_contracts::events::{OrderCalledOff, OrderLine, OrderPlaced, OrderPlacedV1_2};
+use udders_contracts::{Integration, reference};
 use udders_kernel::{Aggregate, CorrelationId, Decider, ReadModel, Timestamp};
 
 /// Where an order stands, as the API shows it.
@@ -203,7 +203,7 @@ impl Step {
     /// data, which is about no order).
     pub fn of(event: &Integration) -> Option<Step> {
         Some(match event {
-            Integration::OrderPlaced(_) => Step::Placed,
+            Integration::OrderPlaced(_) | Integration::OrderPlacedV1_2(_) => Step::Placed,
             Integration::OrderValidated(_) => Step::Validated,
             Integration::OrderInvalidated(e) => Step::Invalidated { reasons: e.reasons.clone() },
             Integration::CreditReserved(_) => Step::CreditReserved,
@@ -282,6 +282,11 @@ pub struct Placement {
     pub order: OrderPlaced,
     /// Payload schema version, `1.1` or `1.2`.
     pub schema_version: String,
+    /// Each line's size (`cup`, `pint` or `tub`), in line order. Payload
+    /// 1.2 publishes them; a request that names none orders tubs.
+    pub sizes: Vec<String>,
+    /// The currency of its amounts: its country's.
+    pub currency: String,
     /// When it was accepted.
     pub placed_at: Timestamp,
     /// When the saga deadline passes.
@@ -290,6 +295,17 @@ pub struct Placement {
     pub request_fingerprint: Option<String>,
     /// The saga's correlation id.
     pub correlation_id: CorrelationId,
+}
+
+impl Placement {
+    /// `order/init` in the placement's payload version.
+    pub fn published(&self) -> Integration {
+        if self.schema_version == "1.2" {
+            Integration::OrderPlacedV1_2(OrderPlacedV1_2::from_v1_1(&self.order, &self.sizes, &self.currency))
+        } else {
+            Integration::OrderPlaced(self.order.clone())
+        }
+    }
 }
 
 /// The order.
@@ -575,6 +591,31 @@ fn observe(state: &OrderState, observation: Observation, now: Timestamp) -> Vec<
 impl Aggregate for Order {
     const CATEGORY: &'static str = "order";
     const SNAPSHOT_EVERY: Option<NonZeroU64> = NonZeroU64::new(20);
+    /// 2: the placement gained `sizes` and `currency`.
+    const STATE_SCHEMA: u32 = 2;
+    /// 2: `Placed` gained `sizes` and `currency` (see [`Order::upcast`]).
+    const EVENT_SCHEMA: u16 = 2;
+
+    /// A `Placed` of schema 1, recorded before orders had sizes and a
+    /// currency, reads as a placement of tubs in its country's currency;
+    /// every other event kept its shape.
+    fn upcast(event_type: &str, schema_version: u16, mut payload: Value) -> Result<Value, String> {
+        match schema_version {
+            2 => Ok(payload),
+            1 if event_type == "Placed" => {
+                let order = &payload["order"];
+                let lines = order["items"].as_array().map_or(0, Vec::len);
+                let country = order["country"].as_str().unwrap_or_default();
+                let currency = reference::currency(country).unwrap_or_default();
+                let fields = payload.as_object_mut().ok_or("a Placed payload is an object")?;
+                fields.insert("sizes".into(), Value::from(vec![reference::DEFAULT_SIZE; lines]));
+                fields.insert("currency".into(), Value::from(currency));
+                Ok(payload)
+            }
+            1 => Ok(payload),
+            other => Err(format!("this build reads order events of schema 1 and 2, not {other}")),
+        }
+    }
 }
 
 impl OrderEvent {
@@ -582,7 +623,7 @@ impl OrderEvent {
     /// of its subject when it is not the catalog's only one.
     pub fn integration(&self, order_id: &str) -> Option<(Integration, Option<String>)> {
         match self {
-            OrderEvent::Placed(p) => Some((Integration::OrderPlaced(p.order.clone()), Some(p.schema_version.clone()))),
+            OrderEvent::Placed(p) => Some((p.published(), Some(p.schema_version.clone()))),
             OrderEvent::CancelRequested { .. } => Some((
                 Integration::OrderCancelled(OrderCalledOff {
                     order_id: order_id.to_owned(),

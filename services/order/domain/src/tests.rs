@@ -20,6 +20,8 @@ fn placement() -> Placement {
             postal_code: None,
         },
         schema_version: "1.1".into(),
+        sizes: vec!["tub".into()],
+        currency: "SGD".into(),
         placed_at: T0,
         deadline: T0.plus_micros(30_000_000),
         request_fingerprint: None,

@@ -87,6 +87,34 @@ pub struct ItemRequest {
     #[serde(deserialize_with = "udders_runtime::http::whole_u32")]
     #[schema(value_type = i64, minimum = 0, maximum = 4294967295_i64)]
     pub quantity: u32,
+    /// `cup`, `pint` or `tub` (the default). Payload 1.2 publishes it,
+    /// with the line's SKU; 1.1 has no place for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub size: Option<Size>,
+}
+
+/// The size of an order line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Size {
+    /// A cup.
+    Cup,
+    /// A pint.
+    Pint,
+    /// A tub.
+    Tub,
+}
+
+impl Size {
+    /// As in the payload: `cup`, `pint` or `tub`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Size::Cup => "cup",
+            Size::Pint => "pint",
+            Size::Tub => "tub",
+        }
+    }
 }
 
 /// `payment` of `POST /orders`.
@@ -258,6 +286,8 @@ pub async fn place(
             postal_code: request.delivery.and_then(|d| d.postal_code),
         },
         schema_version,
+        sizes: request.items.iter().map(|i| i.size.unwrap_or(Size::Tub).as_str().to_owned()).collect(),
+        currency: reference::currency(&request.country).unwrap_or_default().to_owned(),
         placed_at: cause.time,
         deadline: cause.time.plus_micros(i64::try_from(api.deadline.as_micros()).unwrap_or(i64::MAX)),
         request_fingerprint: key.is_some().then(|| fingerprint.clone()),

@@ -1,15 +1,19 @@
 //! Validation's pure domain: the business rules per payload version and
 //! country, as a decider over one order's validation.
 //!
-//! Rule set 1.1 applies to every order: known flavours, quantities in
-//! 1..=100, a served country, at least one line. Rule set 1.2 (bound to the
-//! subscription `order/init/1.2/**/us/*`) adds a five-digit postal code.
+//! Rule set 1.1 applies to every order, in either payload version (a 1.2
+//! order is read as 1.1): known flavours, quantities in 1..=100, a served
+//! country, at least one line. Rule set 1.2 (bound to the subscription
+//! `order/init/1.2/**/us/*`, run by the validation-us deployable) reads the
+//! 1.2 payload and adds: a five-digit postal code, a known size and a SKU
+//! that names the line's flavour and size, every amount in the country's
+//! currency, and a total that is the sum of its lines.
 //! Each order is validated once: a redelivered `order/init` decides nothing.
 //!
 //! What must not: I/O. The service crate feeds commands and publishes events.
 
 use serde::{Deserialize, Serialize};
-use udders_contracts::events::{OrderInvalidated, OrderPlaced, OrderValidated};
+use udders_contracts::events::{OrderInvalidated, OrderPlaced, OrderPlacedV1_2, OrderValidated};
 use udders_contracts::reference;
 use udders_kernel::{Aggregate, Decider, ReadModel};
 
@@ -39,7 +43,22 @@ impl RuleSet {
     }
 
     /// Every rule the order breaks, in words; empty when it passes.
-    pub fn check(self, order: &OrderPlaced) -> Vec<String> {
+    pub fn check(self, placed: &Placed) -> Vec<String> {
+        let order = placed.as_v1_1();
+        let mut reasons = check_1_1(&order);
+        if self == RuleSet::V1_2 {
+            match placed {
+                Placed::V1_2(order) => reasons.extend(check_1_2(order)),
+                Placed::V1_1(_) => reasons.push("rule set 1.2 reads payload version 1.2 only".to_owned()),
+            }
+        }
+        reasons
+    }
+}
+
+/// The rules of 1.1, which every order keeps.
+fn check_1_1(order: &OrderPlaced) -> Vec<String> {
+    {
         let mut reasons = Vec::new();
         if order.items.is_empty() {
             reasons.push("the order has no items".to_owned());
@@ -57,14 +76,74 @@ impl RuleSet {
         if !reference::serves(&order.country) {
             reasons.push(format!("country {:?} is not served", order.country));
         }
-        if self == RuleSet::V1_2 {
-            let ok =
-                order.postal_code.as_deref().is_some_and(|p| p.len() == 5 && p.bytes().all(|b| b.is_ascii_digit()));
-            if !ok {
-                reasons.push("rule set 1.2 needs a five-digit postal code".to_owned());
-            }
-        }
         reasons
+    }
+}
+
+/// What 1.2 adds, on the fields only payload 1.2 has.
+fn check_1_2(order: &OrderPlacedV1_2) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let ok = order.postal_code.as_deref().is_some_and(|p| p.len() == 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    if !ok {
+        reasons.push("rule set 1.2 needs a five-digit postal code".to_owned());
+    }
+    let currency = reference::currency(&order.country).unwrap_or_default();
+    for line in &order.items {
+        if !reference::SIZES.contains(&line.size.as_str()) {
+            reasons.push(format!(
+                "size {:?} of {} is not one of {}",
+                line.size,
+                line.flavor,
+                reference::SIZES.join(", ")
+            ));
+        }
+        if line.sku != reference::sku(&line.flavor, &line.size) {
+            reasons.push(format!("SKU {:?} is not {} in {}", line.sku, line.flavor, line.size));
+        }
+        if line.unit_price.currency != currency {
+            reasons.push(format!("{} is priced in {:?}, not {currency}", line.flavor, line.unit_price.currency));
+        }
+    }
+    if order.total.currency != currency {
+        reasons.push(format!("the total is in {:?}, not {currency}", order.total.currency));
+    }
+    let sum = order.items.iter().map(|l| l.unit_price.amount.saturating_mul(i64::from(l.quantity))).sum::<i64>();
+    if order.total.amount != sum {
+        reasons.push(format!("the total {} is not the sum of the lines, {sum}", order.total.amount));
+    }
+    reasons
+}
+
+/// A placed order in the payload version it was published in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placed {
+    /// Payload 1.1.
+    V1_1(OrderPlaced),
+    /// Payload 1.2.
+    V1_2(OrderPlacedV1_2),
+}
+
+impl Placed {
+    /// The order's id.
+    pub fn order_id(&self) -> &str {
+        match self {
+            Placed::V1_1(order) => &order.order_id,
+            Placed::V1_2(order) => &order.order_id,
+        }
+    }
+
+    /// The order as rule set 1.1 (and `order/valid`) reads it.
+    pub fn as_v1_1(&self) -> OrderPlaced {
+        match self {
+            Placed::V1_1(order) => order.clone(),
+            Placed::V1_2(order) => order.to_v1_1(),
+        }
+    }
+}
+
+impl From<OrderPlaced> for Placed {
+    fn from(order: OrderPlaced) -> Self {
+        Placed::V1_1(order)
     }
 }
 
@@ -96,7 +175,7 @@ pub enum State {
 #[derive(Debug, Clone)]
 pub struct Validate {
     /// The order as placed.
-    pub order: OrderPlaced,
+    pub order: Placed,
     /// The rule set of the route it came on.
     pub rule_set: RuleSet,
 }
@@ -126,6 +205,7 @@ impl Decider for Validation {
             return Ok(Vec::new());
         }
         let reasons = rule_set.check(&order);
+        let order = order.as_v1_1();
         if !reasons.is_empty() {
             return Ok(vec![Event::Refused(OrderInvalidated {
                 order_id: order.order_id,
@@ -227,7 +307,13 @@ mod tests {
     }
 
     fn validate(order: OrderPlaced, rule_set: RuleSet) -> Validate {
-        Validate { order, rule_set }
+        Validate { order: order.into(), rule_set }
+    }
+
+    fn order_1_2(size: &str, currency: &str, postal_code: Option<&str>) -> Placed {
+        let mut placed = order("mango", 2, "us", postal_code);
+        placed.total = 1200;
+        Placed::V1_2(OrderPlacedV1_2::from_v1_1(&placed, &[size.to_owned()], currency))
     }
 
     #[test]
@@ -256,25 +342,56 @@ mod tests {
         assert_eq!((passed.items[0].unit_price, passed.total), (550, 1100));
         let mut unpriced = order("mango", 2, "sg", None);
         unpriced.items[0].unit_price = 0;
-        assert_eq!(RuleSet::V1_1.check(&unpriced), ["mango has no unit price"]);
+        assert_eq!(RuleSet::V1_1.check(&unpriced.into()), ["mango has no unit price"]);
     }
 
     #[test]
     fn unknown_flavour_bad_quantity_and_unserved_country_are_each_named() {
         let mut o = order("bubblegum", 0, "fr", None);
         o.items.push(OrderLine { flavor: "mango".into(), quantity: 101, unit_price: 600 });
-        let reasons = RuleSet::V1_1.check(&o);
+        let reasons = RuleSet::V1_1.check(&o.into());
         assert_eq!(reasons.len(), 4, "{reasons:?}");
         assert!(reasons[0].contains("bubblegum") && reasons[3].contains("\"fr\""), "{reasons:?}");
     }
 
     #[test]
     fn rule_set_1_2_needs_a_five_digit_postal_code_and_1_1_does_not() {
-        assert!(RuleSet::V1_1.check(&order("mango", 1, "us", None)).is_empty());
-        assert_eq!(RuleSet::V1_2.check(&order("mango", 1, "us", Some("1234"))).len(), 1);
-        assert!(RuleSet::V1_2.check(&order("mango", 1, "us", Some("12345"))).is_empty());
+        assert!(RuleSet::V1_1.check(&order("mango", 1, "us", None).into()).is_empty());
+        assert!(RuleSet::V1_1.check(&order_1_2("pint", "USD", None)).is_empty(), "1.1 reads a 1.2 order as 1.1");
+        assert_eq!(RuleSet::V1_2.check(&order_1_2("pint", "USD", Some("1234"))).len(), 1);
+        assert!(RuleSet::V1_2.check(&order_1_2("pint", "USD", Some("12345"))).is_empty());
         assert_eq!(RuleSet::for_route("rules-1.2-us"), RuleSet::V1_2);
         assert_eq!(RuleSet::for_route("rules-1.1"), RuleSet::V1_1);
+    }
+
+    #[test]
+    fn rule_set_1_2_checks_what_only_payload_1_2_carries() {
+        assert_eq!(
+            RuleSet::V1_2.check(&order_1_2("bucket", "SGD", Some("12345"))),
+            [
+                "size \"bucket\" of mango is not one of cup, pint, tub",
+                "mango is priced in \"SGD\", not USD",
+                "the total is in \"SGD\", not USD",
+            ]
+        );
+        let Placed::V1_2(mut wrong) = order_1_2("cup", "USD", Some("12345")) else { unreachable!() };
+        wrong.items[0].sku = "mango-tub".into();
+        wrong.total.amount = 1;
+        assert_eq!(
+            RuleSet::V1_2.check(&Placed::V1_2(wrong)),
+            ["SKU \"mango-tub\" is not mango in cup", "the total 1 is not the sum of the lines, 1200"]
+        );
+        assert_eq!(
+            RuleSet::V1_2.check(&order("mango", 1, "us", Some("12345")).into()),
+            ["rule set 1.2 reads payload version 1.2 only"]
+        );
+        let events = Validation::decide(
+            &State::Unseen,
+            Validate { order: order_1_2("pint", "USD", Some("12345")), rule_set: RuleSet::V1_2 },
+        )
+        .unwrap();
+        let Event::Passed(passed) = &events[0] else { panic!("{events:?}") };
+        assert_eq!((passed.total, passed.rule_set.as_str()), (1200, "1.2"), "order/valid stays 1.0, in minor units");
     }
 
     #[test]

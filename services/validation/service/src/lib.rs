@@ -3,6 +3,11 @@
 //! `order/init/1.2/**/us/*`, 1.1 for the rest), and its read model. It
 //! serves no HTTP path of its own. The rules are in
 //! `udders-validation-domain`.
+//!
+//! Two deployables run this handler: `validation` (route `rules-1.1`) and
+//! `validation-us` (route `rules-1.2-us`), each with its own database and
+//! consumer group. The catalog gives both one route table, so each record
+//! is validated by exactly one of them.
 
 use udders_contracts::{Integration, Service};
 use udders_eventstore::{EventStore, StoreError, Tx};
@@ -10,10 +15,12 @@ use udders_kernel::Decider;
 use udders_messaging::{Handler, HandlerError, Incoming};
 use udders_runtime::replay::replay_one;
 use udders_runtime::{Cause, Outbound, integration, record_viewed};
-use udders_validation_domain::{Event, RuleSet, Validate, Validation};
+use udders_validation_domain::{Event, Placed, RuleSet, Validate, Validation};
 
 /// This service.
 pub const SERVICE: Service = Service::Validation;
+/// The deployable of the US rule set of payload 1.2.
+pub const US_SERVICE: Service = Service::ValidationUs;
 
 /// Validates placed orders.
 #[derive(Debug, Clone)]
@@ -30,9 +37,13 @@ impl ValidationHandler {
 
 impl Handler for ValidationHandler {
     async fn handle(&self, tx: &mut Tx, incoming: &Incoming) -> Result<(), HandlerError> {
-        let Integration::OrderPlaced(order) = integration(incoming)? else { return Ok(()) };
+        let order = match integration(incoming)? {
+            Integration::OrderPlaced(order) => Placed::V1_1(order),
+            Integration::OrderPlacedV1_2(order) => Placed::V1_2(order),
+            _ => return Ok(()),
+        };
         let rule_set = RuleSet::for_route(&incoming.route);
-        let mut validation = tx.load::<Validation>(&order.order_id).await?;
+        let mut validation = tx.load::<Validation>(order.order_id()).await?;
         let Ok(events) = Validation::decide(&validation.state, Validate { order, rule_set });
         let publish = |e: &Event| {
             Some(match e {
