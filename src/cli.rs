@@ -238,6 +238,16 @@ pub struct ServiceArgs {
     /// missed before its first start is read there; without it, none is).
     #[arg(long, env = "UDDERS_ORDER_URL")]
     pub order_url: Option<String>,
+    /// Replicas of each topic it creates [default: the cluster's
+    /// `default.replication.factor`; 1 on a cluster of one broker]. Set 3
+    /// on a production cluster (docs/adr/0017).
+    #[arg(long, env = "UDDERS_REPLICATION_FACTOR", value_parser = clap::value_parser!(i32).range(1..))]
+    pub replication_factor: Option<i32>,
+    /// `min.insync.replicas` of each topic it creates [default: the
+    /// cluster's]. With `acks=all`, a write is acknowledged once this many
+    /// replicas hold it; set 2 with 3 replicas.
+    #[arg(long, env = "UDDERS_MIN_INSYNC_REPLICAS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub min_insync_replicas: Option<u32>,
     #[command(flatten)]
     pub saga: SagaArgs,
     #[command(flatten)]

@@ -51,6 +51,8 @@ pub async fn service(args: ServiceArgs) -> anyhow::Result<()> {
         http_addr: args.http_addr,
         instance: instance.clone(),
         partitions: args.saga.partitions.unwrap_or(udders::node::DEFAULT_PARTITIONS),
+        replication_factor: args.replication_factor,
+        min_insync_replicas: args.min_insync_replicas,
         fetch_wait_ms: args.saga.fetch_wait_ms,
         deadline: args.saga.saga_deadline,
         sweep_every: std::time::Duration::from_millis(500),

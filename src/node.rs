@@ -102,6 +102,26 @@ pub async fn seed(service: Service, store: &EventStore, catalog: &Arc<Catalog>) 
     }
 }
 
+/// Warns when the Udders topics that exist live on one broker of a cluster
+/// of several: one disk's loss would lose their events (docs/adr/0017).
+async fn warn_when_thinly_replicated(settings: &KafkaSettings, catalog: &Catalog) {
+    let topics: Vec<String> = catalog.all_topics().into_iter().collect();
+    match udders_messaging::topics::cluster_replication(settings, &topics).await {
+        Ok((brokers, found)) => {
+            let thin = udders_messaging::topics::thinly_replicated(brokers, &found);
+            if !thin.is_empty() {
+                tracing::warn!(
+                    brokers,
+                    topics = %thin.join(", "),
+                    "topics with one replica on a cluster of several brokers: a broker's loss loses their events; \
+                     raise their replication (kafka-reassign-partitions) and set --replication-factor for new ones"
+                );
+            }
+        }
+        Err(error) => tracing::debug!(%error, "could not read the cluster's replication"),
+    }
+}
+
 /// How often the notification sender looks for due notices.
 pub const SEND_EVERY: Duration = Duration::from_millis(100);
 
@@ -147,6 +167,10 @@ pub struct NodeConfig {
     pub instance: String,
     /// Partitions of the topics it creates.
     pub partitions: i32,
+    /// Replicas of the topics it creates (`None`: the cluster's default).
+    pub replication_factor: Option<i32>,
+    /// `min.insync.replicas` of the topics it creates (`None`: the cluster's).
+    pub min_insync_replicas: Option<u32>,
     /// Longest fetch wait, milliseconds.
     pub fetch_wait_ms: u32,
     /// The saga deadline (order service).
@@ -188,8 +212,11 @@ impl Node {
         let settings = KafkaSettings {
             partitions: config.partitions,
             fetch_wait_max_ms: config.fetch_wait_ms,
+            replication_factor: config.replication_factor,
+            min_insync_replicas: config.min_insync_replicas,
             ..KafkaSettings::new(config.bootstrap.clone())
         };
+        warn_when_thinly_replicated(&settings, &catalog).await;
         let cancel = CancellationToken::new();
         let outbound = Outbound::new(service, catalog.clone());
         let background = match service {

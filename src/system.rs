@@ -120,12 +120,18 @@ impl System {
         // A topic that had to be created means a new (or emptied) broker:
         // what its service published lately may never have been consumed, so
         // its outbox sends that window again (inboxes drop the duplicates).
+        // Deployables that publish as one service share its topic: each of
+        // their outboxes sends its window again when the topic is new.
         let window = config.republish_window;
+        let mut new_topics = std::collections::BTreeSet::new();
         for service in Service::ALL {
-            let created =
-                ensure_topics(&settings, &[service.topic().to_owned()]).await.context("creating the topics")?;
+            if ensure_topics(&settings, &[service.topic().to_owned()]).await.context("creating the topics")? > 0 {
+                new_topics.insert(service.topic());
+            }
             ensure_topics(&settings, &[service.dead_letter_topic()]).await.context("creating the topics")?;
-            if created > 0 {
+        }
+        for service in Service::ALL {
+            if new_topics.contains(service.topic()) {
                 let requeued = stores[&service].unpublish_recent(window).await?;
                 if requeued > 0 {
                     tracing::info!(%service, requeued, "new broker: recent events queued to be sent again");

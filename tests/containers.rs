@@ -56,10 +56,11 @@ impl Infrastructure {
             .await
             .expect("PostgreSQL answers");
         let pool = admin.postgres_pool().expect("a PostgreSQL store");
-        let statement = sqlx::AssertSqlSafe(format!("CREATE DATABASE udders_{service}"));
+        let name = format!("udders_{}", service.name().replace('-', "_"));
+        let statement = sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"));
         sqlx::query(statement).execute(pool).await.expect("creating a database");
         admin.close().await;
-        format!("{server}/udders_{service}")
+        format!("{server}/{name}")
     }
 }
 
@@ -81,6 +82,9 @@ async fn start_services(infra: &Infrastructure, instances: usize) -> BTreeMap<(S
                 http_addr: any_port(),
                 instance: instance.to_string(),
                 partitions: 6,
+                // The container is one broker: one replica, said explicitly.
+                replication_factor: Some(1),
+                min_insync_replicas: None,
                 fetch_wait_ms: 50,
                 deadline: Duration::from_secs(120),
                 sweep_every: Duration::from_millis(500),

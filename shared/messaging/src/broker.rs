@@ -18,10 +18,9 @@ use std::time::{Duration, Instant};
 
 use rama::layer::{MapErrLayer, MapStateLayer};
 use rama::{Context, Layer as _, Service as _};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tansu_broker::coordinator::group::administrator::Controller;
 use tansu_broker::service::{auth, coordinator, storage as routes};
@@ -241,28 +240,6 @@ pub async fn wait_for_broker(settings: &KafkaSettings, timeout: Duration) -> Res
     })
     .await
     .map_err(|e| MessagingError::Broker(e.to_string()))?
-}
-
-/// Creates the topics that do not exist yet, each with the configured number
-/// of partitions. Idempotent: a topic that exists is left as it is. Returns
-/// how many topics had to be created.
-pub async fn ensure_topics(settings: &KafkaSettings, topics: &[String]) -> Result<usize, MessagingError> {
-    let admin: AdminClient<DefaultClientContext> = settings.admin_config().create().map_err(MessagingError::Kafka)?;
-    let new: Vec<NewTopic<'_>> =
-        topics.iter().map(|t| NewTopic::new(t, settings.partitions, TopicReplication::Fixed(1))).collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = admin.create_topics(&new, &options).await.map_err(MessagingError::Kafka)?;
-    let mut created = 0;
-    for result in results {
-        match result {
-            Ok(_) => created += 1,
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(MessagingError::Broker(format!("creating topic {topic}: {code}")));
-            }
-        }
-    }
-    Ok(created)
 }
 
 /// Assigns every partition of `topic` to `consumer`, each from its start.

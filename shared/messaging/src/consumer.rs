@@ -768,7 +768,7 @@ impl<H: Handler> Loop<H> {
     /// assignment (see [`Self::rebalanced`]).
     async fn assign(&mut self) -> Result<StreamConsumer<LoopContext>, MessagingError> {
         let dlq = [self.config.dead_letter_topic.clone()];
-        crate::broker::ensure_topics(&self.settings, &dlq).await?;
+        crate::topics::ensure_topics(&self.settings, &dlq).await?;
         let partitions = self.partitions().await?;
         self.clients += 1;
         let (sender, receiver) = mpsc::unbounded_channel();

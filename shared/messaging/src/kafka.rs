@@ -31,6 +31,13 @@ pub struct KafkaSettings {
     /// logs and quotas): `<service>-<instance>` for a service's clients;
     /// `udders` when unset.
     pub client_id: Option<String>,
+    /// Replicas of each topic Udders creates; `None` leaves it to the
+    /// cluster (see [`crate::topics::replication_for`]).
+    pub replication_factor: Option<i32>,
+    /// `min.insync.replicas` of each topic Udders creates; `None` leaves it
+    /// to the cluster. With `acks=all`, a write succeeds once this many
+    /// replicas have it.
+    pub min_insync_replicas: Option<u32>,
 }
 
 impl KafkaSettings {
@@ -45,6 +52,8 @@ impl KafkaSettings {
             fetch_wait_max_ms: Self::DEFAULT_FETCH_WAIT_MS,
             fetch_min_bytes: 1,
             client_id: None,
+            replication_factor: None,
+            min_insync_replicas: None,
         }
     }
 

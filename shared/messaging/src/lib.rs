@@ -2,7 +2,7 @@
 //! at-least-once consumer with inbox deduplication and a dead-letter topic.
 //!
 //! What lives here: [`EmbeddedBroker`] (Tansu, linked in, memory storage),
-//! topic creation, [`KafkaSettings`] (every rdkafka setting in one place),
+//! [`topics`] (creation, replication), [`KafkaSettings`] (every rdkafka setting in one place),
 //! [`Relay`], [`spawn_consumer`] with its [`Handler`] trait, [`Replayer`]
 //! (a parked dead letter handled again on demand), [`Backoff`], [`outbound`]
 //! (an event as an outbox row with its CloudEvents headers), [`tap`], and
@@ -20,9 +20,10 @@ pub mod metrics;
 pub mod outbound;
 mod relay;
 pub mod tap;
+pub mod topics;
 
 pub use backoff::Backoff;
-pub use broker::{EmbeddedBroker, assign_from_start, delete_records, ensure_topics, wait_for_broker};
+pub use broker::{EmbeddedBroker, assign_from_start, delete_records, wait_for_broker};
 pub use consumer::{
     ConsumerConfig, ConsumerLatency, ConsumerStats, ConsumerWatch, Handler, HandlerError, Incoming, Membership,
     dead_letter, spawn_consumer,
@@ -30,6 +31,7 @@ pub use consumer::{
 pub use dead_letters::{ReplayDeadLetter, ReplayError, Replayed, Replayer};
 pub use kafka::{KafkaSettings, WatchfulContext};
 pub use relay::{Relay, RelayConfig};
+pub use topics::ensure_topics;
 
 /// An error of the messaging layer.
 #[derive(Debug, thiserror::Error)]

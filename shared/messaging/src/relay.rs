@@ -37,8 +37,9 @@ use tokio_util::sync::CancellationToken;
 use udders_eventstore::{ClaimedMessage, EventStore};
 
 use crate::MessagingError;
-use crate::broker::{ensure_topics, wait_for_broker};
+use crate::broker::wait_for_broker;
 use crate::kafka::{KafkaSettings, WatchfulContext};
+use crate::topics::ensure_topics;
 
 /// How a relay behaves.
 #[derive(Debug, Clone)]

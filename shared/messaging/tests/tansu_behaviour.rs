@@ -9,7 +9,7 @@ use common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use udders_messaging::ensure_topics;
+use udders_messaging::{EmbeddedBroker, KafkaSettings, ensure_topics};
 
 async fn first_offset_read_from(settings: &udders_messaging::KafkaSettings, topic: &str, from: i64) -> Option<i64> {
     let reader: BaseConsumer = settings.consumer_config("probe").create().unwrap();
@@ -99,4 +99,30 @@ async fn a_waiting_fetch_answers_when_a_record_arrives_not_when_its_wait_runs_ou
     let took = sent.elapsed();
     assert_eq!(received, 0);
     assert!(took < Duration::from_millis(1000), "the record took {took:?} against a fetch wait of 5 s");
+}
+
+/// Topics created with the cluster's defaults on the embedded broker, one
+/// broker, get one replica each, and the metadata says so; asking for
+/// `min.insync.replicas` is accepted too. A cluster of one broker is never
+/// reported as thinly replicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_take_the_clusters_replication_and_one_broker_is_not_a_warning() {
+    let broker = EmbeddedBroker::start(free_addr()).await.unwrap();
+    let defaults = settings(broker.addr());
+    let topics = ["udders.defaults".to_owned()];
+    assert_eq!(ensure_topics(&defaults, &topics).await.unwrap(), 1);
+    let asked = KafkaSettings { replication_factor: Some(1), min_insync_replicas: Some(1), ..defaults.clone() };
+    assert_eq!(ensure_topics(&asked, &["udders.asked".to_owned()]).await.unwrap(), 1);
+    let wanted = ["udders.defaults".to_owned(), "udders.asked".to_owned(), "udders.absent".to_owned()];
+    let (brokers, found) = udders_messaging::topics::cluster_replication(&defaults, &wanted).await.unwrap();
+    assert_eq!(brokers, 1);
+    let mut found = found;
+    found.sort();
+    assert_eq!(
+        found,
+        [("udders.asked".to_owned(), 1), ("udders.defaults".to_owned(), 1)],
+        "absent topics are not listed"
+    );
+    assert!(udders_messaging::topics::thinly_replicated(brokers, &found).is_empty());
+    broker.stop().await;
 }

@@ -87,10 +87,9 @@ pub struct ItemRequest {
     #[serde(deserialize_with = "udders_runtime::http::whole_u32")]
     #[schema(value_type = i64, minimum = 0, maximum = 4294967295_i64)]
     pub quantity: u32,
-    /// `cup`, `pint` or `tub` (the default). Payload 1.2 publishes it,
+    /// `cup`, `pint` or `tub` (the default, also for null). Payload 1.2 publishes it,
     /// with the line's SKU; 1.1 has no place for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub size: Option<Size>,
 }
 
