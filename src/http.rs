@@ -198,10 +198,22 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     }
     help(
         &mut out,
+        "udders_hop_duration_seconds",
+        "histogram",
+        "One hop: from an event's time (ce_time, when its publisher recorded it) to the commit of its effects in \
+         the service that handled it (outbox, relay, broker and consumer queue included).",
+    );
+    for (service, watch) in &running {
+        let labels = format!("service=\"{service}\"");
+        watch.latency().hop.write_prometheus(&mut out, "udders_hop_duration_seconds", &labels);
+    }
+    help(
+        &mut out,
         "udders_consumer_position",
         "gauge",
         "The next offset a service's consumer will read, as stored in its database.",
     );
+    let mut lags = Vec::new();
     for (service, store) in &state.stores {
         for p in store.positions(service.name()).await.unwrap_or_default() {
             let _ = writeln!(
@@ -209,7 +221,24 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                 "udders_consumer_position{{service=\"{service}\",topic=\"{}\",partition=\"{}\"}} {}",
                 p.topic, p.partition, p.next_offset
             );
+            let end = running.get(service).and_then(|w| w.ends().get(&p.topic, p.partition));
+            if let Some(end) = end {
+                lags.push((*service, p.topic, p.partition, (end - p.next_offset).max(0)));
+            }
         }
+    }
+    help(
+        &mut out,
+        "udders_consumer_lag",
+        "gauge",
+        "Records on a partition a service's consumer has not handled yet: the partition's end (as its client last \
+         heard, every 5 s) less its stored position.",
+    );
+    for (service, topic, partition, lag) in lags {
+        let _ = writeln!(
+            out,
+            "udders_consumer_lag{{service=\"{service}\",topic=\"{topic}\",partition=\"{partition}\"}} {lag}"
+        );
     }
     let mut outbox = BTreeMap::new();
     for (service, store) in &state.stores {
@@ -238,6 +267,18 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         for (status, n) in counts {
             let _ = writeln!(out, "udders_orders{{status=\"{}\"}} {n}", status.unwrap_or_default());
         }
+    }
+    help(
+        &mut out,
+        "udders_orders_past_deadline",
+        "gauge",
+        "Open orders whose saga deadline has passed (counted up to 10,000). The sweeper calls an order off at its \
+         deadline: one that stays open waits on a step that does not answer.",
+    );
+    if let Some(store) = state.stores.get(&Service::Order)
+        && let Ok(overdue) = store.due_documents("orders", udders_runtime::clock::now(), 10_000).await
+    {
+        let _ = writeln!(out, "udders_orders_past_deadline {}", overdue.len());
     }
     udders_runtime::metrics::saga().write_prometheus(&mut out, state.stores.keys().copied());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()

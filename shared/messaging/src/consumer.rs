@@ -64,7 +64,7 @@ use crate::backoff::Backoff;
 
 use crate::MessagingError;
 use crate::kafka::{KafkaSettings, WatchfulContext};
-use crate::metrics::{HANDLER_BOUNDS, Histogram};
+use crate::metrics::{HANDLER_BOUNDS, HOP_BOUNDS, Histogram, PartitionEnds};
 
 /// Headers added to a dead-lettered record (its own headers are kept).
 pub mod dead_letter {
@@ -274,6 +274,7 @@ struct Loop<H> {
     rewinds: HashMap<PartitionKey, i64>,
     stats: watch::Sender<ConsumerStats>,
     latency: Arc<ConsumerLatency>,
+    ends: PartitionEnds,
 }
 
 /// How long a consumer's work takes, as histograms.
@@ -283,11 +284,20 @@ pub struct ConsumerLatency {
     pub handler: Histogram,
     /// Each transaction: inbox entries, handler calls, positions and commit.
     pub transaction: Histogram,
+    /// Each handled record's hop: from its event's time (`ce_time`, set by
+    /// the publisher when the event was recorded) to the commit of its
+    /// effects here, by the wall clocks of both (outbox, relay, broker and
+    /// this consumer's queue included).
+    pub hop: Histogram,
 }
 
 impl Default for ConsumerLatency {
     fn default() -> Self {
-        Self { handler: Histogram::new(HANDLER_BOUNDS), transaction: Histogram::new(HANDLER_BOUNDS) }
+        Self {
+            handler: Histogram::new(HANDLER_BOUNDS),
+            transaction: Histogram::new(HANDLER_BOUNDS),
+            hop: Histogram::new(HOP_BOUNDS),
+        }
     }
 }
 
@@ -328,6 +338,8 @@ enum Rebalanced {
 /// [`WatchfulContext`]) and forwards the group's rebalances to the loop.
 struct LoopContext {
     watch: WatchfulContext,
+    /// Where librdkafka's statistics (partition ends) go.
+    ends: PartitionEnds,
     rebalances: mpsc::UnboundedSender<Rebalanced>,
     /// Set before the client is dropped: closing it revokes the assignment
     /// and waits for the unassign, which the loop is no longer there to make.
@@ -337,6 +349,10 @@ struct LoopContext {
 impl ClientContext for LoopContext {
     fn error(&self, error: KafkaError, reason: &str) {
         self.watch.error(error, reason);
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.ends.record(&statistics);
     }
 }
 
@@ -383,6 +399,7 @@ pub struct ConsumerWatch {
     ready: watch::Receiver<bool>,
     stats: watch::Receiver<ConsumerStats>,
     latency: Arc<ConsumerLatency>,
+    ends: PartitionEnds,
 }
 
 impl ConsumerWatch {
@@ -405,6 +422,11 @@ impl ConsumerWatch {
     pub fn latency(&self) -> &ConsumerLatency {
         &self.latency
     }
+
+    /// The ends of the partitions it reads, for its lag.
+    pub fn ends(&self) -> &PartitionEnds {
+        &self.ends
+    }
 }
 
 /// Starts a consumer on the current runtime. It runs until `cancel`.
@@ -418,6 +440,7 @@ pub fn spawn_consumer<H: Handler>(
     let (ready_tx, ready) = watch::channel(false);
     let (stats_tx, stats) = watch::channel(ConsumerStats::default());
     let latency = Arc::new(ConsumerLatency::default());
+    let ends = PartitionEnds::default();
     let lp = Loop {
         store,
         settings,
@@ -437,9 +460,10 @@ pub fn spawn_consumer<H: Handler>(
         rewinds: HashMap::new(),
         stats: stats_tx,
         latency: latency.clone(),
+        ends: ends.clone(),
     };
     let task = tokio::spawn(lp.run(cancel, ready_tx));
-    Ok((task, ConsumerWatch { ready, stats, latency }))
+    Ok((task, ConsumerWatch { ready, stats, latency, ends }))
 }
 
 fn fingerprint(message: &OwnedMessage) -> Option<String> {
@@ -773,7 +797,12 @@ impl<H: Handler> Loop<H> {
         self.clients += 1;
         let (sender, receiver) = mpsc::unbounded_channel();
         self.rebalances = receiver;
-        let context = LoopContext { watch: self.context.clone(), rebalances: sender, closing: false.into() };
+        let context = LoopContext {
+            watch: self.context.clone(),
+            ends: self.ends.clone(),
+            rebalances: sender,
+            closing: false.into(),
+        };
         let consumer: StreamConsumer<LoopContext> = self
             .settings
             .consumer_config(&self.config.name)
@@ -1007,6 +1036,7 @@ impl<H: Handler> Loop<H> {
         let mut tx = self.store.begin().await.map_err(Failure::from)?;
         let mut outcomes = Vec::with_capacity(items.len());
         let mut positions: HashMap<PartitionKey, ConsumerPosition> = HashMap::new();
+        let mut handled_times = Vec::with_capacity(items.len());
         let ids: Vec<EventId> = items.iter().map(|(incoming, _)| incoming.envelope.id).collect();
         let fresh = tx.inbox_record_many(&self.config.name, &ids).await.map_err(Failure::from)?;
         for ((incoming, record_id), fresh) in items.iter().zip(fresh) {
@@ -1016,6 +1046,7 @@ impl<H: Handler> Loop<H> {
                 let call = Instant::now();
                 self.handler.handle(&mut tx, incoming).instrument(span).await.map_err(Failure::from)?;
                 self.latency.handler.observe(call.elapsed());
+                handled_times.push(incoming.envelope.time);
             }
             outcomes.push(if fresh { Outcome::Handled } else { Outcome::Duplicate });
             positions.insert(
@@ -1034,6 +1065,11 @@ impl<H: Handler> Loop<H> {
         tx.commit().await.map_err(Failure::from)?;
         let elapsed = started.elapsed();
         self.latency.transaction.observe(elapsed);
+        let now = wall_clock();
+        for time in handled_times {
+            let micros = u64::try_from(now.micros().saturating_sub(time.micros())).unwrap_or(0);
+            self.latency.hop.observe(Duration::from_micros(micros));
+        }
         tracing::debug!(target: "udders_messaging::batch", consumer = %self.config.name, records = items.len(),
             elapsed_us = elapsed.as_micros() as u64, "batch committed");
         Ok(outcomes)

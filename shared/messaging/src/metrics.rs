@@ -3,7 +3,8 @@
 //! The consumer keeps one for its handler calls and one for its
 //! transactions ([`ConsumerWatch`](crate::ConsumerWatch)); the runtime keeps
 //! saga durations in the same type. Observing is a few relaxed atomic adds,
-//! cheap enough for the hot path of every record.
+//! cheap enough for the hot path of every record. [`PartitionEnds`] keeps
+//! the partition ends a consumer last heard of, for its lag.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +14,10 @@ use std::time::Duration;
 /// 50 µs to 10 s.
 pub const HANDLER_BOUNDS: &[f64] =
     &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// Bucket upper bounds in seconds for one hop between services: 1 ms to 1 min.
+pub const HOP_BOUNDS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 /// Bucket upper bounds in seconds for a whole saga: 10 ms to 2 min.
 pub const SAGA_BOUNDS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
@@ -113,5 +118,35 @@ mod tests {
         let mut bare = String::new();
         Histogram::new(&[1.0]).write_prometheus(&mut bare, "y", "");
         assert_eq!(bare, "y_bucket{le=\"1\"} 0\ny_bucket{le=\"+Inf\"} 0\ny_sum 0\ny_count 0\n");
+    }
+}
+
+/// The end (high watermark: the offset the next record will get) of each
+/// partition a consumer reads, as librdkafka's statistics last reported it
+/// (every [`PartitionEnds::EVERY`]). A consumer's lag on a partition is its
+/// end minus the consumer's stored position.
+#[derive(Debug, Clone, Default)]
+pub struct PartitionEnds(std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<(String, i32), i64>>>);
+
+impl PartitionEnds {
+    /// How often librdkafka reports (`statistics.interval.ms`).
+    pub const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// Records the ends a statistics report gives (partitions librdkafka
+    /// does not know yet, with an end below 0, are left out).
+    pub fn record(&self, statistics: &rdkafka::Statistics) {
+        let mut ends = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (name, topic) in &statistics.topics {
+            for (partition, p) in &topic.partitions {
+                if *partition >= 0 && p.hi_offset >= 0 {
+                    ends.insert((name.clone(), *partition), p.hi_offset);
+                }
+            }
+        }
+    }
+
+    /// The end of a partition, if reported.
+    pub fn get(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&(topic.to_owned(), partition)).copied()
     }
 }
