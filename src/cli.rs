@@ -252,6 +252,8 @@ pub struct ServiceArgs {
     pub saga: SagaArgs,
     #[command(flatten)]
     pub access: AccessArgs,
+    #[command(flatten)]
+    pub traces: TraceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -325,6 +327,18 @@ pub struct UpArgs {
     pub saga: SagaArgs,
     #[command(flatten)]
     pub access: AccessArgs,
+    #[command(flatten)]
+    pub traces: TraceArgs,
+}
+
+/// Where traces go: the same flag for `udders up` and `udders service`.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// Export OpenTelemetry traces over OTLP/HTTP to this endpoint (spans
+    /// go to `<endpoint>/v1/traces`), for example `http://localhost:4318`
+    /// [default: off: nothing is exported or carried]
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// How the saga runs: the same flags for `udders up` and `udders service`.

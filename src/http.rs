@@ -118,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_such_path)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(udders_runtime::telemetry::trace_request))
 }
 
 /// The event catalog: every subject, its payload schema and version, its

@@ -22,14 +22,41 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let cli = cli::Cli::parse();
+    // Traces leave the process only from the commands that run services,
+    // and only when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    let traced = match &cli.command {
+        cli::Command::Up(args) => args.traces.otlp_endpoint.as_deref().map(|e| (e, "udders")),
+        cli::Command::Service(args) => args.traces.otlp_endpoint.as_deref().map(|e| (e, args.service.as_str())),
+        _ => None,
+    };
+    let telemetry = match traced.filter(|(endpoint, _)| !endpoint.trim().is_empty()) {
+        Some((endpoint, name)) => {
+            Some(udders_runtime::telemetry::Telemetry::to_otlp(endpoint, name).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "udders=info,warn".into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter).with(telemetry.as_ref().map(|t| t.layer()));
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     match cli.log_format {
-        cli::LogFormat::Pretty => logs.init(),
-        cli::LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
+        cli::LogFormat::Pretty => registry.with(logs).init(),
+        cli::LogFormat::Json => registry.with(logs.json().with_current_span(true).with_span_list(false)).init(),
     }
-    match cli.command {
+    if let Some((endpoint, _)) = traced.filter(|_| telemetry.is_some()) {
+        tracing::info!(%endpoint, "exporting traces over OTLP/HTTP");
+    }
+    let outcome = run(cli.command).await;
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
+    outcome
+}
+
+async fn run(command: cli::Command) -> anyhow::Result<()> {
+    match command {
         cli::Command::Up(args) => up::run(args).await,
         cli::Command::Service(args) => commands::service(args).await,
         cli::Command::Healthcheck(args) => commands::healthcheck(args).await,

@@ -1042,7 +1042,14 @@ impl<H: Handler> Loop<H> {
         for ((incoming, record_id), fresh) in items.iter().zip(fresh) {
             if fresh {
                 let span = tracing::info_span!("record", order_id = %incoming.key,
-                    correlation_id = %incoming.envelope.correlation_id, subject = %incoming.envelope.subject);
+                    correlation_id = %incoming.envelope.correlation_id, subject = %incoming.envelope.subject,
+                    udders.service = %self.config.name, otel.name = tracing::field::Empty,
+                    otel.kind = "consumer");
+                if crate::trace::enabled() {
+                    let name = incoming.envelope.subject.levels().take(2).collect::<Vec<_>>().join("/");
+                    span.record("otel.name", format!("{} handles {name}", self.config.name));
+                    crate::trace::continue_trace(&span, incoming.envelope.traceparent.as_deref());
+                }
                 let call = Instant::now();
                 self.handler.handle(&mut tx, incoming).instrument(span).await.map_err(Failure::from)?;
                 self.latency.handler.observe(call.elapsed());

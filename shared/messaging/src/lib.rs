@@ -2,7 +2,7 @@
 //! at-least-once consumer with inbox deduplication and a dead-letter topic.
 //!
 //! What lives here: [`EmbeddedBroker`] (Tansu, linked in, memory storage),
-//! [`topics`] (creation, replication), [`KafkaSettings`] (every rdkafka setting in one place),
+//! [`topics`] (creation, replication), [`trace`] (trace context across the broker), [`KafkaSettings`] (every rdkafka setting in one place),
 //! [`Relay`], [`spawn_consumer`] with its [`Handler`] trait, [`Replayer`]
 //! (a parked dead letter handled again on demand), [`Backoff`], [`outbound`]
 //! (an event as an outbox row with its CloudEvents headers), [`tap`], and
@@ -21,6 +21,7 @@ pub mod outbound;
 mod relay;
 pub mod tap;
 pub mod topics;
+pub mod trace;
 
 pub use backoff::Backoff;
 pub use broker::{EmbeddedBroker, assign_from_start, delete_records, wait_for_broker};

@@ -216,7 +216,17 @@ impl Relay {
         let headers = crate::outbound::record_headers(&row.message.headers);
         let record =
             FutureRecord::to(&row.message.topic).key(&row.message.key).payload(&row.message.payload).headers(headers);
-        self.producer.send(record, Duration::from_secs(0)).await.map(|_| ()).map_err(|(e, _)| e)
+        let sending = self.producer.send(record, Duration::from_secs(0));
+        if !crate::trace::enabled() {
+            return sending.await.map(|_| ()).map_err(|(e, _)| e);
+        }
+        // A span from the send to the broker's acknowledgement, in the trace
+        // of the span that recorded the event.
+        let header = |name: &str| row.message.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let span = tracing::info_span!("send", otel.name = %format!("send {}", header(udders_contracts::envelope::SUBJECT).unwrap_or("?")),
+            otel.kind = "producer", udders.relay = %self.config.relay_id, messaging.destination.name = %row.message.topic);
+        crate::trace::continue_trace(&span, header(udders_contracts::envelope::TRACEPARENT));
+        tracing::Instrument::instrument(sending, span).await.map(|_| ()).map_err(|(e, _)| e)
     }
 
     /// Runs until cancelled, then publishes what is left (bounded by

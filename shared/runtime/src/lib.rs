@@ -17,6 +17,8 @@
 //! - [`metrics`]: saga durations and compensations, counted on commit.
 //! - [`live`]: the console's live feed (events as they commit, counts per
 //!   event type, the last minute's ended sagas).
+//! - [`telemetry`]: OpenTelemetry traces over OTLP/HTTP, when
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and the span of each HTTP request.
 //!
 //! What must not: any service's rules. Deciders live in the domain crates.
 
@@ -28,6 +30,7 @@ pub mod metrics;
 pub mod node;
 pub mod record;
 pub mod replay;
+pub mod telemetry;
 
 pub use node::{RunningService, ServiceSpec, start_service};
 pub use record::{Cause, Outbound, change_reference, integration, record, record_viewed};

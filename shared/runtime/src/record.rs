@@ -22,7 +22,8 @@ pub struct Cause {
     pub correlation_id: CorrelationId,
     /// The event being answered (`None` for a request at the point of sale).
     pub causation_id: Option<EventId>,
-    /// W3C trace context, passed along.
+    /// W3C trace context: the span the events are recorded in, or, with
+    /// tracing off, the incoming record's, passed along.
     pub traceparent: Option<String>,
     /// Product level of outgoing subjects.
     pub product: String,
@@ -42,7 +43,8 @@ impl Cause {
         Cause {
             correlation_id: incoming.envelope.correlation_id,
             causation_id: Some(incoming.envelope.id),
-            traceparent: incoming.envelope.traceparent.clone(),
+            traceparent: udders_messaging::trace::traceparent_of(&tracing::Span::current())
+                .or_else(|| incoming.envelope.traceparent.clone()),
             product: level(5),
             country: level(6),
             channel: level(7),
@@ -55,7 +57,7 @@ impl Cause {
         Cause {
             correlation_id: CorrelationId::from_uuid(Uuid::now_v7()),
             causation_id: None,
-            traceparent: None,
+            traceparent: udders_messaging::trace::traceparent_of(&tracing::Span::current()),
             product,
             country,
             channel,
