@@ -48,6 +48,10 @@ pub struct SystemConfig {
     pub operator_token: Option<String>,
     /// API keys the POS needs (empty: the POS is open).
     pub api_keys: Vec<String>,
+    /// Services whose database is at this URL (`postgres://…`) instead of
+    /// a SQLite file in `data_dir`: how the tests run the system on
+    /// PostgreSQL too.
+    pub database_urls: BTreeMap<Service, String>,
 }
 
 impl SystemConfig {
@@ -68,6 +72,7 @@ impl SystemConfig {
             stopped: Vec::new(),
             operator_token: Some(udders_runtime::access::Access::random_token()),
             api_keys: Vec::new(),
+            database_urls: BTreeMap::new(),
         }
     }
 }
@@ -105,10 +110,17 @@ impl System {
             .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
         let mut stores = BTreeMap::new();
         for service in Service::ALL {
-            let path = config.data_dir.join(format!("{service}.db"));
-            let store = EventStore::open_sqlite(&path, &StoreOptions::default())
-                .await
-                .with_context(|| format!("opening the {service} database at {}", path.display()))?;
+            let store = match config.database_urls.get(&service) {
+                Some(url) => EventStore::connect(url, &StoreOptions::default()).await.with_context(|| {
+                    format!("opening the {service} database at {}", url.split('@').next_back().unwrap_or_default())
+                })?,
+                None => {
+                    let path = config.data_dir.join(format!("{service}.db"));
+                    EventStore::open_sqlite(&path, &StoreOptions::default())
+                        .await
+                        .with_context(|| format!("opening the {service} database at {}", path.display()))?
+                }
+            };
             stores.insert(service, store);
         }
         let broker = EmbeddedBroker::start(config.broker_addr).await.context("starting the embedded broker")?;

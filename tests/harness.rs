@@ -55,11 +55,46 @@ pub async fn start_in(dir: tempfile::TempDir, tune: impl FnOnce(&mut SystemConfi
     // A debug build on two busy cores is slow: only the deadline test wants
     // orders to expire.
     config.deadline = Duration::from_secs(300);
+    config.database_urls = postgres_databases(dir.path()).await;
     tune(&mut config);
     let system = System::start(config).await.expect("the system starts");
     system.wait_ready(Duration::from_secs(60)).await.expect("every consumer runs");
     let base = format!("http://{}", system.http_addr);
     TestSystem { system, base, client: reqwest::Client::new(), dir }
+}
+
+/// With `UDDERS_TEST_BACKEND=postgres`, every service's database is a
+/// schema of the PostgreSQL test database (`UDDERS_TEST_POSTGRES_URL`),
+/// named after `dir` so that a restart on `dir` finds it again; otherwise
+/// none, and the services use SQLite files in `dir`.
+pub async fn postgres_databases(
+    dir: &std::path::Path,
+) -> std::collections::BTreeMap<udders_contracts::Service, String> {
+    if std::env::var("UDDERS_TEST_BACKEND").as_deref() != Ok("postgres") {
+        return Default::default();
+    }
+    let url = std::env::var("UDDERS_TEST_POSTGRES_URL")
+        .expect("UDDERS_TEST_BACKEND=postgres needs UDDERS_TEST_POSTGRES_URL (a database of the test server)");
+    // FNV-1a of the directory: the same directory, the same schemas.
+    let tag = dir
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let admin =
+        udders_eventstore::EventStore::connect(&url, &Default::default()).await.expect("the PostgreSQL test server");
+    let pool = admin.postgres_pool().expect("a PostgreSQL store").clone();
+    let mut urls = std::collections::BTreeMap::new();
+    for service in udders_contracts::Service::ALL {
+        let schema = format!("s_{tag:016x}_{}", service.name().replace('-', "_"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
+            .execute(&pool)
+            .await
+            .expect("creating a schema");
+        let separator = if url.contains('?') { '&' } else { '?' };
+        urls.insert(service, format!("{url}{separator}options[search_path]={schema}"));
+    }
+    admin.close().await;
+    urls
 }
 
 /// Starts the system with the defaults of `udders up`.

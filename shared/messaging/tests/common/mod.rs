@@ -43,8 +43,30 @@ pub struct Stores {
     _dir: tempfile::TempDir,
 }
 
+/// Two stores: SQLite files, or with `UDDERS_TEST_BACKEND=postgres` two
+/// fresh schemas of the PostgreSQL test database (`UDDERS_TEST_POSTGRES_URL`).
 pub async fn stores() -> Stores {
     let dir = tempfile::tempdir().unwrap();
+    if std::env::var("UDDERS_TEST_BACKEND").as_deref() == Ok("postgres") {
+        let url = std::env::var("UDDERS_TEST_POSTGRES_URL")
+            .expect("UDDERS_TEST_BACKEND=postgres needs UDDERS_TEST_POSTGRES_URL (a database of the test server)");
+        let admin = EventStore::connect(&url, &StoreOptions::default()).await.expect("the PostgreSQL test server");
+        let mut opened = Vec::new();
+        for role in ["order", "credit"] {
+            let schema = format!("m_{}_{role}", Uuid::new_v4().simple());
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .execute(admin.postgres_pool().expect("a PostgreSQL store"))
+                .await
+                .expect("creating a schema");
+            let separator = if url.contains('?') { '&' } else { '?' };
+            let at = format!("{url}{separator}options[search_path]={schema}");
+            opened.push(EventStore::connect(&at, &StoreOptions::default()).await.expect("a PostgreSQL store"));
+        }
+        admin.close().await;
+        let consumer = opened.pop().unwrap();
+        let publisher = opened.pop().unwrap();
+        return Stores { publisher, consumer, _dir: dir };
+    }
     let publisher = EventStore::open_sqlite(&dir.path().join("order.db"), &StoreOptions::default()).await.unwrap();
     let consumer = EventStore::open_sqlite(&dir.path().join("credit.db"), &StoreOptions::default()).await.unwrap();
     Stores { publisher, consumer, _dir: dir }
