@@ -44,8 +44,14 @@ test('a. the board shows a posted order within 2 s, without a reload', async () 
 
 test('b. a happy order draws six lanes and a node per timeline event', async () => {
   const { order_id: id } = await placeOrder({ country: 'sg', items: [{ flavor: 'mango', quantity: 1 }], payment: { card_token: 'tok_visa' } });
-  const view = await terminal(id);
-  assert.equal(view.status, 'COMPLETED', `the happy order ended ${view.status}: ${view.reason}`);
+  const ended = await terminal(id);
+  assert.equal(ended.status, 'COMPLETED', `the happy order ended ${ended.status}: ${ended.reason}`);
+  // COMPLETED comes with order/shipped; credit/settled, the saga's last
+  // event, may join the timeline a moment later: draw the whole timeline.
+  const view = await waitFor('credit/settled in the timeline', async () => {
+    const { body } = await api(`/orders/${id}`);
+    return body.timeline.some((e) => String(e.subject).startsWith('credit/settled/')) ? body : null;
+  });
   assert.ok(view.timeline.length >= 6, `timeline of ${view.timeline.length}`);
   await withPage({}, async (page) => {
     await page.goto(`${BASE}/#/orders/${id}`);
