@@ -273,8 +273,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         &mut out,
         "udders_orders_past_deadline",
         "gauge",
-        "Open orders whose saga deadline has passed (counted up to 10,000). The sweeper calls an order off at its \
-         deadline: one that stays open waits on a step that does not answer.",
+        "Orders in a forward status (placed, validated, reserved, paid) past their saga deadline (counted up to \
+         10,000): the sweeper calls an order off at its deadline, so more than 0 for long means it is not running.",
     );
     if let Some(store) = state.stores.get(&Service::Order)
         && let Ok(overdue) = store.due_documents("orders", udders_runtime::clock::now(), 10_000).await

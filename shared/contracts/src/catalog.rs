@@ -580,13 +580,15 @@ impl Catalog {
     }
 
     /// The services that answer an event type: each publishes something
-    /// once it has handled it (in saga order, each once).
+    /// once it has handled it (in saga order, each once). A deployable
+    /// counts as the service it publishes as: `order/init` 1.2 is answered
+    /// by validation, through validation or validation-us.
     pub fn answerers_of(&self, event: &EventSpec) -> Vec<Service> {
         let mut services: Vec<Service> = self
             .subscriptions
             .iter()
             .filter(|s| s.answers() && s.pattern.could_match(&event.levels()))
-            .map(|s| s.service)
+            .map(|s| s.service.publishes_as())
             .collect();
         services.sort();
         services.dedup();
@@ -926,6 +928,8 @@ mod tests {
         let answerers = |domain, action| catalog.answerers_of(catalog.spec_named(domain, action, None).unwrap());
         assert_eq!(answerers("order", "valid"), [Service::Credit, Service::Inventory, Service::Payment]);
         assert_eq!(answerers("order", "shipped"), [Service::Credit]);
+        let init_1_2 = catalog.spec_named("order", "init", Some("1.2")).unwrap();
+        assert_eq!(catalog.answerers_of(init_1_2), [Service::Validation], "validation-us answers as validation");
         assert_eq!(answerers("order", "cancelled"), [Service::Credit, Service::Inventory, Service::Payment]);
     }
 

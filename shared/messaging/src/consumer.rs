@@ -806,6 +806,9 @@ impl<H: Handler> Loop<H> {
         let consumer: StreamConsumer<LoopContext> = self
             .settings
             .consumer_config(&self.config.name)
+            // Partition ends (high watermarks) for the lag metric, into
+            // `LoopContext::stats` (other clients keep statistics off).
+            .set("statistics.interval.ms", PartitionEnds::EVERY.as_millis().to_string())
             .set(
                 "client.id",
                 format!("{}-{}", self.settings.client_id.as_deref().unwrap_or(&self.config.name), self.clients),

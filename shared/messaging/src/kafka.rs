@@ -101,8 +101,6 @@ impl KafkaSettings {
             .set("heartbeat.interval.ms", "2000")
             .set("reconnect.backoff.max.ms", "1000")
             .set("topic.metadata.refresh.interval.ms", "2000")
-            // Partition ends (high watermarks) for the lag metric.
-            .set("statistics.interval.ms", crate::metrics::PartitionEnds::EVERY.as_millis().to_string())
             // librdkafka pre-fetches up to 100,000 records or 64 MiB per
             // consumer by default; the loop handles a few hundred at a time.
             .set("queued.min.messages", "2000")

@@ -56,8 +56,12 @@ pub fn waiting(view: &OrderView, catalog: &Catalog, now: Timestamp) -> Option<Wa
             .answerers_of(&spec)
             .into_iter()
             .filter(|service| {
-                let source = format!("/udders/{service}");
-                !view.timeline.iter().any(|later| later.source == source && later.time >= entry.time)
+                // An answer from any deployable publishing as the service.
+                let answered_by = |source: &str| {
+                    source.strip_prefix("/udders/").and_then(Service::from_name).map(Service::publishes_as)
+                        == Some(*service)
+                };
+                !view.timeline.iter().any(|later| answered_by(&later.source) && later.time >= entry.time)
             })
             .map(|s| s.name().to_owned())
             .collect();
@@ -291,6 +295,19 @@ mod tests {
             (waiting.on, waiting.step.as_str(), waiting.for_ms),
             (vec!["credit".into(), "payment".into()], "order/valid", 8000)
         );
+    }
+
+    #[test]
+    fn a_1_2_order_from_the_us_answered_by_validation_us_waits_on_the_next_steps_not_on_validation() {
+        let catalog = Catalog::udders().unwrap();
+        let mut init = entry("order/init", "order", 1);
+        init.subject = "order/init/1.2/icecream/udders/mango/us/web".into();
+        let mut valid = entry("order/valid", "validation-us", 2);
+        valid.subject = valid.subject.replace("/sg/", "/us/");
+        let validated = view(Status::Validated, vec![init.clone(), valid]);
+        assert_eq!(waiting(&validated, &catalog, at(5)).unwrap().on, ["credit", "inventory", "payment"]);
+        let placed = view(Status::Placed, vec![init]);
+        assert_eq!(waiting(&placed, &catalog, at(5)).unwrap().on, ["validation"], "one validation, either deployable");
     }
 
     #[test]
