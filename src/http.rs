@@ -281,6 +281,19 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     {
         let _ = writeln!(out, "udders_orders_past_deadline {}", overdue.len());
     }
+    if let (Some(store), Some(api)) = (state.stores.get(&Service::Order), &state.order) {
+        help(
+            &mut out,
+            "udders_orders_compensating_quiet",
+            "gauge",
+            "Orders compensating whose read model has not changed for a saga deadline: a compensation takes \
+             milliseconds, so these wait on a holder that does not answer, and no deadline ends them.",
+        );
+        let now = udders_runtime::clock::now();
+        if let Ok(quiet) = udders_order::progress::quiet_compensations(store, api.deadline, now).await {
+            let _ = writeln!(out, "udders_orders_compensating_quiet {quiet}");
+        }
+    }
     udders_runtime::metrics::saga().write_prometheus(&mut out, state.stores.keys().copied());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -216,10 +216,9 @@ impl Node {
             min_insync_replicas: config.min_insync_replicas,
             ..KafkaSettings::new(config.bootstrap.clone())
         };
-        warn_when_thinly_replicated(&settings, &catalog).await;
         let cancel = CancellationToken::new();
         let outbound = Outbound::new(service, catalog.clone());
-        let background = match service {
+        let mut background = match service {
             Service::Order => vec![tokio::spawn(udders_order::run_deadline_sweeper(
                 store.clone(),
                 outbound,
@@ -244,6 +243,16 @@ impl Node {
             Membership::Group,
             cancel.clone(),
         )?;
+        // Once the consumer holds its partitions, the topics it reads exist
+        // (and the relay has made its own): only then can their replication
+        // be read, on a fresh cluster as on a running one.
+        let (mut watch, stop, check) = (running.watch.clone(), cancel.clone(), (settings.clone(), catalog.clone()));
+        background.push(tokio::spawn(async move {
+            tokio::select! {
+                () = watch.wait_ready() => warn_when_thinly_replicated(&check.0, &check.1).await,
+                () = stop.cancelled() => {}
+            }
+        }));
         let order = (service == Service::Order).then(|| {
             udders_order::OrderApi::new(store.clone(), Outbound::new(service, catalog.clone()), config.deadline)
         });

@@ -226,6 +226,21 @@ async fn the_deadline_cancels_an_order_stuck_on_a_stopped_service_once_it_answer
     assert_eq!(order["reason"], "the saga deadline passed");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(t.order(&id).await["status"], "COMPENSATING", "CANCELLED only once payment answers");
+    // No longer due, yet the stuck finder lists it, waiting on payment.
+    let (_, stuck) = t.get("/orders/stuck?older_than=1s").await;
+    let group = &stuck["groups"][0];
+    assert_eq!((group["waiting_on"].as_str(), group["count"].as_u64()), (Some("payment"), Some(1)), "{stuck:#}");
+    assert_eq!(group["orders"][0]["status"], "COMPENSATING", "{stuck:#}");
+    // Quiet for a whole deadline, it is counted for UddersCompensationsStuck.
+    let quiet = |metrics: &str| {
+        metrics.lines().find_map(|l| l.strip_prefix("udders_orders_compensating_quiet ")).map(str::to_owned)
+    };
+    assert_eq!(quiet(&t.get_text("/metrics").await.1).as_deref(), Some("0"), "changed less than a deadline ago");
+    let counted = tokio::time::Instant::now() + Duration::from_secs(15);
+    while quiet(&t.get_text("/metrics").await.1).as_deref() != Some("1") {
+        assert!(tokio::time::Instant::now() < counted, "{:?}", quiet(&t.get_text("/metrics").await.1));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     t.system.start_service(Service::Payment).unwrap();
     let order = t.wait_terminal(&id).await;
     assert_eq!(order["status"], "CANCELLED", "{order:#}");

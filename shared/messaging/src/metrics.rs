@@ -132,17 +132,21 @@ impl PartitionEnds {
     /// How often librdkafka reports (`statistics.interval.ms`).
     pub const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
-    /// Records the ends a statistics report gives (partitions librdkafka
-    /// does not know yet, with an end below 0, are left out).
+    /// Replaces the ends with those a statistics report gives for the
+    /// partitions the consumer reads now: a partition it does not fetch
+    /// (`fetch_state` "none": never assigned, or revoked and handed to
+    /// another instance) is left out, so its stale end does not linger as
+    /// lag; so is one whose end librdkafka does not know yet (below 0).
     pub fn record(&self, statistics: &rdkafka::Statistics) {
-        let mut ends = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (name, topic) in &statistics.topics {
-            for (partition, p) in &topic.partitions {
-                if *partition >= 0 && p.hi_offset >= 0 {
-                    ends.insert((name.clone(), *partition), p.hi_offset);
-                }
-            }
-        }
+        let fresh = statistics.topics.iter().flat_map(|(name, topic)| {
+            topic
+                .partitions
+                .iter()
+                .filter(|(partition, p)| **partition >= 0 && p.hi_offset >= 0 && p.fetch_state != "none")
+                .map(move |(partition, p)| ((name.clone(), *partition), p.hi_offset))
+        });
+        let fresh: std::collections::BTreeMap<(String, i32), i64> = fresh.collect();
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
     }
 
     /// The end of a partition, if reported.

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 use udders_contracts::{Catalog, Service, Subject};
-use udders_eventstore::{DeadLetterFilter, DeadLetterStatus, EventStore, StreamId};
+use udders_eventstore::{DeadLetterFilter, DeadLetterStatus, DocumentFilter, EventStore, StreamId};
 use udders_kernel::{Aggregate, ReadModel, Timestamp};
-use udders_order_domain::{Order, OrderView};
+use udders_order_domain::{Order, OrderView, Status};
 
 /// What an unfinished order waits on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -147,7 +147,19 @@ pub async fn stuck(
     let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
     let placed_before = now.plus_micros(-micros(older_than));
     // Due at placed + deadline: due before `placed_before + deadline` is placed before `placed_before`.
-    let keys = store.due_documents(Order::VIEW, placed_before.plus_micros(micros(deadline)), MAX_STUCK).await?;
+    let mut keys = store.due_documents(Order::VIEW, placed_before.plus_micros(micros(deadline)), MAX_STUCK).await?;
+    // A compensating order is no longer due (the sweeper has nothing left to
+    // call off), yet it can wait for ever on a holder that does not answer.
+    let compensating = DocumentFilter {
+        tags: [Some(Status::Compensating.as_str().to_owned()), None, None],
+        limit: MAX_STUCK,
+        ..Default::default()
+    };
+    for doc in store.documents(Order::VIEW, &compensating).await? {
+        if !keys.contains(&doc.key) {
+            keys.push(doc.key);
+        }
+    }
     let mut parked: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (service, peer) in dead_letter_stores {
         let filter = DeadLetterFilter { status: Some(DeadLetterStatus::Parked), limit: 10_000, ..Default::default() };
@@ -195,6 +207,23 @@ pub async fn stuck(
     }
     groups.sort_by_key(|g| std::cmp::Reverse((g.count, g.oldest_age_ms)));
     Ok(Stuck { older_than_ms: micros(older_than) / 1000, total, groups })
+}
+
+/// How many orders are compensating with no change to their read model for
+/// `quiet` (the order service's `/metrics` uses the saga deadline): a
+/// compensation takes milliseconds, so one this quiet waits on a holder
+/// that does not answer, and no deadline will end it. Two counts on the
+/// status index.
+pub async fn quiet_compensations(
+    store: &EventStore,
+    quiet: Duration,
+    now: Timestamp,
+) -> Result<u64, udders_eventstore::StoreError> {
+    let compensating = [Status::Compensating.as_str()];
+    let all = store.count_documents_tagged(Order::VIEW, &compensating, None).await?;
+    let since = now.plus_micros(-i64::try_from(quiet.as_micros()).unwrap_or(i64::MAX));
+    let lately = store.count_documents_tagged(Order::VIEW, &compensating, Some(since)).await?;
+    Ok(all.saturating_sub(lately))
 }
 
 /// One event of the order's own stream.
