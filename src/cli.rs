@@ -251,6 +251,8 @@ pub struct ServiceArgs {
     #[command(flatten)]
     pub saga: SagaArgs,
     #[command(flatten)]
+    pub retention: RetentionArgs,
+    #[command(flatten)]
     pub access: AccessArgs,
     #[command(flatten)]
     pub traces: TraceArgs,
@@ -326,9 +328,32 @@ pub struct UpArgs {
     #[command(flatten)]
     pub saga: SagaArgs,
     #[command(flatten)]
+    pub retention: RetentionArgs,
+    #[command(flatten)]
     pub access: AccessArgs,
     #[command(flatten)]
     pub traces: TraceArgs,
+}
+
+/// How long a service's database keeps what it no longer needs: the same
+/// flags for `udders up` and `udders service` (docs/adr/0019).
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    /// Published outbox rows older than this are deleted (never less than
+    /// the relay's re-send window, 10m).
+    #[arg(long, env = "UDDERS_OUTBOX_RETENTION", default_value = "1h", value_parser = udders_runtime::clock::parse_long_duration)]
+    pub outbox_retention: std::time::Duration,
+    /// Inbox ids (the records a consumer has handled) older than this are
+    /// deleted: keep them at least as long as the broker keeps records.
+    #[arg(long, env = "UDDERS_INBOX_RETENTION", default_value = "7d", value_parser = udders_runtime::clock::parse_long_duration)]
+    pub inbox_retention: std::time::Duration,
+}
+
+impl RetentionArgs {
+    /// The retention these flags ask for.
+    pub fn retention(&self) -> udders_messaging::pruning::Retention {
+        udders_messaging::pruning::Retention { outbox: self.outbox_retention, inbox: self.inbox_retention }
+    }
 }
 
 /// Where traces go: the same flag for `udders up` and `udders service`.

@@ -56,6 +56,7 @@ pub async fn service(args: ServiceArgs) -> anyhow::Result<()> {
         fetch_wait_ms: args.saga.fetch_wait_ms,
         deadline: args.saga.saga_deadline,
         sweep_every: std::time::Duration::from_millis(500),
+        retention: args.retention.retention(),
         order_url: args.order_url,
         access: udders_runtime::access::Access::new(args.access.operator_token.clone(), args.access.api_keys.clone()),
     };

@@ -18,7 +18,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use udders_contracts::{Catalog, Service};
 use udders_eventstore::{EventStore, StoreOptions};
-use udders_messaging::{KafkaSettings, Membership};
+use udders_messaging::pruning::{Retention, run_pruner};
+use udders_messaging::{KafkaSettings, Membership, RelayConfig};
 use udders_runtime::Outbound;
 use udders_runtime::access::Access;
 use udders_runtime::node::{RunningService, ServiceSpec, start_service};
@@ -177,6 +178,9 @@ pub struct NodeConfig {
     pub deadline: Duration,
     /// How often overdue orders are looked for (order service).
     pub sweep_every: Duration,
+    /// How long published outbox rows and inbox ids are kept (raised to
+    /// cover the relay's re-send window).
+    pub retention: Retention,
     /// Where the order service answers (notification's backfill).
     pub order_url: Option<String>,
     /// The operator token and the POS API keys.
@@ -243,6 +247,9 @@ impl Node {
             Membership::Group,
             cancel.clone(),
         )?;
+        let retention = config.retention.covering(RelayConfig::new("", "").republish_window);
+        let every = udders_messaging::pruning::EVERY;
+        background.push(tokio::spawn(run_pruner(store.clone(), service.name(), retention, every, cancel.clone())));
         // Once the consumer holds its partitions, the topics it reads exist
         // (and the relay has made its own): only then can their replication
         // be read, on a fresh cluster as on a running one.

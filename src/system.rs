@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use udders_contracts::{Catalog, Service};
 use udders_eventstore::{EventStore, StoreOptions};
+use udders_messaging::pruning::{Retention, run_pruner};
 use udders_messaging::{ConsumerWatch, EmbeddedBroker, KafkaSettings, Membership, RelayConfig, ensure_topics};
 use udders_runtime::access::Access;
 use udders_runtime::{Outbound, RunningService};
@@ -42,6 +43,11 @@ pub struct SystemConfig {
     /// How far back a relay sends its events again when the broker is new
     /// (a restart of the embedded broker): the inboxes drop duplicates.
     pub republish_window: Duration,
+    /// How long published outbox rows and inbox ids are kept (raised to
+    /// cover `republish_window`).
+    pub retention: Retention,
+    /// How often each store is pruned.
+    pub prune_every: Duration,
     /// Services not started (their databases are opened): for fault tests.
     pub stopped: Vec<Service>,
     /// The token operator actions need (`None`: they are refused).
@@ -69,6 +75,8 @@ impl SystemConfig {
             sweep_every: Duration::from_millis(500),
             trim_every: Duration::from_secs(1),
             republish_window: RelayConfig::new("", "").republish_window,
+            retention: Retention::DEFAULT,
+            prune_every: udders_messaging::pruning::EVERY,
             stopped: Vec::new(),
             operator_token: Some(udders_runtime::access::Access::random_token()),
             api_keys: Vec::new(),
@@ -95,6 +103,7 @@ pub struct System {
     background: CancellationToken,
     sweeper: JoinHandle<()>,
     trimmer: JoinHandle<()>,
+    pruners: Vec<JoinHandle<()>>,
     notifier: Vec<JoinHandle<()>>,
     courier: Arc<udders_notification::SimulatedCourier>,
     http_stop: CancellationToken,
@@ -169,6 +178,14 @@ impl System {
             config.trim_every,
             background.clone(),
         ));
+        let retention = config.retention.covering(config.republish_window);
+        let pruners = stores
+            .iter()
+            .map(|(service, store)| {
+                let (store, cancel) = (store.clone(), background.clone());
+                tokio::spawn(run_pruner(store, service.name(), retention, config.prune_every, cancel))
+            })
+            .collect();
         let running = Arc::new(Mutex::new(BTreeMap::new()));
         let replayers: Replayers = Arc::new(Mutex::new(BTreeMap::new()));
         let every_store: Vec<(Service, EventStore)> = stores.iter().map(|(s, store)| (*s, store.clone())).collect();
@@ -213,6 +230,7 @@ impl System {
             background,
             sweeper,
             trimmer,
+            pruners,
             notifier,
             courier,
             http_stop,
@@ -290,7 +308,7 @@ impl System {
         self.background.cancel();
         let _ = self.sweeper.await;
         let _ = self.trimmer.await;
-        for task in self.notifier {
+        for task in self.pruners.into_iter().chain(self.notifier) {
             let _ = task.await;
         }
         let mut first: anyhow::Result<()> = Ok(());

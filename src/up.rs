@@ -15,6 +15,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     config.partitions = args.saga.partitions.unwrap_or(config.partitions);
     config.deadline = args.saga.saga_deadline;
     config.fetch_wait_ms = args.saga.fetch_wait_ms;
+    config.retention = args.retention.retention();
     let token = args.access.operator_token.clone().unwrap_or_else(udders_runtime::access::Access::random_token);
     config.operator_token = Some(token.clone());
     config.api_keys = args.access.api_keys.clone();

@@ -88,6 +88,7 @@ async fn start_services(infra: &Infrastructure, instances: usize) -> BTreeMap<(S
                 fetch_wait_ms: 50,
                 deadline: Duration::from_secs(120),
                 sweep_every: Duration::from_millis(500),
+                retention: udders_messaging::pruning::Retention::DEFAULT,
                 order_url: None,
                 access: udders_runtime::access::Access::new(None, Vec::new()),
             };

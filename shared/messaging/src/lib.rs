@@ -5,7 +5,8 @@
 //! [`topics`] (creation, replication), [`trace`] (trace context across the broker), [`KafkaSettings`] (every rdkafka setting in one place),
 //! [`Relay`], [`spawn_consumer`] with its [`Handler`] trait, [`Replayer`]
 //! (a parked dead letter handled again on demand), [`Backoff`], [`outbound`]
-//! (an event as an outbox row with its CloudEvents headers), [`tap`], and
+//! (an event as an outbox row with its CloudEvents headers), [`pruning`]
+//! (published outbox rows and old inbox ids deleted on a retention), [`tap`], and
 //! [`metrics`] (the latency histograms a consumer keeps).
 //!
 //! What must not: domain rules. Handlers (in the services) decide; this crate
@@ -18,6 +19,7 @@ mod dead_letters;
 mod kafka;
 pub mod metrics;
 pub mod outbound;
+pub mod pruning;
 mod relay;
 pub mod tap;
 pub mod topics;

@@ -23,9 +23,36 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// Like [`parse_duration`], and hours (`6h`) and days (`7d`) too: for
+/// retentions, which run long.
+pub fn parse_long_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let hours = |n: &str, per: u64| {
+        let n: u64 = n.parse().map_err(|_| format!("{text:?} is not a duration like 10m, 6h or 7d"))?;
+        n.checked_mul(per * 3_600).map(Duration::from_secs).ok_or_else(|| format!("{text:?} is too long"))
+    };
+    if let Some(n) = text.strip_suffix('h') {
+        hours(n, 1)
+    } else if let Some(n) = text.strip_suffix('d') {
+        hours(n, 24)
+    } else {
+        parse_duration(text).map_err(|e| e.replace("(use ms, s or m)", "(use ms, s, m, h or d)"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_durations_read_in_hours_and_days_too() {
+        assert_eq!(parse_long_duration("6h"), Ok(Duration::from_secs(6 * 3_600)));
+        assert_eq!(parse_long_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_long_duration("10m"), Ok(Duration::from_secs(600)));
+        assert!(parse_long_duration("2w").unwrap_err().contains("use ms, s, m, h or d"));
+        assert!(parse_long_duration("xh").is_err());
+        assert!(parse_long_duration("307445734561825861d").is_err());
+    }
 
     #[test]
     fn durations_read_in_seconds_milliseconds_or_minutes() {
