@@ -12,7 +12,7 @@ use crate::error::StoreError;
 use crate::model::{EventMetadata, NewEvent, RecordedEvent, SnapshotRecord, StreamId, StreamLoad};
 use crate::store::{Conn, EventStore, dispatch};
 use crate::tx::Tx;
-use crate::{postgres, sqlite};
+use crate::{postgres, sql, sqlite};
 
 /// The stream of an aggregate: `A::stream(id)` is `<CATEGORY>-<id>`.
 pub trait StreamOf {
@@ -99,7 +99,7 @@ async fn load_from<A: Aggregate>(mut conn: Conn<'_>, stream: StreamId) -> Result
         };
         match restored {
             Some(restored) => (state, from) = (restored, snapshot.version),
-            None => events = dispatch!(&mut conn, read_stream(&stream, 0))?,
+            None => events = sql::read_stream(conn.reborrow(), &stream, 0).await?,
         }
     }
     let ahead = match events.first() {
@@ -111,7 +111,7 @@ async fn load_from<A: Aggregate>(mut conn: Conn<'_>, stream: StreamId) -> Result
         // but a restored backup can produce it: never trust such a snapshot.
         tracing::warn!(%stream, snapshot = from, "snapshot does not match the stream; rebuilding from events");
         (state, from) = (A::initial_state(), 0);
-        events = dispatch!(&mut conn, read_stream(&stream, 0))?;
+        events = sql::read_stream(conn.reborrow(), &stream, 0).await?;
     }
     let snapshot_version = (from > 0).then_some(from);
     let (state, version) = fold_recorded::<A>(state, from, &events)?;

@@ -15,8 +15,9 @@
 //!   that passes them, until an operator replays or discards them.
 //! - [`Document`]: read-model documents per (view, key) with filter tags,
 //!   written in the handler's transaction and dropped before a replay.
-//! - The SQL of each dialect, in `sqlite.rs` and `postgres.rs`; migrations
-//!   in `migrations/{sqlite,postgres}` at the repository root, applied when a
+//! - The SQL: one text for both dialects in `sql.rs`, and what differs in
+//!   `sqlite.rs` and `postgres.rs`; migrations in
+//!   `migrations/{sqlite,postgres}` at the repository root, applied when a
 //!   store opens.
 //!
 //! What must not: Kafka, HTTP, or any service's domain rules. The store
@@ -29,6 +30,7 @@ mod documents;
 mod error;
 mod model;
 mod postgres;
+mod sql;
 mod sqlite;
 mod store;
 mod tx;

@@ -1,4 +1,7 @@
-//! The PostgreSQL dialect: every statement the store sends to PostgreSQL.
+//! The PostgreSQL dialect: the statements the store sends to PostgreSQL
+//! whose text differs from SQLite's (those with one text, or one but for a
+//! column name or the statement this module gives, are in `sql.rs`), and
+//! how its rows decode.
 //!
 //! Commit order: the append statement first takes a transaction-scoped
 //! advisory lock (keyed by the current schema, so schemas sharing a database
@@ -15,7 +18,7 @@ use sqlx::{PgConnection, Row};
 use udders_kernel::{CorrelationId, EventId, Timestamp};
 use uuid::Uuid;
 
-use crate::documents::{Document, DocumentCursor, DocumentFilter, DocumentPage};
+use crate::documents::Document;
 use crate::error::{Context, StoreError, append_error, outbox_error};
 use crate::model::{
     ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, OutboxStatus, Pruned,
@@ -130,10 +133,13 @@ pub(crate) async fn enqueue(conn: &mut PgConnection, messages: &[OutboxMessage])
     Ok(())
 }
 
-const EVENT_COLUMNS: &str = "global_position, stream, category, version, event_id, event_type, schema_version, payload,
-     correlation_id, causation_id, occurred_at_us, (extract(epoch FROM recorded_at) * 1000000)::bigint";
+/// The columns of an event, in the order `event_at` reads them (the reads
+/// of `sql.rs` select them).
+pub(crate) const EVENT_COLUMNS: &str = "global_position, stream, category, version, event_id, event_type,
+     schema_version, payload, correlation_id, causation_id, occurred_at_us,
+     (extract(epoch FROM recorded_at) * 1000000)::bigint";
 
-fn event_from_row(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+pub(crate) fn event_from_row(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     event_at(row, 0)
 }
 
@@ -155,69 +161,6 @@ fn event_at(row: &PgRow, at: usize) -> Result<RecordedEvent, StoreError> {
         },
         recorded_at: Timestamp::from_micros(row.get(at + 11)),
     })
-}
-
-pub(crate) async fn read_stream(
-    conn: &mut PgConnection,
-    stream: &StreamId,
-    after_version: u64,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE stream = $1 AND version > $2 ORDER BY version"
-    ));
-    let rows = sqlx::query(sql)
-        .bind(stream.as_str())
-        .bind(after_version as i64)
-        .fetch_all(&mut *conn)
-        .await
-        .during("reading a stream")?;
-    rows.iter().map(event_from_row).collect()
-}
-
-pub(crate) async fn read_all(
-    conn: &mut PgConnection,
-    after_position: i64,
-    limit: u32,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2"
-    ));
-    let rows = sqlx::query(sql)
-        .bind(after_position)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *conn)
-        .await
-        .during("reading the global log")?;
-    rows.iter().map(event_from_row).collect()
-}
-
-pub(crate) async fn read_correlated(
-    conn: &mut PgConnection,
-    correlation_id: CorrelationId,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE correlation_id = $1 ORDER BY global_position"
-    ));
-    let rows =
-        sqlx::query(sql).bind(correlation_id.as_uuid()).fetch_all(&mut *conn).await.during("reading a correlation")?;
-    rows.iter().map(event_from_row).collect()
-}
-
-pub(crate) async fn stream_version(conn: &mut PgConnection, stream: &StreamId) -> Result<u64, StoreError> {
-    let v: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM events WHERE stream = $1")
-        .bind(stream.as_str())
-        .fetch_one(&mut *conn)
-        .await
-        .during("reading a stream version")?;
-    Ok(v.unwrap_or(0) as u64)
-}
-
-pub(crate) async fn head_position(conn: &mut PgConnection) -> Result<i64, StoreError> {
-    let p: Option<i64> = sqlx::query_scalar("SELECT max(global_position) FROM events")
-        .fetch_one(&mut *conn)
-        .await
-        .during("reading the head position")?;
-    Ok(p.unwrap_or(0))
 }
 
 /// A stream's snapshot, the events after it and its head version, in one
@@ -328,26 +271,6 @@ pub(crate) async fn save_position(
     Ok(())
 }
 
-pub(crate) async fn positions(conn: &mut PgConnection, consumer: &str) -> Result<Vec<ConsumerPosition>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT topic, partition, next_offset, last_record FROM consumer_positions WHERE consumer = $1
-         ORDER BY topic, partition",
-    )
-    .bind(consumer)
-    .fetch_all(&mut *conn)
-    .await
-    .during("reading consumer positions")?;
-    Ok(rows
-        .iter()
-        .map(|r| ConsumerPosition {
-            topic: r.get(0),
-            partition: r.get(1),
-            next_offset: r.get(2),
-            last_record: r.get(3),
-        })
-        .collect())
-}
-
 pub(crate) async fn claim(
     conn: &mut PgConnection,
     relay: &str,
@@ -374,8 +297,14 @@ pub(crate) async fn claim(
     Ok(claimed)
 }
 
-/// An outbox row as `id, attempts, message_id, topic, key, headers, payload`.
-fn outbox_row(r: &PgRow) -> Result<ClaimedMessage, StoreError> {
+/// The outbox's publication and lease columns, for the outbox statements of
+/// `sql.rs` (`timestamptz`, not integer microseconds as in SQLite).
+pub(crate) const PUBLISHED_AT: &str = "published_at";
+pub(crate) const CLAIMED_UNTIL: &str = "claimed_until";
+
+/// An outbox row as `id, attempts, message_id, topic, key, headers, payload`
+/// (as `claim` and `sql::unpublished_after` select it).
+pub(crate) fn outbox_row(r: &PgRow) -> Result<ClaimedMessage, StoreError> {
     let id: i64 = r.get(0);
     let headers: Value = r.get(5);
     let headers = serde_json::from_value(headers)
@@ -385,25 +314,6 @@ fn outbox_row(r: &PgRow) -> Result<ClaimedMessage, StoreError> {
         attempts: r.get::<i32, _>(1) as u32,
         message: OutboxMessage { message_id: r.get(2), topic: r.get(3), key: r.get(4), headers, payload: r.get(6) },
     })
-}
-
-/// Up to `limit` unpublished rows after row `after`, oldest first, claiming
-/// nothing. (Relays on PostgreSQL claim: several instances share a database.)
-pub(crate) async fn unpublished_after(
-    conn: &mut PgConnection,
-    after: i64,
-    limit: u32,
-) -> Result<Vec<ClaimedMessage>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT id, attempts, message_id, topic, key, headers, payload FROM outbox
-         WHERE published_at IS NULL AND id > $1 ORDER BY id LIMIT $2",
-    )
-    .bind(after)
-    .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
-    .await
-    .during("reading unpublished outbox rows")?;
-    rows.iter().map(outbox_row).collect()
 }
 
 pub(crate) async fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<u64, StoreError> {
@@ -426,17 +336,6 @@ pub(crate) async fn release(conn: &mut PgConnection, ids: &[i64]) -> Result<(), 
     .await
     .during("releasing outbox claims")?;
     Ok(())
-}
-
-pub(crate) async fn release_relay(conn: &mut PgConnection, relay: &str) -> Result<u64, StoreError> {
-    let done = sqlx::query(
-        "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL WHERE claimed_by = $1 AND published_at IS NULL",
-    )
-    .bind(relay)
-    .execute(&mut *conn)
-    .await
-    .during("releasing a relay's outbox claims")?;
-    Ok(done.rows_affected())
 }
 
 pub(crate) async fn unpublish_recent(conn: &mut PgConnection, window: Duration) -> Result<u64, StoreError> {
@@ -511,7 +410,7 @@ pub(crate) async fn put_documents(conn: &mut PgConnection, documents: &[Document
     Ok(())
 }
 
-fn document_from_row(view: &str, row: &PgRow) -> Result<Document, StoreError> {
+pub(crate) fn document_from_row(view: &str, row: &PgRow) -> Result<Document, StoreError> {
     let key: String = row.get(0);
     let doc: Value = row
         .try_get(1)
@@ -525,82 +424,18 @@ fn document_from_row(view: &str, row: &PgRow) -> Result<Document, StoreError> {
     })
 }
 
-pub(crate) async fn get_document(
-    conn: &mut PgConnection,
-    view: &str,
-    key: &str,
-) -> Result<Option<Document>, StoreError> {
-    let row =
-        sqlx::query("SELECT key, doc, tag_a, tag_b, tag_c, due_at_us FROM read_models WHERE view = $1 AND key = $2")
-            .bind(view)
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await
-            .during("reading a read model")?;
-    row.map(|row| document_from_row(view, &row)).transpose()
-}
-
-const LIST_DOCUMENTS: &str = "SELECT key, doc, tag_a, tag_b, tag_c, due_at_us, updated_at_us FROM read_models
+/// A view's documents matching a filter, most recently updated first, for
+/// `sql::list_documents`: `$1` view, `$2`..`$4` tags, `$5` limit, `$6`/`$7`
+/// the cursor (updated at, key), `$8` the [`json_field`] filtered on, `$9`
+/// its value.
+pub(crate) const LIST_DOCUMENTS: &str = "SELECT key, doc, tag_a, tag_b, tag_c, due_at_us, updated_at_us FROM read_models
          WHERE view = $1
            AND ($2::text IS NULL OR tag_a = $2) AND ($3::text IS NULL OR tag_b = $3) AND ($4::text IS NULL OR tag_c = $4)
            AND ($6::bigint IS NULL OR updated_at_us < $6 OR (updated_at_us = $6 AND key > $7))
            AND ($8::text IS NULL OR doc->>$8 = $9)
          ORDER BY updated_at_us DESC, key LIMIT $5";
 
-pub(crate) async fn list_documents(
-    conn: &mut PgConnection,
-    view: &str,
-    filter: &DocumentFilter,
-) -> Result<DocumentPage, StoreError> {
-    let rows = sqlx::query(LIST_DOCUMENTS)
-        .bind(view)
-        .bind(&filter.tags[0])
-        .bind(&filter.tags[1])
-        .bind(&filter.tags[2])
-        .bind(i64::from(filter.limit))
-        .bind(filter.after.as_ref().map(|c| c.updated_at_us))
-        .bind(filter.after.as_ref().map(|c| c.key.as_str()))
-        .bind(filter.field.as_ref().map(|(name, _)| name.as_str()))
-        .bind(filter.field.as_ref().map(|(_, value)| value.as_str()))
-        .fetch_all(&mut *conn)
-        .await
-        .during("listing a read model")?;
-    let full = rows.len() as u64 >= u64::from(filter.limit) && filter.limit > 0;
-    let next = rows.last().filter(|_| full).map(|row| DocumentCursor { updated_at_us: row.get(6), key: row.get(0) });
-    let documents = rows.iter().map(|row| document_from_row(view, row)).collect::<Result<_, _>>()?;
-    Ok(DocumentPage { documents, next })
-}
-
-pub(crate) async fn count_documents(
-    conn: &mut PgConnection,
-    view: &str,
-    tag: usize,
-) -> Result<Vec<(Option<String>, u64)>, StoreError> {
-    let sql = match tag {
-        0 => "SELECT tag_a, count(*) FROM read_models WHERE view = $1 GROUP BY tag_a ORDER BY tag_a",
-        1 => "SELECT tag_b, count(*) FROM read_models WHERE view = $1 GROUP BY tag_b ORDER BY tag_b",
-        _ => "SELECT tag_c, count(*) FROM read_models WHERE view = $1 GROUP BY tag_c ORDER BY tag_c",
-    };
-    let rows = sqlx::query(sql).bind(view).fetch_all(&mut *conn).await.during("counting a read model")?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get::<i64, _>(1) as u64)).collect())
-}
-
-pub(crate) async fn due_documents(
-    conn: &mut PgConnection,
-    view: &str,
-    now: Timestamp,
-    limit: u32,
-) -> Result<Vec<String>, StoreError> {
-    sqlx::query_scalar("SELECT key FROM read_models WHERE view = $1 AND due_at_us <= $2 ORDER BY due_at_us LIMIT $3")
-        .bind(view)
-        .bind(now.micros())
-        .bind(i64::from(limit))
-        .fetch_all(&mut *conn)
-        .await
-        .during("reading due read models")
-}
-
-pub(crate) async fn clear_documents(conn: &mut PgConnection) -> Result<u64, StoreError> {
-    let done = sqlx::query("DELETE FROM read_models").execute(&mut *conn).await.during("clearing the read models")?;
-    Ok(done.rows_affected())
+/// A document's top-level field `name`, as `->>` takes it: the name itself.
+pub(crate) fn json_field(name: &str) -> String {
+    name.to_owned()
 }

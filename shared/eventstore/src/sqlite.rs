@@ -1,4 +1,7 @@
-//! The SQLite dialect: every statement the store sends to SQLite.
+//! The SQLite dialect: the statements the store sends to SQLite whose text
+//! differs from PostgreSQL's (those with one text, or one but for a column
+//! name or the statement this module gives, are in `sql.rs`), and how its
+//! rows decode.
 //!
 //! One writer connection per database serialises writes, so global positions
 //! (rowids) are handed out in commit order and no write ever meets
@@ -11,7 +14,7 @@ use sqlx::{Row, SqliteConnection};
 use udders_kernel::{CorrelationId, EventId, Timestamp};
 use uuid::Uuid;
 
-use crate::documents::{Document, DocumentCursor, DocumentFilter, DocumentPage};
+use crate::documents::Document;
 use crate::error::{Context, StoreError, append_error, outbox_error, violated_constraint};
 use crate::model::{
     ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, OutboxStatus, Pruned,
@@ -140,10 +143,12 @@ pub(crate) async fn enqueue(conn: &mut SqliteConnection, messages: &[OutboxMessa
     Ok(())
 }
 
-const EVENT_COLUMNS: &str = "global_position, stream, category, version, event_id, event_type, schema_version, payload,
-     correlation_id, causation_id, occurred_at_us, recorded_at_us";
+/// The columns of an event, in the order `event_at` reads them (the reads
+/// of `sql.rs` select them).
+pub(crate) const EVENT_COLUMNS: &str = "global_position, stream, category, version, event_id, event_type,
+     schema_version, payload, correlation_id, causation_id, occurred_at_us, recorded_at_us";
 
-fn event_from_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+pub(crate) fn event_from_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
     event_at(row, 0)
 }
 
@@ -169,69 +174,6 @@ fn event_at(row: &SqliteRow, at: usize) -> Result<RecordedEvent, StoreError> {
         },
         recorded_at: Timestamp::from_micros(row.get(at + 11)),
     })
-}
-
-pub(crate) async fn read_stream(
-    conn: &mut SqliteConnection,
-    stream: &StreamId,
-    after_version: u64,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE stream = ? AND version > ? ORDER BY version"
-    ));
-    let rows = sqlx::query(sql)
-        .bind(stream.as_str())
-        .bind(after_version as i64)
-        .fetch_all(&mut *conn)
-        .await
-        .during("reading a stream")?;
-    rows.iter().map(event_from_row).collect()
-}
-
-pub(crate) async fn read_all(
-    conn: &mut SqliteConnection,
-    after_position: i64,
-    limit: u32,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE global_position > ? ORDER BY global_position LIMIT ?"
-    ));
-    let rows = sqlx::query(sql)
-        .bind(after_position)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *conn)
-        .await
-        .during("reading the global log")?;
-    rows.iter().map(event_from_row).collect()
-}
-
-pub(crate) async fn read_correlated(
-    conn: &mut SqliteConnection,
-    correlation_id: CorrelationId,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE correlation_id = ? ORDER BY global_position"
-    ));
-    let rows =
-        sqlx::query(sql).bind(correlation_id.as_uuid()).fetch_all(&mut *conn).await.during("reading a correlation")?;
-    rows.iter().map(event_from_row).collect()
-}
-
-pub(crate) async fn stream_version(conn: &mut SqliteConnection, stream: &StreamId) -> Result<u64, StoreError> {
-    let v: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM events WHERE stream = ?")
-        .bind(stream.as_str())
-        .fetch_one(&mut *conn)
-        .await
-        .during("reading a stream version")?;
-    Ok(v.unwrap_or(0) as u64)
-}
-
-pub(crate) async fn head_position(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
-    let p: Option<i64> = sqlx::query_scalar("SELECT max(global_position) FROM events")
-        .fetch_one(&mut *conn)
-        .await
-        .during("reading the head position")?;
-    Ok(p.unwrap_or(0))
 }
 
 /// A stream's snapshot, the events after it and its head version, in one
@@ -346,29 +288,6 @@ pub(crate) async fn save_position(
     Ok(())
 }
 
-pub(crate) async fn positions(
-    conn: &mut SqliteConnection,
-    consumer: &str,
-) -> Result<Vec<ConsumerPosition>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT topic, partition, next_offset, last_record FROM consumer_positions WHERE consumer = ?
-         ORDER BY topic, partition",
-    )
-    .bind(consumer)
-    .fetch_all(&mut *conn)
-    .await
-    .during("reading consumer positions")?;
-    Ok(rows
-        .iter()
-        .map(|r| ConsumerPosition {
-            topic: r.get(0),
-            partition: r.get(1),
-            next_offset: r.get(2),
-            last_record: r.get(3),
-        })
-        .collect())
-}
-
 pub(crate) async fn claim(
     conn: &mut SqliteConnection,
     relay: &str,
@@ -395,8 +314,14 @@ pub(crate) async fn claim(
     Ok(claimed)
 }
 
-/// An outbox row as `id, attempts, message_id, topic, key, headers, payload`.
-fn outbox_row(r: &SqliteRow) -> Result<ClaimedMessage, StoreError> {
+/// The outbox's publication and lease columns, for the outbox statements of
+/// `sql.rs` (integer microseconds, not `timestamptz` as in PostgreSQL).
+pub(crate) const PUBLISHED_AT: &str = "published_at_us";
+pub(crate) const CLAIMED_UNTIL: &str = "claimed_until_us";
+
+/// An outbox row as `id, attempts, message_id, topic, key, headers, payload`
+/// (as `claim` and `sql::unpublished_after` select it).
+pub(crate) fn outbox_row(r: &SqliteRow) -> Result<ClaimedMessage, StoreError> {
     let id: i64 = r.get(0);
     let headers: String = r.get(5);
     let headers = serde_json::from_str(&headers)
@@ -406,25 +331,6 @@ fn outbox_row(r: &SqliteRow) -> Result<ClaimedMessage, StoreError> {
         attempts: r.get::<i64, _>(1) as u32,
         message: OutboxMessage { message_id: r.get(2), topic: r.get(3), key: r.get(4), headers, payload: r.get(6) },
     })
-}
-
-/// Up to `limit` unpublished rows after row `after`, oldest first, claiming
-/// nothing: for the only relay of a database with one writer process.
-pub(crate) async fn unpublished_after(
-    conn: &mut SqliteConnection,
-    after: i64,
-    limit: u32,
-) -> Result<Vec<ClaimedMessage>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT id, attempts, message_id, topic, key, headers, payload FROM outbox
-         WHERE published_at_us IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
-    )
-    .bind(after)
-    .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
-    .await
-    .during("reading unpublished outbox rows")?;
-    rows.iter().map(outbox_row).collect()
 }
 
 /// `ids` as a JSON array, for `json_each`: one statement for any number of rows.
@@ -455,17 +361,6 @@ pub(crate) async fn release(conn: &mut SqliteConnection, ids: &[i64]) -> Result<
     .await
     .during("releasing outbox claims")?;
     Ok(())
-}
-
-pub(crate) async fn release_relay(conn: &mut SqliteConnection, relay: &str) -> Result<u64, StoreError> {
-    let done = sqlx::query(
-        "UPDATE outbox SET claimed_until_us = NULL, claimed_by = NULL WHERE claimed_by = ?1 AND published_at_us IS NULL",
-    )
-    .bind(relay)
-    .execute(&mut *conn)
-    .await
-    .during("releasing a relay's outbox claims")?;
-    Ok(done.rows_affected())
 }
 
 pub(crate) async fn unpublish_recent(conn: &mut SqliteConnection, window: Duration) -> Result<u64, StoreError> {
@@ -537,7 +432,7 @@ pub(crate) async fn put_documents(conn: &mut SqliteConnection, documents: &[Docu
     Ok(())
 }
 
-fn document_from_row(view: &str, row: &SqliteRow) -> Result<Document, StoreError> {
+pub(crate) fn document_from_row(view: &str, row: &SqliteRow) -> Result<Document, StoreError> {
     let key: String = row.get(0);
     let doc: String = row.get(1);
     let doc = serde_json::from_str(&doc)
@@ -551,82 +446,19 @@ fn document_from_row(view: &str, row: &SqliteRow) -> Result<Document, StoreError
     })
 }
 
-pub(crate) async fn get_document(
-    conn: &mut SqliteConnection,
-    view: &str,
-    key: &str,
-) -> Result<Option<Document>, StoreError> {
-    let row =
-        sqlx::query("SELECT key, doc, tag_a, tag_b, tag_c, due_at_us FROM read_models WHERE view = ? AND key = ?")
-            .bind(view)
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await
-            .during("reading a read model")?;
-    row.map(|row| document_from_row(view, &row)).transpose()
-}
-
-const LIST_DOCUMENTS: &str = "SELECT key, doc, tag_a, tag_b, tag_c, due_at_us, updated_at_us FROM read_models
+/// A view's documents matching a filter, most recently updated first, for
+/// `sql::list_documents`: `$1` view, `$2`..`$4` tags, `$5` limit, `$6`/`$7`
+/// the cursor (updated at, key), `$8` the [`json_field`] filtered on, `$9`
+/// its value.
+pub(crate) const LIST_DOCUMENTS: &str =
+    "SELECT key, doc, tag_a, tag_b, tag_c, due_at_us, updated_at_us FROM read_models
          WHERE view = ?1
            AND (?2 IS NULL OR tag_a = ?2) AND (?3 IS NULL OR tag_b = ?3) AND (?4 IS NULL OR tag_c = ?4)
            AND (?6 IS NULL OR updated_at_us < ?6 OR (updated_at_us = ?6 AND key > ?7))
            AND (?8 IS NULL OR json_extract(doc, ?8) = ?9)
          ORDER BY updated_at_us DESC, key LIMIT ?5";
 
-pub(crate) async fn list_documents(
-    conn: &mut SqliteConnection,
-    view: &str,
-    filter: &DocumentFilter,
-) -> Result<DocumentPage, StoreError> {
-    let rows = sqlx::query(LIST_DOCUMENTS)
-        .bind(view)
-        .bind(&filter.tags[0])
-        .bind(&filter.tags[1])
-        .bind(&filter.tags[2])
-        .bind(i64::from(filter.limit))
-        .bind(filter.after.as_ref().map(|c| c.updated_at_us))
-        .bind(filter.after.as_ref().map(|c| c.key.as_str()))
-        .bind(filter.field.as_ref().map(|(name, _)| format!("$.{name}")))
-        .bind(filter.field.as_ref().map(|(_, value)| value.as_str()))
-        .fetch_all(&mut *conn)
-        .await
-        .during("listing a read model")?;
-    let full = rows.len() as u64 >= u64::from(filter.limit) && filter.limit > 0;
-    let next = rows.last().filter(|_| full).map(|row| DocumentCursor { updated_at_us: row.get(6), key: row.get(0) });
-    let documents = rows.iter().map(|row| document_from_row(view, row)).collect::<Result<_, _>>()?;
-    Ok(DocumentPage { documents, next })
-}
-
-pub(crate) async fn count_documents(
-    conn: &mut SqliteConnection,
-    view: &str,
-    tag: usize,
-) -> Result<Vec<(Option<String>, u64)>, StoreError> {
-    let sql = match tag {
-        0 => "SELECT tag_a, count(*) FROM read_models WHERE view = ? GROUP BY tag_a ORDER BY tag_a",
-        1 => "SELECT tag_b, count(*) FROM read_models WHERE view = ? GROUP BY tag_b ORDER BY tag_b",
-        _ => "SELECT tag_c, count(*) FROM read_models WHERE view = ? GROUP BY tag_c ORDER BY tag_c",
-    };
-    let rows = sqlx::query(sql).bind(view).fetch_all(&mut *conn).await.during("counting a read model")?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get::<i64, _>(1) as u64)).collect())
-}
-
-pub(crate) async fn due_documents(
-    conn: &mut SqliteConnection,
-    view: &str,
-    now: Timestamp,
-    limit: u32,
-) -> Result<Vec<String>, StoreError> {
-    sqlx::query_scalar("SELECT key FROM read_models WHERE view = ?1 AND due_at_us <= ?2 ORDER BY due_at_us LIMIT ?3")
-        .bind(view)
-        .bind(now.micros())
-        .bind(i64::from(limit))
-        .fetch_all(&mut *conn)
-        .await
-        .during("reading due read models")
-}
-
-pub(crate) async fn clear_documents(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
-    let done = sqlx::query("DELETE FROM read_models").execute(&mut *conn).await.during("clearing the read models")?;
-    Ok(done.rows_affected())
+/// The path of a document's top-level field `name`, as `json_extract` takes it.
+pub(crate) fn json_field(name: &str) -> String {
+    format!("$.{name}")
 }

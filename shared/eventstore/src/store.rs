@@ -20,7 +20,7 @@ use crate::model::{
     RecordedEvent, StreamId,
 };
 use crate::tx::{PendingEvent, Tx, TxInner};
-use crate::{postgres, sqlite};
+use crate::{postgres, sql, sqlite};
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +108,17 @@ pub(crate) enum Conn<'c> {
     Postgres(&'c mut PgConnection),
 }
 
+impl Conn<'_> {
+    /// The same connection, borrowed again: for a caller that hands it to a
+    /// function taking a [`Conn`] and still needs it afterwards.
+    pub(crate) fn reborrow(&mut self) -> Conn<'_> {
+        match self {
+            Conn::Sqlite(c) => Conn::Sqlite(c),
+            Conn::Postgres(c) => Conn::Postgres(c),
+        }
+    }
+}
+
 /// Runs one dialect function on whichever backend a [`Conn`] holds.
 macro_rules! dispatch {
     ($conn:expr, $function:ident($($arg:expr),* $(,)?)) => {
@@ -120,13 +131,28 @@ macro_rules! dispatch {
 pub(crate) use dispatch;
 
 /// Runs one body on whichever connection a [`Conn`] holds: for statements
-/// whose one text serves both dialects (`$N` placeholders, each used once
-/// and in order, which SQLite reads as well as PostgreSQL).
+/// whose one text serves both dialects (`$N` placeholders: sqlx's SQLite
+/// driver binds `$N` to the Nth argument, as PostgreSQL does). Named twice,
+/// `|c, dialect|`, it also brings that backend's module (`sqlite` or
+/// `postgres`) into the body under the second name, for what a shared
+/// statement takes from its dialect: a column list, a row decoder.
 macro_rules! on_conn {
     ($conn:expr, |$c:ident| $body:expr) => {
         match $conn {
             Conn::Sqlite($c) => $body,
             Conn::Postgres($c) => $body,
+        }
+    };
+    ($conn:expr, |$c:ident, $dialect:ident| $body:expr) => {
+        match $conn {
+            Conn::Sqlite($c) => {
+                use $crate::sqlite as $dialect;
+                $body
+            }
+            Conn::Postgres($c) => {
+                use $crate::postgres as $dialect;
+                $body
+            }
         }
     };
 }
@@ -330,7 +356,7 @@ impl EventStore {
     /// The events of a stream with a version above `after_version`, oldest first.
     pub async fn read_stream(&self, stream: &StreamId, after_version: u64) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut c = self.reader().await?;
-        dispatch!(c.conn(), read_stream(stream, after_version))
+        sql::read_stream(c.conn(), stream, after_version).await
     }
 
     /// Up to `limit` events after global position `after`, in commit order.
@@ -338,25 +364,25 @@ impl EventStore {
     /// event that commits later, never returns one twice.
     pub async fn read_all(&self, after: i64, limit: u32) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut c = self.reader().await?;
-        dispatch!(c.conn(), read_all(after, limit))
+        sql::read_all(c.conn(), after, limit).await
     }
 
     /// Every event carrying this correlation id, in commit order.
     pub async fn read_correlated(&self, correlation_id: CorrelationId) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut c = self.reader().await?;
-        dispatch!(c.conn(), read_correlated(correlation_id))
+        sql::read_correlated(c.conn(), correlation_id).await
     }
 
     /// The version of a stream's last event (0 when it has none).
     pub async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
         let mut c = self.reader().await?;
-        dispatch!(c.conn(), stream_version(stream))
+        sql::stream_version(c.conn(), stream).await
     }
 
     /// One read-model document.
     pub async fn document(&self, view: &str, key: &str) -> Result<Option<Document>, StoreError> {
         let mut c = self.reader().await?;
-        dispatch!(c.conn(), get_document(view, key))
+        sql::get_document(c.conn(), view, key).await
     }
 
     /// Documents of a view matching a filter, most recently updated first.
@@ -367,7 +393,7 @@ impl EventStore {
     /// A page of [`EventStore::documents`], with the cursor of the next.
     pub async fn document_page(&self, view: &str, filter: &DocumentFilter) -> Result<DocumentPage, StoreError> {
         let mut c = self.reader().await?;
-        dispatch!(c.conn(), list_documents(view, filter))
+        sql::list_documents(c.conn(), view, filter).await
     }
 
     /// The keys of a view's documents due at `now` or earlier, most overdue first.
@@ -378,7 +404,7 @@ impl EventStore {
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
         let mut c = self.reader().await?;
-        dispatch!(c.conn(), due_documents(view, now, limit))
+        sql::due_documents(c.conn(), view, now, limit).await
     }
 
     /// How many documents of a view have one of `values` as their first tag
@@ -415,19 +441,19 @@ impl EventStore {
     /// How many documents of a view carry each value of tag `tag` (0, 1 or 2).
     pub async fn count_documents(&self, view: &str, tag: usize) -> Result<Vec<(Option<String>, u64)>, StoreError> {
         let mut c = self.reader().await?;
-        dispatch!(c.conn(), count_documents(view, tag))
+        sql::count_documents(c.conn(), view, tag).await
     }
 
     /// The global position of the newest event (0 when the store is empty).
     pub async fn head_position(&self) -> Result<i64, StoreError> {
         let mut c = self.reader().await?;
-        dispatch!(c.conn(), head_position())
+        sql::head_position(c.conn()).await
     }
 
     /// A consumer's stored resume points.
     pub async fn positions(&self, consumer: &str) -> Result<Vec<ConsumerPosition>, StoreError> {
         let mut c = self.reader().await?;
-        dispatch!(c.conn(), positions(consumer))
+        sql::positions(c.conn(), consumer).await
     }
 
     /// Hands up to `limit` unpublished outbox rows to `relay`, oldest first,
@@ -448,7 +474,7 @@ impl EventStore {
     /// its database's only writer ([`EventStore::is_exclusive`]).
     pub async fn unpublished_after(&self, after: i64, limit: u32) -> Result<Vec<ClaimedMessage>, StoreError> {
         let mut c = self.reader().await?;
-        dispatch!(c.conn(), unpublished_after(after, limit))
+        sql::unpublished_after(c.conn(), after, limit).await
     }
 
     /// Marks claimed rows published (after the broker acknowledged them).
@@ -471,7 +497,7 @@ impl EventStore {
     /// rows were given back.
     pub async fn release_claims_of(&self, relay: &str) -> Result<u64, StoreError> {
         let mut c = self.writer().await?;
-        dispatch!(c.conn(), release_relay(relay))
+        sql::release_relay(c.conn(), relay).await
     }
 
     /// Puts rows published within `window` back in the queue, to be sent

@@ -33,7 +33,7 @@ use crate::model::{
     Appended, ConsumerPosition, ExpectedVersion, NewEvent, OutboxMessage, RecordedEvent, SnapshotRecord, StreamId,
 };
 use crate::store::{Conn, EventStore, dispatch};
-use crate::{postgres, sqlite};
+use crate::{postgres, sql, sqlite};
 
 pub(crate) enum TxInner {
     Sqlite(Transaction<'static, Sqlite>),
@@ -254,7 +254,7 @@ impl Tx {
         after_version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.flush().await?;
-        dispatch!(self.conn(), read_stream(stream, after_version))
+        sql::read_stream(self.conn(), stream, after_version).await
     }
 
     /// The version of a stream's last event, as this transaction sees it.
@@ -263,7 +263,7 @@ impl Tx {
             return Ok(*version);
         }
         self.flush().await?;
-        dispatch!(self.conn(), stream_version(stream))
+        sql::stream_version(self.conn(), stream).await
     }
 
     /// Writes (or replaces) a read-model document, at commit.
@@ -287,7 +287,7 @@ impl Tx {
         let cached = self.store.cache().and_then(|c| c.take(&Key::Document(at.0.clone(), at.1.clone()), self.stamp));
         let doc = match cached {
             Some(Cached::Document(doc)) => doc,
-            _ => dispatch!(self.conn(), get_document(view, key))?,
+            _ => sql::get_document(self.conn(), view, key).await?,
         };
         self.work.documents.insert(at, (doc.clone(), false));
         Ok(doc)
@@ -312,7 +312,7 @@ impl Tx {
         if let Some(cache) = self.store.cache() {
             cache.forget_documents(self.stamp);
         }
-        dispatch!(self.conn(), clear_documents())
+        sql::clear_documents(self.conn()).await
     }
 
     /// Writes (or replaces with a newer) snapshot of a stream, at once.
