@@ -22,6 +22,12 @@ impl Backoff {
         Self::new(Duration::from_millis(50), Duration::from_secs(2))
     }
 
+    /// While a record fails (its handler or the store under it): `first`
+    /// doubling to 2 s.
+    pub fn handler(first: Duration) -> Self {
+        Self::new(first, Duration::from_secs(2))
+    }
+
     /// The delay to wait now; the next one is twice as long (up to the ceiling).
     pub fn next_delay(&mut self) -> Duration {
         let now = self.next;

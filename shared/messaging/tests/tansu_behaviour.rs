@@ -28,7 +28,7 @@ async fn first_offset_read_from(settings: &udders_messaging::KafkaSettings, topi
 /// A fetch that starts inside a record batch returns that batch, and the
 /// client drops what lies before the offset, as with Apache Kafka. (Tansu's
 /// own memory storage answered with the next batch; the consumer still
-/// tolerates that, see consumer.rs.) `DeleteRecords` moves the log start:
+/// tolerates that, see the consumer's gate, shared/messaging/src/consumer/gate.rs.) `DeleteRecords` moves the log start:
 /// a reader from the beginning then starts at the first batch left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_from_inside_a_batch_returns_it_and_deleted_records_are_gone() {
