@@ -2,6 +2,7 @@
 //! happy and failing orders, then reports throughput, POST-to-terminal
 //! latency, outcomes, and the invariants.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,10 +62,61 @@ fn body(i: u64, run: &str) -> (&'static str, Value) {
 
 #[derive(Debug, Deserialize)]
 struct Row {
+    order_id: String,
     status: String,
     reason: Option<String>,
     placed_at: String,
     updated_at: String,
+}
+
+/// The share of the mix that is happy (every `body` but five in twenty).
+const HAPPY_SHARE: f64 = 0.75;
+
+/// How far the completed share may stray from the happy share, points.
+const MIX_TOLERANCE: f64 = 2.0;
+
+/// The mix as it came out: the share of this run's accepted orders that
+/// completed against the share that was meant to (the happy ones), and each
+/// kind's outcomes. A drift of more than [`MIX_TOLERANCE`] points is said
+/// (stock or credit running out turns happy orders into refusals, and the
+/// figures then measure another workload).
+fn mix(kinds: &HashMap<String, &'static str>, rows: &[Row]) -> String {
+    let mut by_kind: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
+    let mut completed = 0;
+    for row in rows {
+        if let Some(kind) = kinds.get(&row.order_id) {
+            *by_kind.entry(kind).or_default().entry(row.status.as_str()).or_default() += 1;
+            completed += usize::from(row.status == "COMPLETED");
+        }
+    }
+    let seen: usize = by_kind.values().flat_map(BTreeMap::values).sum();
+    if seen == 0 {
+        return "mix         no order of this run seen".to_owned();
+    }
+    let share = |n: usize| 100.0 * n as f64 / seen as f64;
+    let happy = by_kind.get("happy").map_or(0, |s| s.values().sum());
+    let drift = share(completed) - 100.0 * HAPPY_SHARE;
+    let kinds: Vec<String> = by_kind
+        .iter()
+        .map(|(kind, outcomes)| {
+            let outcomes: Vec<String> = outcomes.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            format!("{kind} ({})", outcomes.join(", "))
+        })
+        .collect();
+    let verdict = if drift.abs() > MIX_TOLERANCE {
+        format!(
+            "DRIFTED by {drift:+.1} points (more than {MIX_TOLERANCE}): stock or credit ran out, or refusals changed"
+        )
+    } else {
+        format!("within {MIX_TOLERANCE} points")
+    };
+    format!(
+        "mix         {:.1}% of {seen} accepted completed against the mix's {:.0}% ({:.1}% were happy): {verdict}\n            {}",
+        share(completed),
+        100.0 * HAPPY_SHARE,
+        share(happy),
+        kinds.join("; ")
+    )
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -87,6 +139,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     // 503 at the door: counted, and no order is sent until its Retry-After passed.
     let at_capacity = Arc::new(AtomicU64::new(0));
     let resume_at: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+    // What each accepted order was meant to exercise (its order id: its kind).
+    let kinds: Arc<std::sync::Mutex<HashMap<String, &'static str>>> = Arc::default();
     let mut backed_off = 0u64;
     let started = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
@@ -101,12 +155,18 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             continue;
         }
         let permit = in_flight.clone().acquire_owned().await?;
-        let (_, order) = body(i, &run_id);
+        let (kind, order) = body(i, &run_id);
         let (client, url, ok, refused) = (client.clone(), format!("{base}/orders"), accepted.clone(), failed.clone());
-        let (full, resume) = (at_capacity.clone(), resume_at.clone());
+        let (full, resume, kinds) = (at_capacity.clone(), resume_at.clone(), kinds.clone());
         tokio::spawn(async move {
             match client.post(url).json(&order).send().await {
-                Ok(r) if r.status().as_u16() == 202 => ok.fetch_add(1, Ordering::Relaxed),
+                Ok(r) if r.status().as_u16() == 202 => {
+                    let answer: Value = r.json().await.unwrap_or_default();
+                    if let (Some(id), Ok(mut kinds)) = (answer["order_id"].as_str(), kinds.lock()) {
+                        kinds.insert(id.to_owned(), kind);
+                    }
+                    ok.fetch_add(1, Ordering::Relaxed)
+                }
                 Ok(r) if r.status().as_u16() == 503 => {
                     let wait = r.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
                     let until = Instant::now() + Duration::from_secs(wait.unwrap_or(1));
@@ -213,6 +273,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         "outcomes    {}",
         report.by_status.iter().map(|(s, n)| format!("{s} {n}")).collect::<Vec<_>>().join(", ")
     )?;
+    let kinds = kinds.lock().map(|k| k.clone()).unwrap_or_default();
+    writeln!(out, "{}", mix(&kinds, &rows))?;
     let expired = rows
         .iter()
         .filter(|r| r.status == "CANCELLED" && r.reason.as_deref().is_some_and(|r| r.contains("deadline")))
@@ -240,4 +302,41 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         anyhow::bail!("invariants broken");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(outcomes: &[(&str, &str)]) -> Vec<Row> {
+        outcomes
+            .iter()
+            .map(|(id, status)| Row {
+                order_id: (*id).to_owned(),
+                status: (*status).to_owned(),
+                reason: None,
+                placed_at: String::new(),
+                updated_at: String::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_mix_says_when_its_completed_share_strays_from_the_happy_share() {
+        let kinds: HashMap<String, &'static str> =
+            [("a", "happy"), ("b", "happy"), ("c", "happy"), ("d", "declined")].map(|(i, k)| (i.to_owned(), k)).into();
+        let held = mix(&kinds, &rows(&[("a", "COMPLETED"), ("b", "COMPLETED"), ("c", "COMPLETED"), ("d", "REJECTED")]));
+        assert!(held.contains("75.0% of 4 accepted completed") && held.contains("within 2 points"), "{held}");
+        assert!(held.contains("declined (REJECTED 1); happy (COMPLETED 3)"), "{held}");
+        // Stock ran out: a happy order was refused.
+        let drifted =
+            mix(&kinds, &rows(&[("a", "COMPLETED"), ("b", "REJECTED"), ("c", "COMPLETED"), ("d", "REJECTED")]));
+        assert!(drifted.contains("DRIFTED by -25.0 points"), "{drifted}");
+        // Orders of other runs are not this run's mix.
+        let other = mix(
+            &kinds,
+            &rows(&[("x", "REJECTED"), ("a", "COMPLETED"), ("b", "COMPLETED"), ("c", "COMPLETED"), ("d", "REJECTED")]),
+        );
+        assert!(other.contains("of 4 accepted"), "{other}");
+    }
 }

@@ -416,20 +416,66 @@ impl EventStore {
         values: &[&str],
         since: Option<udders_kernel::Timestamp>,
     ) -> Result<u64, StoreError> {
+        self.count_tagged(view, values, since, None).await
+    }
+
+    /// How many documents of a view have one of `values` as their first tag
+    /// and were last written before `before`: the ones that have not moved
+    /// since. One statement on the first tag's index.
+    pub async fn count_documents_tagged_before(
+        &self,
+        view: &str,
+        values: &[&str],
+        before: udders_kernel::Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.count_tagged(view, values, None, Some(before)).await
+    }
+
+    /// How many documents of a view are due after `after` and at `until` or
+    /// earlier (for orders: open orders whose deadline falls in that span).
+    /// One statement on the due index.
+    pub async fn count_due(
+        &self,
+        view: &str,
+        after: udders_kernel::Timestamp,
+        until: udders_kernel::Timestamp,
+    ) -> Result<u64, StoreError> {
+        let sql = "SELECT count(*) FROM read_models WHERE view = $1 AND due_at_us > $2 AND due_at_us <= $3";
+        let mut c = self.reader().await?;
+        let n: i64 = on_conn!(c.conn(), |c| {
+            sqlx::query_scalar(sql)
+                .bind(view)
+                .bind(after.micros())
+                .bind(until.micros())
+                .fetch_one(&mut *c)
+                .await
+                .during("counting due documents")?
+        });
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn count_tagged(
+        &self,
+        view: &str,
+        values: &[&str],
+        since: Option<udders_kernel::Timestamp>,
+        before: Option<udders_kernel::Timestamp>,
+    ) -> Result<u64, StoreError> {
         if values.is_empty() {
             return Ok(0);
         }
-        let marks: Vec<String> = (0..values.len()).map(|i| format!("${}", i + 3)).collect();
+        let marks: Vec<String> = (0..values.len()).map(|i| format!("${}", i + 4)).collect();
         // Only placeholders are formatted in: the values are bound.
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT count(*) FROM read_models WHERE view = $1 AND ($2 IS NULL OR updated_at_us >= $2) \
-             AND tag_a IN ({})",
+             AND ($3 IS NULL OR updated_at_us < $3) AND tag_a IN ({})",
             marks.join(", ")
         ));
-        let since = since.map(udders_kernel::Timestamp::micros);
+        let (since, before) =
+            (since.map(udders_kernel::Timestamp::micros), before.map(udders_kernel::Timestamp::micros));
         let mut c = self.reader().await?;
         let n: i64 = on_conn!(c.conn(), |c| {
-            let mut query = sqlx::query_scalar(sql).bind(view).bind(since);
+            let mut query = sqlx::query_scalar(sql).bind(view).bind(since).bind(before);
             for value in values {
                 query = query.bind(*value);
             }

@@ -743,5 +743,26 @@ on_both_backends! {
         assert_eq!(store.count_documents_tagged("orders", &["DONE"], Some(long_ago)).await.unwrap(), 1);
         let later = udders_kernel::Timestamp::from_micros(i64::MAX);
         assert_eq!(store.count_documents_tagged("orders", &["OPEN", "DONE"], Some(later)).await.unwrap(), 0);
+        // Or by not having been written since.
+        assert_eq!(store.count_documents_tagged_before("orders", &["OPEN"], later).await.unwrap(), 3);
+        assert_eq!(store.count_documents_tagged_before("orders", &["OPEN"], long_ago).await.unwrap(), 0);
+    }
+}
+
+on_both_backends! {
+    /// Documents are counted by when they fall due, in a span.
+    async fn documents_due_in_a_span_are_counted(store: EventStore) {
+        let at = udders_kernel::Timestamp::from_micros;
+        let mut tx = store.begin().await.unwrap();
+        for (key, due) in [("a", Some(10)), ("b", Some(20)), ("c", Some(30)), ("d", None)] {
+            let doc = serde_json::json!({"n": key});
+            let document = Document { view: "orders".into(), key: key.into(), doc, tags: [None, None, None], due: due.map(at) };
+            tx.put_document(&document).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        assert_eq!(store.count_due("orders", at(0), at(100)).await.unwrap(), 3);
+        assert_eq!(store.count_due("orders", at(10), at(30)).await.unwrap(), 2, "after 10, up to 30 included");
+        assert_eq!(store.count_due("orders", at(30), at(100)).await.unwrap(), 0);
+        assert_eq!(store.count_due("other", at(0), at(100)).await.unwrap(), 0);
     }
 }

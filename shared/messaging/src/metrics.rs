@@ -128,21 +128,27 @@ mod tests {
 #[derive(Debug, Clone, Default)]
 pub struct PartitionEnds(std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<(String, i32), i64>>>);
 
+/// librdkafka's `fetch_state`s of a partition the client reads.
+const FETCHING: [&str; 4] = ["active", "offset-query", "offset-wait", "validate-epoch-wait"];
+
 impl PartitionEnds {
     /// How often librdkafka reports (`statistics.interval.ms`).
     pub const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
     /// Replaces the ends with those a statistics report gives for the
-    /// partitions the consumer reads now: a partition it does not fetch
-    /// (`fetch_state` "none": never assigned, or revoked and handed to
-    /// another instance) is left out, so its stale end does not linger as
-    /// lag; so is one whose end librdkafka does not know yet (below 0).
+    /// partitions the consumer reads now (`fetch_state` active, or finding
+    /// its offset): one it does not fetch ("none" when never assigned,
+    /// "stopped" once revoked and handed to another instance) is left out,
+    /// so its stale end does not linger as lag; so is one whose end
+    /// librdkafka does not know yet (below 0).
     pub fn record(&self, statistics: &rdkafka::Statistics) {
         let fresh = statistics.topics.iter().flat_map(|(name, topic)| {
             topic
                 .partitions
                 .iter()
-                .filter(|(partition, p)| **partition >= 0 && p.hi_offset >= 0 && p.fetch_state != "none")
+                .filter(|(partition, p)| {
+                    **partition >= 0 && p.hi_offset >= 0 && FETCHING.contains(&p.fetch_state.as_str())
+                })
                 .map(move |(partition, p)| ((name.clone(), *partition), p.hi_offset))
         });
         let fresh: std::collections::BTreeMap<(String, i32), i64> = fresh.collect();

@@ -14,11 +14,13 @@
 //!
 //! That bounds the mean wait, not the slowest: some orders wait far longer
 //! than the mean (a partition behind the others, a service's pause). So the
-//! door also reads the oldest order still in a forward status (the first of
-//! the due index: it is due at its deadline) and refuses while that order
-//! has been open for more than the same third of the deadline, as long as
-//! the backlog is large enough to be load ([`MIN_BACKLOG`]): one order
-//! stuck on a stopped service does not close the door.
+//! door also counts the orders in a forward status that have waited longer
+//! than the same third of the deadline and not yet reached it (on the due
+//! index: an open order is due at its deadline), and refuses while they
+//! are [`MIN_AGED`] or more and at least one in a hundred of the open
+//! orders. A few orders stuck on a stopped service, or one the sweeper
+//! cannot call off, do not close the door: the deadline and the alerts deal
+//! with them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,10 +35,9 @@ use udders_runtime::clock;
 /// it says more about the demand than about the capacity.
 pub const FLOOR_RATE: f64 = 100.0;
 
-/// The open orders below which the age of the oldest does not close the
-/// door: a few orders waiting on a stopped service are not load, and the
-/// deadline deals with them.
-pub const MIN_BACKLOG: u64 = 200;
+/// The fewest orders waiting past the bound that close the door (and at
+/// least one in a hundred of the open ones): fewer are stragglers, not load.
+pub const MIN_AGED: u64 = 10;
 
 /// The statuses of an order still in its saga.
 const OPEN: [&str; 5] = ["PLACED", "VALIDATED", "RESERVED", "PAID", "COMPENSATING"];
@@ -56,22 +57,23 @@ pub struct Refusal {
     pub open: u64,
     /// Orders ended per second lately.
     pub rate: f64,
-    /// How long the oldest order in a forward status has been open, seconds.
-    pub oldest_secs: f64,
+    /// Orders in a forward status that have waited past the bound.
+    pub aged: u64,
     /// Seconds until the backlog should be back under the bound.
     pub retry_after_secs: u64,
 }
 
-/// What the door reads: the backlog, how fast it drains, how old its
-/// oldest order is.
+/// What the door reads: the backlog, how fast it drains, how many of its
+/// orders have waited too long already.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Backlog {
     /// Open orders (placed here since the last reading included).
     pub open: u64,
     /// Ended per second lately (0: none measured).
     pub rate: f64,
-    /// Seconds the oldest order in a forward status has been open (0: none).
-    pub oldest_secs: f64,
+    /// Orders in a forward status that have waited longer than the bound
+    /// and not yet reached their deadline.
+    pub aged: u64,
 }
 
 /// The door's state, shared by the routes and the task that reads it.
@@ -95,21 +97,23 @@ pub struct Admission {
 
 /// The pure rule: with `backlog.open` orders ahead draining at
 /// `backlog.rate` per second, is a new one done within `bound_secs`, and
-/// has the oldest open order waited less than that? `Err` carries the
-/// refusal.
+/// are the orders that already waited longer than that few? `Err` carries
+/// the refusal.
 pub fn admit(backlog: Backlog, bound_secs: f64) -> Result<(), Refusal> {
-    let Backlog { open, rate, oldest_secs } = backlog;
+    let Backlog { open, rate, aged } = backlog;
     // A quiet system drains slowly because little comes in, not because it
     // cannot do more: below the floor, the floor is the rate.
     let rate = rate.max(FLOOR_RATE);
     let over_mean = (open as f64 - rate * bound_secs) / rate;
-    let too_old = open >= MIN_BACKLOG && oldest_secs > bound_secs;
-    if over_mean <= 0.0 && !too_old {
+    let too_many_aged = aged >= MIN_AGED.max(open / 100);
+    if over_mean <= 0.0 && !too_many_aged {
         return Ok(());
     }
-    // Too old with the mean within bounds: the slow part needs a moment.
-    let retry_after_secs = over_mean.ceil().clamp(1.0, 60.0) as u64;
-    Err(Refusal { open, rate, oldest_secs, retry_after_secs })
+    // Aged orders with the mean within bounds: the slow part needs a few
+    // seconds (a tenth of the bound), not one.
+    let floor = if too_many_aged { (bound_secs / 10.0).max(1.0) } else { 1.0 };
+    let retry_after_secs = over_mean.ceil().clamp(floor, 60.0) as u64;
+    Err(Refusal { open, rate, aged, retry_after_secs })
 }
 
 impl Admission {
@@ -153,16 +157,19 @@ impl Admission {
     }
 }
 
-/// How long the oldest order in a forward status has been open, seconds (0
-/// when there is none): the first document of the due index is due at its
-/// deadline, `deadline` after it was placed.
-async fn oldest_open_secs(store: &EventStore, deadline: Duration) -> Result<f64, udders_eventstore::StoreError> {
-    let far = clock::now().plus_micros(i64::MAX / 4);
-    let Some(key) = store.due_documents(Order::VIEW, far, 1).await?.into_iter().next() else { return Ok(0.0) };
-    let Some(due) = store.document(Order::VIEW, &key).await?.and_then(|d| d.due) else { return Ok(0.0) };
-    let deadline_us = i64::try_from(deadline.as_micros()).unwrap_or(i64::MAX);
-    let open_us = clock::now().micros() - (due.micros() - deadline_us);
-    Ok((open_us.max(0) as f64) / 1e6)
+/// The orders in a forward status placed more than `bound_secs` ago whose
+/// deadline has not passed yet: an open order is due at its deadline,
+/// `deadline` after it was placed, so they are those due within the next
+/// `deadline - bound`. One count on the due index; orders past their
+/// deadline are the sweeper's (and `UddersSagasStuck`'s), not the door's.
+async fn aged_orders(
+    store: &EventStore,
+    deadline: Duration,
+    bound_secs: f64,
+) -> Result<u64, udders_eventstore::StoreError> {
+    let now = clock::now();
+    let left = deadline.saturating_sub(Duration::from_secs_f64(bound_secs));
+    store.count_due(Order::VIEW, now, now.plus_micros(i64::try_from(left.as_micros()).unwrap_or(i64::MAX))).await
 }
 
 async fn read(store: EventStore, shared: std::sync::Weak<Shared>) {
@@ -173,11 +180,11 @@ async fn read(store: EventStore, shared: std::sync::Weak<Shared>) {
         let placed = shared.placed_since.load(Ordering::Relaxed);
         let open = store.count_documents_tagged(Order::VIEW, &OPEN, None).await;
         let ended = store.count_documents_tagged(Order::VIEW, &ENDED, Some(since)).await;
-        let oldest = oldest_open_secs(&store, shared.deadline).await;
-        match (open, ended, oldest) {
-            (Ok(open), Ok(ended), Ok(oldest_secs)) => {
+        let aged = aged_orders(&store, shared.deadline, shared.bound_secs).await;
+        match (open, ended, aged) {
+            (Ok(open), Ok(ended), Ok(aged)) => {
                 if let Ok(mut figures) = shared.figures.lock() {
-                    *figures = Backlog { open, rate: ended as f64 / RATE_WINDOW.as_secs_f64(), oldest_secs };
+                    *figures = Backlog { open, rate: ended as f64 / RATE_WINDOW.as_secs_f64(), aged };
                 }
                 // What was placed before this reading is in it now.
                 shared.placed_since.fetch_sub(placed, Ordering::Relaxed);
@@ -193,36 +200,38 @@ async fn read(store: EventStore, shared: std::sync::Weak<Shared>) {
 mod tests {
     use super::*;
 
-    fn backlog(open: u64, rate: f64, oldest_secs: f64) -> Backlog {
-        Backlog { open, rate, oldest_secs }
+    fn backlog(open: u64, rate: f64, aged: u64) -> Backlog {
+        Backlog { open, rate, aged }
     }
 
     #[test]
     fn an_order_is_admitted_while_the_backlog_drains_within_the_bound() {
         // 15 s of bound at 200/s: up to 3,000 open orders.
-        assert_eq!(admit(backlog(3_000, 200.0, 5.0), 15.0), Ok(()));
-        let refusal = admit(backlog(3_400, 200.0, 5.0), 15.0).unwrap_err();
+        assert_eq!(admit(backlog(3_000, 200.0, 0), 15.0), Ok(()));
+        let refusal = admit(backlog(3_400, 200.0, 0), 15.0).unwrap_err();
         assert_eq!((refusal.open, refusal.retry_after_secs), (3_400, 2));
         // No rate yet, or a quiet system's: the floor rate.
-        assert_eq!(admit(backlog(1_500, 0.0, 0.0), 15.0), Ok(()));
-        assert!(admit(backlog(1_501, 0.0, 0.0), 15.0).is_err());
-        assert_eq!(admit(backlog(1_500, 1.0, 0.0), 15.0), Ok(()), "a burst after a quiet minute is taken");
-        assert_eq!(admit(backlog(1_000_000, 1.0, 0.0), 15.0).unwrap_err().retry_after_secs, 60);
+        assert_eq!(admit(backlog(1_500, 0.0, 0), 15.0), Ok(()));
+        assert!(admit(backlog(1_501, 0.0, 0), 15.0).is_err());
+        assert_eq!(admit(backlog(1_500, 1.0, 0), 15.0), Ok(()), "a burst after a quiet minute is taken");
+        assert_eq!(admit(backlog(1_000_000, 1.0, 0), 15.0).unwrap_err().retry_after_secs, 60);
     }
 
     #[test]
-    fn an_order_is_refused_while_the_oldest_open_one_has_waited_past_the_bound() {
+    fn an_order_is_refused_while_orders_that_waited_past_the_bound_are_more_than_stragglers() {
         let cases = [
-            (backlog(1_000, 400.0, 15.1), false, "the mean is 2.5 s, but the oldest has waited past 15 s"),
-            (backlog(1_000, 400.0, 14.9), true, "the oldest within the bound"),
-            (backlog(MIN_BACKLOG - 1, 400.0, 29.0), true, "a few stuck orders are not load"),
-            (backlog(MIN_BACKLOG, 400.0, 29.0), false, "but a backlog with an old head is"),
-            (backlog(0, 0.0, 0.0), true, "nothing open"),
+            (backlog(1_000, 400.0, MIN_AGED), false, "the mean is 2.5 s, but ten orders have waited past 15 s"),
+            (backlog(1_000, 400.0, MIN_AGED - 1), true, "fewer are stragglers"),
+            (backlog(3_000, 400.0, 29), true, "under one in a hundred of a large backlog"),
+            (backlog(3_000, 400.0, 30), false, "one in a hundred"),
+            (backlog(12, 400.0, 1), true, "one order stuck on a stopped service does not close the door"),
+            (backlog(0, 0.0, 0), true, "nothing open"),
         ];
         for (backlog, admitted, why) in cases {
             assert_eq!(admit(backlog, 15.0).is_ok(), admitted, "{why}");
         }
-        let refusal = admit(backlog(1_000, 400.0, 20.0), 15.0).unwrap_err();
-        assert_eq!((refusal.retry_after_secs, refusal.oldest_secs), (1, 20.0), "a moment, while the mean is fine");
+        let refusal = admit(backlog(1_000, 400.0, 50), 15.0).unwrap_err();
+        assert_eq!((refusal.retry_after_secs, refusal.aged), (1, 50), "a tenth of a 15 s bound, rounded down");
+        assert_eq!(admit(backlog(1_000, 400.0, 50), 30.0).unwrap_err().retry_after_secs, 3, "a tenth of 30 s");
     }
 }

@@ -317,12 +317,12 @@ pub async fn place(
 }
 
 /// 503 with `Retry-After`: the backlog would not drain within the bound, or
-/// its oldest order has waited too long already.
+/// too many of its orders have waited too long already.
 fn at_capacity(refusal: Refusal) -> Response {
     let detail = format!(
-        "at capacity: {} orders open, ending {:.0}/s, the oldest open for {:.0} s; an order placed now could not \
-         finish within the saga deadline; nothing was written, try again in {} s",
-        refusal.open, refusal.rate, refusal.oldest_secs, refusal.retry_after_secs
+        "at capacity: {} orders open, ending {:.0}/s, {} of them waiting longer than a third of the deadline; an \
+         order placed now could not finish within the saga deadline; nothing was written, try again in {} s",
+        refusal.open, refusal.rate, refusal.aged, refusal.retry_after_secs
     );
     let mut response = Problem::unavailable(detail).into_response();
     response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(refusal.retry_after_secs));
