@@ -56,7 +56,7 @@ pub struct Report {
     pub by_status: BTreeMap<String, usize>,
     /// Every broken invariant, in words; empty when all hold.
     pub violations: Vec<String>,
-    /// Terminal orders whose first notice could not be seen: their customer
+    /// Terminal orders whose notices could not all be seen: their customer
     /// has more notices than one listing holds (1,000, newest first), and
     /// they were placed before the listing's oldest notice.
     pub notices_unseen: usize,
@@ -271,8 +271,11 @@ async fn told(
             "REJECTED" => &["refused"],
             _ => &["cancelled", "expired", "refused", "shipped"],
         };
-        let unseen = cut && !kinds.contains(&"received") && order.placed_at.as_str() <= oldest_listed.as_str();
-        if unseen && closing.len() == 1 && expected.contains(&closing[0]) {
+        // Cut off: placed before the oldest notice listed, and either none
+        // of its notices listed or only its closing one (the newer).
+        let before = order.placed_at.as_str() <= oldest_listed.as_str();
+        let only_closing = !kinds.contains(&"received") && closing.len() == 1 && expected.contains(&closing[0]);
+        if cut && before && (kinds.is_empty() || only_closing) {
             report.notices_unseen += 1;
         } else if !kinds.contains(&"received") || closing.len() != 1 || !expected.contains(&closing[0]) {
             report
