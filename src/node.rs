@@ -247,16 +247,17 @@ impl Node {
             Membership::Group,
             cancel.clone(),
         )?;
-        let retention = config.retention.covering(RelayConfig::new("", "").republish_window);
+        let retention = config.retention.covering(RelayConfig::DEFAULT_REPUBLISH_WINDOW);
         let every = udders_messaging::pruning::EVERY;
         background.push(tokio::spawn(run_pruner(store.clone(), service.name(), retention, every, cancel.clone())));
         // Once the consumer holds its partitions, the topics it reads exist
         // (and the relay has made its own): only then can their replication
         // be read, on a fresh cluster as on a running one.
-        let (mut watch, stop, check) = (running.watch.clone(), cancel.clone(), (settings.clone(), catalog.clone()));
+        let (mut watch, stop) = (running.watch.clone(), cancel.clone());
+        let (cluster, topics) = (settings.clone(), catalog.clone());
         background.push(tokio::spawn(async move {
             tokio::select! {
-                () = watch.wait_ready() => warn_when_thinly_replicated(&check.0, &check.1).await,
+                () = watch.wait_ready() => warn_when_thinly_replicated(&cluster, &topics).await,
                 () = stop.cancelled() => {}
             }
         }));

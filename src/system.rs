@@ -74,7 +74,7 @@ impl SystemConfig {
             fetch_wait_ms: KafkaSettings::DEFAULT_FETCH_WAIT_MS,
             sweep_every: Duration::from_millis(500),
             trim_every: Duration::from_secs(1),
-            republish_window: RelayConfig::new("", "").republish_window,
+            republish_window: RelayConfig::DEFAULT_REPUBLISH_WINDOW,
             retention: Retention::DEFAULT,
             prune_every: udders_messaging::pruning::EVERY,
             stopped: Vec::new(),

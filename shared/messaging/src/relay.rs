@@ -65,6 +65,9 @@ pub struct RelayConfig {
 }
 
 impl RelayConfig {
+    /// The default [`RelayConfig::republish_window`]: ten minutes.
+    pub const DEFAULT_REPUBLISH_WINDOW: Duration = Duration::from_secs(600);
+
     /// Defaults for the relay of `topic`.
     pub fn new(relay_id: impl Into<String>, topic: impl Into<String>) -> Self {
         Self {
@@ -73,7 +76,7 @@ impl RelayConfig {
             batch: 1000,
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_millis(500),
-            republish_window: Duration::from_secs(600),
+            republish_window: Self::DEFAULT_REPUBLISH_WINDOW,
             max_backoff: Duration::from_secs(2),
             drain_timeout: Duration::from_secs(5),
         }
