@@ -119,6 +119,77 @@ fn mix(kinds: &HashMap<String, &'static str>, rows: &[Row]) -> String {
     )
 }
 
+/// The most stock this run's orders can hold at once, per (flavour,
+/// country): one unit for each order that reaches inventory (all but the
+/// invalid and the out-of-stock flavour), as if none had finished yet.
+fn stock_needed(orders: u64, run: &str) -> BTreeMap<(String, String), i64> {
+    let mut needed = BTreeMap::new();
+    for i in 0..orders {
+        let (kind, order) = body(i, run);
+        if kind == "invalid" || kind == "no-stock" {
+            continue;
+        }
+        let (flavor, country) = (&order["items"][0]["flavor"], &order["country"]);
+        let key = (flavor.as_str().unwrap_or_default().to_owned(), country.as_str().unwrap_or_default().to_owned());
+        *needed.entry(key).or_default() += order["items"][0]["quantity"].as_i64().unwrap_or(1);
+    }
+    needed
+}
+
+/// Adds what the run needs to each stock short of it, through the operator
+/// API, and says what it did: the run then measures the mix it posts, not a
+/// warehouse running dry.
+async fn restock(
+    client: &reqwest::Client,
+    inventory: &str,
+    token: Option<&str>,
+    needed: &BTreeMap<(String, String), i64>,
+) -> anyhow::Result<String> {
+    #[derive(Deserialize)]
+    struct Stock {
+        flavor: String,
+        country: String,
+        available: i64,
+    }
+    let stocks: Vec<Stock> =
+        client.get(format!("{inventory}/inventory")).send().await?.error_for_status()?.json().await?;
+    let available: HashMap<(String, String), i64> =
+        stocks.into_iter().map(|s| ((s.flavor, s.country), s.available)).collect();
+    let short: Vec<(&(String, String), i64)> = needed
+        .iter()
+        .map(|(key, need)| (key, need - available.get(key).copied().unwrap_or(0)))
+        .filter(|(_, missing)| *missing > 0)
+        .collect();
+    if short.is_empty() {
+        return Ok(format!("stock       enough for this run in each of the {} stocks it orders from", needed.len()));
+    }
+    let Some(token) = token else {
+        let missing: i64 = short.iter().map(|(_, m)| m).sum();
+        return Ok(format!(
+            "stock       NOT restocked (no --operator-token): {} stocks are {missing} units short of what this run              can hold, and the mix may drift",
+            short.len()
+        ));
+    };
+    let mut added = 0;
+    for ((flavor, country), missing) in &short {
+        client
+            .post(format!("{inventory}/admin/stock/{flavor}/{country}"))
+            .bearer_auth(token)
+            .json(&json!({ "add": missing }))
+            .send()
+            .await?
+            .error_for_status()
+            .with_context(|| format!("restocking {flavor} in {country}"))?;
+        added += missing;
+    }
+    Ok(format!(
+        "stock       restocked {} of the {} stocks this run orders from ({added} units, POST /admin/stock), \
+         so none runs out",
+        short.len(),
+        needed.len()
+    ))
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -134,6 +205,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         client.get(format!("{base}/orders/stats")).send().await.context("is udders up?")?.json().await?;
     let already = before["total"].as_u64().unwrap_or(0);
     let run_id = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs());
+    let inventory = args.inventory_url.as_deref().map_or(base.clone(), |url| url.trim_end_matches('/').to_owned());
+    let stock =
+        restock(&client, &inventory, args.operator_token.as_deref(), &stock_needed(args.orders, &run_id)).await?;
+    let _ = writeln!(std::io::stderr(), "{stock}");
     let accepted = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     // 503 at the door: counted, and no order is sent until its Retry-After passed.
@@ -275,6 +350,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     )?;
     let kinds = kinds.lock().map(|k| k.clone()).unwrap_or_default();
     writeln!(out, "{}", mix(&kinds, &rows))?;
+    writeln!(out, "{stock}")?;
     let expired = rows
         .iter()
         .filter(|r| r.status == "CANCELLED" && r.reason.as_deref().is_some_and(|r| r.contains("deadline")))
@@ -338,5 +414,14 @@ mod tests {
             &rows(&[("x", "REJECTED"), ("a", "COMPLETED"), ("b", "COMPLETED"), ("c", "COMPLETED"), ("d", "REJECTED")]),
         );
         assert!(other.contains("of 4 accepted"), "{other}");
+    }
+
+    #[test]
+    fn the_stock_a_run_needs_counts_every_order_that_reaches_inventory() {
+        // One in twenty is invalid and one in twenty orders durian (none in stock).
+        let needed = stock_needed(2_000, "r");
+        assert_eq!(needed.values().sum::<i64>(), 1_800);
+        assert!(!needed.keys().any(|(flavor, _)| flavor == "durian" || flavor == "bubblegum"), "{needed:?}");
+        assert_eq!(needed.len(), 24, "4 flavours in 6 countries: {needed:?}");
     }
 }
