@@ -166,7 +166,8 @@ async fn restock(
     let Some(token) = token else {
         let missing: i64 = short.iter().map(|(_, m)| m).sum();
         return Ok(format!(
-            "stock       NOT restocked (no --operator-token): {} stocks are {missing} units short of what this run              can hold, and the mix may drift",
+            "stock       NOT restocked (no --operator-token): {} stocks are {missing} units short of what this run \
+             can hold, and the mix may drift",
             short.len()
         ));
     };
