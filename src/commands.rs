@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
-use udders_contracts::{Catalog, Pattern};
+use udders_contracts::Pattern;
 use udders_messaging::{EmbeddedBroker, KafkaSettings, ensure_topics, tap::tap as tap_events};
 
 use crate::cli::{BrokerArgs, CatalogArgs, CatalogFormat, HealthcheckArgs, ReplayArgs, ServiceArgs, TapArgs};
@@ -88,7 +88,7 @@ pub async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
 }
 
 pub async fn broker(args: BrokerArgs) -> anyhow::Result<()> {
-    let catalog = Catalog::udders()?;
+    let catalog = udders::catalog::udders()?;
     let broker = EmbeddedBroker::start(args.broker_addr).await.context("starting the embedded broker")?;
     let settings = KafkaSettings { partitions: args.partitions, ..KafkaSettings::new(broker.bootstrap()) };
     let topics: Vec<String> = catalog.all_topics().into_iter().collect();
@@ -103,7 +103,7 @@ pub async fn broker(args: BrokerArgs) -> anyhow::Result<()> {
 }
 
 pub fn catalog(args: CatalogArgs) -> anyhow::Result<()> {
-    let catalog = Catalog::udders()?;
+    let catalog = udders::catalog::udders()?;
     let text = match args.format {
         CatalogFormat::Json => serde_json::to_string_pretty(&catalog.to_json())?,
         CatalogFormat::Asyncapi => udders_contracts::yaml::to_yaml(&catalog.to_asyncapi()),
@@ -116,7 +116,7 @@ pub fn catalog(args: CatalogArgs) -> anyhow::Result<()> {
 
 pub async fn tap(args: TapArgs) -> anyhow::Result<()> {
     let pattern: Pattern = args.pattern.parse().with_context(|| format!("the pattern {:?}", args.pattern))?;
-    let catalog = Catalog::udders()?;
+    let catalog = udders::catalog::udders()?;
     let topics: Vec<String> = {
         let matched: std::collections::BTreeSet<&str> = catalog.matched_by(&pattern).map(|e| e.topic()).collect();
         anyhow::ensure!(!matched.is_empty(), "the pattern {pattern} matches no catalogued event");

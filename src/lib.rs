@@ -3,9 +3,11 @@
 //! HTTP surface ([`http`]), so the end-to-end tests start exactly what
 //! `udders up` and `udders service` start.
 //!
-//! What lives here: wiring. Services, rules and machinery live in
-//! `services/*` and `shared/*`.
+//! What lives here: wiring, the catalog's assembly included ([`catalog`]:
+//! the published events with every service's subscriptions). Services,
+//! rules and machinery live in `services/*` and `shared/*`.
 
+pub mod catalog;
 pub mod console;
 pub mod http;
 pub mod invariants;

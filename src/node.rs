@@ -207,7 +207,7 @@ impl Node {
     /// the consumer (as a member of the service's group) and HTTP.
     pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         let service = config.service;
-        let catalog = Arc::new(Catalog::udders()?);
+        let catalog = Arc::new(crate::catalog::udders()?);
         let shown = config.database_url.split('@').next_back().unwrap_or_default().to_owned();
         let store = EventStore::connect(&config.database_url, &StoreOptions::default())
             .await

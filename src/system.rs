@@ -114,7 +114,7 @@ impl System {
     /// Opens the databases, starts the broker, seeds reference data, starts
     /// the services and serves HTTP.
     pub async fn start(config: SystemConfig) -> anyhow::Result<System> {
-        let catalog = Arc::new(Catalog::udders()?);
+        let catalog = Arc::new(crate::catalog::udders()?);
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
         let mut stores = BTreeMap::new();

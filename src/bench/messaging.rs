@@ -23,7 +23,7 @@ use serde_json::json;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
-use udders_contracts::{Catalog, Envelope, Service};
+use udders_contracts::{Envelope, Service};
 use udders_eventstore::{EventMetadata, EventStore, ExpectedVersion, NewEvent, StoreOptions, StreamId, Tx};
 use udders_kernel::{CorrelationId, EventId, Timestamp};
 use udders_messaging::outbound::outbox_message;
@@ -147,7 +147,7 @@ async fn stores(backend: &str, postgres: Option<&str>) -> anyhow::Result<Stores>
 }
 
 fn consumer_config() -> anyhow::Result<ConsumerConfig> {
-    let catalog = Arc::new(Catalog::udders()?);
+    let catalog = Arc::new(udders::catalog::udders()?);
     let mut config = ConsumerConfig::new("credit", catalog, Service::Credit.dead_letter_topic());
     config.topics = vec![TOPIC.to_owned()];
     config.routes = vec![("all".to_owned(), "order/>".parse()?)];

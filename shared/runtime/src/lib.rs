@@ -6,7 +6,9 @@
 //! - [`record`]: record an aggregate's decided events, publish the ones that
 //!   are integration events (envelope and outbox row, caused by the incoming
 //!   event or the HTTP request), and fold them into its read model, all in
-//!   the caller's transaction.
+//!   the caller's transaction; read an incoming record's event and its typed
+//!   route ([`route`]: a route name the service does not know is a dead
+//!   letter).
 //! - [`replay`]: drop a service's read models and rebuild them from its
 //!   event log with the same projections.
 //! - [`http`]: `application/problem+json` errors, a JSON body extractor
@@ -33,4 +35,4 @@ pub mod replay;
 pub mod telemetry;
 
 pub use node::{RunningService, ServiceSpec, start_service};
-pub use record::{Cause, Outbound, change_reference, integration, record, record_viewed};
+pub use record::{Cause, Outbound, change_reference, integration, record, record_viewed, route, route_named};

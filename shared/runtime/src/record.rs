@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use udders_contracts::{Catalog, Envelope, Integration, Service};
+use udders_contracts::{Catalog, Envelope, Integration, Route, Service};
 use udders_eventstore::{Document, EventMetadata, Loaded, StoreError, Tx};
 use udders_kernel::{Aggregate, CorrelationId, EventId, ReadModel, Timestamp};
 use udders_messaging::Incoming;
@@ -226,6 +226,20 @@ pub async fn project<A: ReadModel>(
 pub fn integration(incoming: &Incoming) -> Result<Integration, udders_messaging::HandlerError> {
     Integration::parse(&incoming.envelope.subject, incoming.payload.clone())
         .map_err(|e| udders_messaging::HandlerError::permanent(e.to_string()))
+}
+
+/// The typed route an incoming record came on, read from the name the
+/// consumer gave it. A name `service`'s routes do not know is a permanent
+/// failure (the record is dead-lettered with the reason), never a fallback.
+pub fn route<R: Route>(incoming: &Incoming, service: Service) -> Result<R, udders_messaging::HandlerError> {
+    route_named(&incoming.route, service)
+}
+
+/// The typed route of this name, as [`route`] reads it.
+pub fn route_named<R: Route>(name: &str, service: Service) -> Result<R, udders_messaging::HandlerError> {
+    R::from_name(name).ok_or_else(|| {
+        udders_messaging::HandlerError::permanent(format!("no route {name:?} in {service}'s subscriptions"))
+    })
 }
 
 /// An operator's change to reference data (a price, a stock, a credit

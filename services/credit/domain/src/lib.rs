@@ -12,14 +12,18 @@
 //! `credit/released` (amount zero when nothing was held), later ones with
 //! nothing. The order service waits for these answers.
 //!
+//! Its subscriptions ([`SUBSCRIPTIONS`], one [`Route`] per purpose:
+//! `reserve`, `release`, `settle`) are declared beside [`react`], which
+//! takes the route a record came on first.
+//!
 //! What must not: I/O, clocks.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU64;
 
 use serde::{Deserialize, Serialize};
-use udders_contracts::Integration;
 use udders_contracts::events::{CreditMoved, StepRefused};
+use udders_contracts::{Integration, Subscribe};
 use udders_kernel::{Aggregate, Decider, Money, ReadModel};
 
 /// Seeded credit rule: every customer gets this limit (minor units) ...
@@ -397,16 +401,58 @@ pub enum Reaction {
     },
 }
 
-/// Maps an incoming integration event to what credit does; `None` ignores it.
-pub fn react(event: &Integration) -> Option<Reaction> {
-    match event {
-        Integration::OrderValidated(e) => Some(Reaction::Reserve {
+/// Credit's routes: what each of its subscriptions is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `reserve`: a validated order's total is held on the customer's account.
+    Reserve,
+    /// `release`: a compensation trigger lets the order's hold go.
+    Release,
+    /// `settle`: a shipped order's hold becomes a sale.
+    Settle,
+}
+
+impl udders_contracts::Route for Route {
+    const ALL: &'static [Route] = &[Route::Reserve, Route::Release, Route::Settle];
+
+    fn name(self) -> &'static str {
+        match self {
+            Route::Reserve => "reserve",
+            Route::Release => "release",
+            Route::Settle => "settle",
+        }
+    }
+}
+
+/// What `release` may publish in answer.
+const RELEASED: &[&str] = &["credit/released"];
+
+/// Credit's subscriptions, in the order its consumer tries them (the first
+/// match names the route), each with what its route may publish in answer.
+/// The `udders` binary assembles them into the catalog.
+pub const SUBSCRIPTIONS: &[Subscribe<Route>] = &[
+    Subscribe::new(Route::Reserve, "order/valid/>", &["credit/reserved", "credit/rejected"]),
+    Subscribe::new(Route::Release, "inventory/rejected/>", RELEASED),
+    Subscribe::new(Route::Settle, "order/shipped/>", &["credit/settled"]),
+    // The compensation triggers every holder answers (credit/rejected, its
+    // own, it does not hear).
+    Subscribe::new(Route::Release, "order/cancelled/>", RELEASED),
+    Subscribe::new(Route::Release, "order/expired/>", RELEASED),
+    Subscribe::new(Route::Release, "payment/declined/>", RELEASED),
+    Subscribe::new(Route::Release, "fulfillment/failed/>", RELEASED),
+];
+
+/// Maps an integration event heard on `route` to what credit does; `None`
+/// ignores it.
+pub fn react(route: Route, event: &Integration) -> Option<Reaction> {
+    match (route, event) {
+        (Route::Reserve, Integration::OrderValidated(e)) => Some(Reaction::Reserve {
             order: e.order_id.clone(),
             customer: e.customer_id.clone(),
             amount: Money::from_minor(e.total),
         }),
-        Integration::OrderShipped(e) => Some(Reaction::Settle { order: e.order_id.clone() }),
-        e if e.is_compensation_trigger() && !matches!(e, Integration::CreditRejected(_)) => {
+        (Route::Settle, Integration::OrderShipped(e)) => Some(Reaction::Settle { order: e.order_id.clone() }),
+        (Route::Release, e) if e.is_compensation_trigger() && !matches!(e, Integration::CreditRejected(_)) => {
             let (domain, action) = e.name();
             Some(Reaction::Compensate { order: e.order_id().to_owned(), cause: format!("{domain}/{action}") })
         }
@@ -570,11 +616,16 @@ mod tests {
     #[test]
     fn credit_reacts_to_valid_orders_and_to_every_trigger_but_its_own_rejection() {
         let refused = StepRefused { order_id: "o-1".into(), reason: "x".into() };
-        assert!(react(&Integration::CreditRejected(refused.clone())).is_none());
+        assert!(react(Route::Release, &Integration::CreditRejected(refused.clone())).is_none());
         assert_eq!(
-            react(&Integration::StockRejected(refused)),
+            react(Route::Release, &Integration::StockRejected(refused)),
             Some(Reaction::Compensate { order: "o-1".into(), cause: "inventory/rejected".into() })
         );
+    }
+
+    #[test]
+    fn every_route_has_a_subscription_and_a_name_of_its_own() {
+        assert_eq!(udders_contracts::route_table_problems(SUBSCRIPTIONS), Vec::<String>::new());
     }
 
     #[test]
@@ -610,6 +661,9 @@ mod tests {
             shipment_id: "s-1".into(),
             postal_code: "018956".into(),
         };
-        assert_eq!(react(&Integration::OrderShipped(shipped)), Some(Reaction::Settle { order: "o-1".into() }));
+        assert_eq!(
+            react(Route::Settle, &Integration::OrderShipped(shipped)),
+            Some(Reaction::Settle { order: "o-1".into() })
+        );
     }
 }

@@ -20,7 +20,10 @@ use udders_kernel::{Decider, ReadModel};
 use udders_messaging::{Handler, HandlerError, Incoming};
 use udders_runtime::http::{JsonBody, Path, Problem};
 use udders_runtime::replay::replay_one;
-use udders_runtime::{Cause, Outbound, change_reference, integration, record, record_viewed};
+use udders_runtime::{Cause, Outbound, change_reference, integration, record, record_viewed, route};
+
+/// This service's routes and subscriptions, declared in its domain crate.
+pub use udders_credit_domain::{Route, SUBSCRIPTIONS};
 
 /// This service.
 pub const SERVICE: Service = Service::Credit;
@@ -40,7 +43,8 @@ impl CreditHandler {
 
 impl Handler for CreditHandler {
     async fn handle(&self, tx: &mut Tx, incoming: &Incoming) -> Result<(), HandlerError> {
-        let Some(reaction) = react(&integration(incoming)?) else { return Ok(()) };
+        let route: Route = route(incoming, SERVICE)?;
+        let Some(reaction) = react(route, &integration(incoming)?) else { return Ok(()) };
         let cause = Cause::of(incoming);
         let publish = |e: &udders_credit_domain::HoldEvent| Some((e.integration(), None));
         match reaction {

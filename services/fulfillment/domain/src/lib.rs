@@ -7,13 +7,17 @@
 //! order cancelled or expired before its capture arrives is never shipped.
 //! A cancel that arrives after the parcel left changes nothing here.
 //!
+//! Its subscriptions ([`SUBSCRIPTIONS`], one [`Route`] per purpose: `ship`,
+//! `cancel`) are declared beside [`react`], which takes the route a record
+//! came on first.
+//!
 //! What must not: I/O, clocks.
 
 use std::num::NonZeroU64;
 
 use serde::{Deserialize, Serialize};
-use udders_contracts::Integration;
 use udders_contracts::events::{OrderShipped, StepRefused};
+use udders_contracts::{Integration, Subscribe};
 use udders_kernel::{Aggregate, Decider, ReadModel};
 
 /// The postal code the simulated carrier cannot deliver to.
@@ -144,11 +148,42 @@ impl ShipmentEvent {
     }
 }
 
-/// What fulfillment does with an incoming event: the order id and the command.
-pub fn react(event: &Integration) -> Option<(String, ShipmentCommand)> {
-    let command = match event {
-        Integration::PaymentCaptured(e) => ShipmentCommand::Ship { postal_code: e.postal_code.clone() },
-        Integration::OrderCancelled(_) | Integration::OrderExpired(_) => {
+/// Fulfillment's routes: what each of its subscriptions is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `ship`: a paid order ships, or the carrier refuses it.
+    Ship,
+    /// `cancel`: an order called off before its capture is never shipped.
+    Cancel,
+}
+
+impl udders_contracts::Route for Route {
+    const ALL: &'static [Route] = &[Route::Ship, Route::Cancel];
+
+    fn name(self) -> &'static str {
+        match self {
+            Route::Ship => "ship",
+            Route::Cancel => "cancel",
+        }
+    }
+}
+
+/// Fulfillment's subscriptions, in the order its consumer tries them (the
+/// first match names the route), each with what its route may publish in
+/// answer (`cancel` only records). The `udders` binary assembles them into
+/// the catalog.
+pub const SUBSCRIPTIONS: &[Subscribe<Route>] = &[
+    Subscribe::new(Route::Ship, "payment/captured/>", &["order/shipped", "fulfillment/failed"]),
+    Subscribe::new(Route::Cancel, "order/cancelled/>", &[]),
+    Subscribe::new(Route::Cancel, "order/expired/>", &[]),
+];
+
+/// What fulfillment does with an integration event heard on `route`: the
+/// order id and the command; `None` ignores it.
+pub fn react(route: Route, event: &Integration) -> Option<(String, ShipmentCommand)> {
+    let command = match (route, event) {
+        (Route::Ship, Integration::PaymentCaptured(e)) => ShipmentCommand::Ship { postal_code: e.postal_code.clone() },
+        (Route::Cancel, Integration::OrderCancelled(_) | Integration::OrderExpired(_)) => {
             let (domain, action) = event.name();
             ShipmentCommand::CallOff { cause: format!("{domain}/{action}") }
         }
@@ -228,5 +263,27 @@ mod tests {
     #[test]
     fn an_order_called_off_before_its_capture_arrives_is_never_shipped() {
         given::<Shipment>([ShipmentEvent::CalledOff { cause: "order/cancelled".into() }]).when(ship(None)).then([]);
+    }
+
+    #[test]
+    fn a_capture_ships_and_a_cancel_or_expiry_calls_off() {
+        let captured = udders_contracts::events::PaymentMoved {
+            order_id: "o-1".into(),
+            amount: 600,
+            charge_id: "ch_o-1".into(),
+            postal_code: Some("12345".into()),
+            cause: None,
+        };
+        assert_eq!(react(Route::Ship, &Integration::PaymentCaptured(captured)), Some(ship(Some("12345"))));
+        let expired = udders_contracts::events::OrderCalledOff { order_id: "o-1".into(), reason: "deadline".into() };
+        assert_eq!(
+            react(Route::Cancel, &Integration::OrderExpired(expired)),
+            Some(("o-1".into(), ShipmentCommand::CallOff { cause: "order/expired".into() }))
+        );
+    }
+
+    #[test]
+    fn every_route_has_a_subscription_and_a_name_of_its_own() {
+        assert_eq!(udders_contracts::route_table_problems(SUBSCRIPTIONS), Vec::<String>::new());
     }
 }

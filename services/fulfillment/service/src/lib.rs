@@ -12,7 +12,10 @@ use udders_kernel::{Decider, ReadModel};
 use udders_messaging::{Handler, HandlerError, Incoming};
 use udders_runtime::http::{Path, Problem};
 use udders_runtime::replay::replay_one;
-use udders_runtime::{Cause, Outbound, integration, record_viewed};
+use udders_runtime::{Cause, Outbound, integration, record_viewed, route};
+
+/// This service's routes and subscriptions, declared in its domain crate.
+pub use udders_fulfillment_domain::{Route, SUBSCRIPTIONS};
 
 /// This service.
 pub const SERVICE: Service = Service::Fulfillment;
@@ -32,7 +35,8 @@ impl FulfillmentHandler {
 
 impl Handler for FulfillmentHandler {
     async fn handle(&self, tx: &mut Tx, incoming: &Incoming) -> Result<(), HandlerError> {
-        let Some((order, command)) = react(&integration(incoming)?) else { return Ok(()) };
+        let route: Route = route(incoming, SERVICE)?;
+        let Some((order, command)) = react(route, &integration(incoming)?) else { return Ok(()) };
         let mut shipment = tx.load::<Shipment>(&order).await?;
         let Ok(events) = Shipment::decide(&shipment.state, (order, command));
         let publish = |e: &udders_fulfillment_domain::ShipmentEvent| e.integration().map(|i| (i, None));

@@ -12,14 +12,19 @@
 //!
 //! Outcomes and starts travel on different topics, so either may come
 //! first: an outcome heard first is kept, and the order is never shown as
-//! open or waiting once it arrives. What must not: I/O, clocks.
+//! open or waiting once it arrives.
+//!
+//! Its subscriptions ([`SUBSCRIPTIONS`]) are declared here, each [`Route`]
+//! feeding one [`Listener`] ([`Route::listener`]), beside the listeners'
+//! reactions ([`react_sale`], [`react_dispatch`]). What must not: I/O,
+//! clocks.
 
 use std::marker::PhantomData;
 use std::num::NonZeroU64;
 
 use serde::{Deserialize, Serialize};
-use udders_contracts::Integration;
 use udders_contracts::events::OrderLine;
+use udders_contracts::{Integration, Subscribe};
 use udders_kernel::{Aggregate, Decider, ReadModel, Timestamp};
 
 /// Which listener a subscription feeds.
@@ -31,17 +36,64 @@ pub enum Listener {
     Singapore,
 }
 
-impl Listener {
-    /// The listener a route feeds, if any (a test checks that every
-    /// route the catalog gives insights feeds one).
-    pub fn of_route(route: &str) -> Option<Listener> {
-        match route {
-            "store711" | "store711-outcome" => Some(Listener::Store711),
-            "sg-valid" | "sg-outcome" => Some(Listener::Singapore),
-            _ => None,
+/// Insights' routes: each feeds one listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Route {
+    /// `store711`: the guide's 711 pattern, every order event of the chain.
+    Store711,
+    /// `store711-outcome`: the chain's refusals its pattern does not reach.
+    Store711Outcome,
+    /// `sg-valid`: the guide's Singapore pattern, valid orders.
+    SgValid,
+    /// `sg-outcome`: how Singapore's orders end.
+    SgOutcome,
+}
+
+impl udders_contracts::Route for Route {
+    const ALL: &'static [Route] = &[Route::Store711, Route::Store711Outcome, Route::SgValid, Route::SgOutcome];
+
+    fn name(self) -> &'static str {
+        match self {
+            Route::Store711 => "store711",
+            Route::Store711Outcome => "store711-outcome",
+            Route::SgValid => "sg-valid",
+            Route::SgOutcome => "sg-outcome",
         }
     }
 }
+
+impl Route {
+    /// The listener it feeds.
+    pub fn listener(self) -> Listener {
+        match self {
+            Route::Store711 | Route::Store711Outcome => Listener::Store711,
+            Route::SgValid | Route::SgOutcome => Listener::Singapore,
+        }
+    }
+}
+
+/// Insights' subscriptions, in the order its consumer tries them. Every
+/// route only records: it publishes nothing in answer. The consumer names
+/// only the first match, and a record may be for both listeners, so the
+/// handler feeds the listener of every route whose pattern matches. The
+/// `udders` binary assembles them into the catalog.
+pub const SUBSCRIPTIONS: &[Subscribe<Route>] = &[
+    // Insights: the guide's two listeners, on its exact patterns,
+    // and the outcomes their patterns do not reach.
+    Subscribe::new(Route::Store711, "order/*/*/*/*/*/*/store711", &[]),
+    Subscribe::new(Route::Store711Outcome, "credit/rejected/*/*/*/*/*/store711", &[]),
+    Subscribe::new(Route::Store711Outcome, "inventory/rejected/*/*/*/*/*/store711", &[]),
+    Subscribe::new(Route::Store711Outcome, "payment/declined/*/*/*/*/*/store711", &[]),
+    Subscribe::new(Route::Store711Outcome, "fulfillment/failed/*/*/*/*/*/store711", &[]),
+    Subscribe::new(Route::SgValid, "order/valid/*/icecream/**/sg/*", &[]),
+    Subscribe::new(Route::SgOutcome, "order/shipped/*/icecream/**/sg/*", &[]),
+    Subscribe::new(Route::SgOutcome, "order/cancelled/*/icecream/**/sg/*", &[]),
+    Subscribe::new(Route::SgOutcome, "order/expired/*/icecream/**/sg/*", &[]),
+    Subscribe::new(Route::SgOutcome, "credit/rejected/*/icecream/**/sg/*", &[]),
+    Subscribe::new(Route::SgOutcome, "inventory/rejected/*/icecream/**/sg/*", &[]),
+    Subscribe::new(Route::SgOutcome, "payment/declined/*/icecream/**/sg/*", &[]),
+    Subscribe::new(Route::SgOutcome, "fulfillment/failed/*/icecream/**/sg/*", &[]),
+];
 
 /// How an order ended, for the insights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -482,15 +534,15 @@ mod tests {
 
     #[test]
     fn routes_name_their_listener() {
-        assert_eq!(Listener::of_route("store711"), Some(Listener::Store711));
-        assert_eq!(Listener::of_route("store711-outcome"), Some(Listener::Store711));
-        assert_eq!(Listener::of_route("sg-valid"), Some(Listener::Singapore));
-        assert_eq!(Listener::of_route("rules-1.1"), None);
-        assert_eq!(Listener::of_route("sgx"), None);
-        let catalog = udders_contracts::Catalog::udders().expect("the catalog");
-        for s in catalog.subscriptions_of(udders_contracts::Service::Insights) {
-            assert!(Listener::of_route(s.route).is_some(), "route {} of {} feeds no listener", s.route, s.pattern);
-        }
+        use udders_contracts::Route as _;
+        let listener = |name: &str| Route::from_name(name).map(Route::listener);
+        assert_eq!(listener("store711"), Some(Listener::Store711));
+        assert_eq!(listener("store711-outcome"), Some(Listener::Store711));
+        assert_eq!(listener("sg-valid"), Some(Listener::Singapore));
+        assert_eq!(listener("sg-outcome"), Some(Listener::Singapore));
+        assert_eq!(listener("rules-1.1"), None);
+        assert_eq!(listener("sgx"), None);
+        assert_eq!(udders_contracts::route_table_problems(SUBSCRIPTIONS), Vec::<String>::new());
     }
 
     #[test]

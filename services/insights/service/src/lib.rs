@@ -21,7 +21,10 @@ use udders_kernel::{Decider, ReadModel, Timestamp};
 use udders_messaging::{Handler, HandlerError, Incoming};
 use udders_runtime::http::{Path, Problem, Query};
 use udders_runtime::replay::rebuild;
-use udders_runtime::{Cause, Outbound, clock, integration, record_viewed};
+use udders_runtime::{Cause, Outbound, clock, integration, record_viewed, route, route_named};
+
+/// This service's routes and subscriptions, declared in its domain crate.
+pub use udders_insights_domain::{Route, SUBSCRIPTIONS};
 
 /// This service.
 pub const SERVICE: Service = Service::Insights;
@@ -46,15 +49,13 @@ impl InsightsHandler {
 impl Handler for InsightsHandler {
     async fn handle(&self, tx: &mut Tx, incoming: &Incoming) -> Result<(), HandlerError> {
         // The consumer names the first matching route; an order of the 711
-        // chain in Singapore is for both listeners, so ask the catalog.
+        // chain in Singapore is for both listeners, so ask the catalog for
+        // every route that matches.
         let subject = &incoming.envelope.subject;
-        let listeners: BTreeSet<Listener> = self
-            .outbound
-            .catalog()
-            .subscriptions_of(SERVICE)
-            .filter(|s| s.pattern.matches(subject))
-            .filter_map(|s| Listener::of_route(s.route))
-            .collect();
+        let mut listeners = BTreeSet::from([route::<Route>(incoming, SERVICE)?.listener()]);
+        for s in self.outbound.catalog().subscriptions_of(SERVICE).filter(|s| s.pattern.matches(subject)) {
+            listeners.insert(route_named::<Route>(s.route, SERVICE)?.listener());
+        }
         let event = integration(incoming)?;
         let (at, cause) = (incoming.envelope.time, Cause::of(incoming));
         for listener in listeners {

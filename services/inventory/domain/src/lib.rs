@@ -12,14 +12,18 @@
 //! deadline raced the shipment), the goods still leave the books: what left
 //! the warehouse always equals what shipped.
 //!
+//! Its subscriptions ([`SUBSCRIPTIONS`], one [`Route`] per purpose:
+//! `reserve`, `release`, `ship`) are declared beside [`react`], which takes
+//! the route a record came on first.
+//!
 //! What must not: I/O, clocks.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU64;
 
 use serde::{Deserialize, Serialize};
-use udders_contracts::Integration;
 use udders_contracts::events::{OrderLine, StepRefused, StockMoved};
+use udders_contracts::{Integration, Subscribe};
 use udders_kernel::{Aggregate, Decider, ReadModel};
 
 /// Seeded stock per flavour and country.
@@ -440,14 +444,57 @@ pub enum Reaction {
     },
 }
 
-/// Maps an incoming integration event to what inventory does.
-pub fn react(event: &Integration) -> Option<Reaction> {
-    match event {
-        Integration::OrderValidated(e) => {
+/// Inventory's routes: what each of its subscriptions is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `reserve`: a validated order's lines are held in its country.
+    Reserve,
+    /// `release`: a compensation trigger lets the order's hold go.
+    Release,
+    /// `ship`: a shipped order's goods leave the warehouse.
+    Ship,
+}
+
+impl udders_contracts::Route for Route {
+    const ALL: &'static [Route] = &[Route::Reserve, Route::Release, Route::Ship];
+
+    fn name(self) -> &'static str {
+        match self {
+            Route::Reserve => "reserve",
+            Route::Release => "release",
+            Route::Ship => "ship",
+        }
+    }
+}
+
+/// What `release` may publish in answer.
+const RELEASED: &[&str] = &["inventory/released"];
+
+/// Inventory's subscriptions, in the order its consumer tries them (the
+/// first match names the route), each with what its route may publish in
+/// answer (`ship` only records). The `udders` binary assembles them into
+/// the catalog.
+pub const SUBSCRIPTIONS: &[Subscribe<Route>] = &[
+    Subscribe::new(Route::Reserve, "order/valid/>", &["inventory/reserved", "inventory/rejected"]),
+    Subscribe::new(Route::Release, "credit/rejected/>", RELEASED),
+    Subscribe::new(Route::Ship, "order/shipped/>", &[]),
+    // The compensation triggers every holder answers (inventory/rejected,
+    // its own, it does not hear).
+    Subscribe::new(Route::Release, "order/cancelled/>", RELEASED),
+    Subscribe::new(Route::Release, "order/expired/>", RELEASED),
+    Subscribe::new(Route::Release, "payment/declined/>", RELEASED),
+    Subscribe::new(Route::Release, "fulfillment/failed/>", RELEASED),
+];
+
+/// Maps an integration event heard on `route` to what inventory does;
+/// `None` ignores it.
+pub fn react(route: Route, event: &Integration) -> Option<Reaction> {
+    match (route, event) {
+        (Route::Reserve, Integration::OrderValidated(e)) => {
             Some(Reaction::Reserve { order: e.order_id.clone(), country: e.country.clone(), items: e.items.clone() })
         }
-        Integration::OrderShipped(e) => Some(Reaction::Ship { order: e.order_id.clone() }),
-        e if e.is_compensation_trigger() && !matches!(e, Integration::StockRejected(_)) => {
+        (Route::Ship, Integration::OrderShipped(e)) => Some(Reaction::Ship { order: e.order_id.clone() }),
+        (Route::Release, e) if e.is_compensation_trigger() && !matches!(e, Integration::StockRejected(_)) => {
             let (domain, action) = e.name();
             Some(Reaction::Compensate { order: e.order_id().to_owned(), cause: format!("{domain}/{action}") })
         }
@@ -604,6 +651,30 @@ mod tests {
             .when(StockCommand::ShipReleased("o-1".into(), 2))
             .then([StockEvent::ShippedReleased { order: "o-1".into(), quantity: 2 }]);
         assert_eq!(state, StockState { on_hand: 8, reserved: 0, shipped: 2, stocked: 10 });
+    }
+
+    #[test]
+    fn inventory_reacts_on_each_route_to_what_it_is_for() {
+        let refused = StepRefused { order_id: "o-1".into(), reason: "x".into() };
+        assert_eq!(
+            react(Route::Release, &Integration::CreditRejected(refused.clone())),
+            Some(Reaction::Compensate { order: "o-1".into(), cause: "credit/rejected".into() })
+        );
+        assert!(react(Route::Release, &Integration::StockRejected(refused)).is_none(), "its own rejection");
+        let shipped = udders_contracts::events::OrderShipped {
+            order_id: "o-1".into(),
+            shipment_id: "s-1".into(),
+            postal_code: "018956".into(),
+        };
+        assert_eq!(
+            react(Route::Ship, &Integration::OrderShipped(shipped)),
+            Some(Reaction::Ship { order: "o-1".into() })
+        );
+    }
+
+    #[test]
+    fn every_route_has_a_subscription_and_a_name_of_its_own() {
+        assert_eq!(udders_contracts::route_table_problems(SUBSCRIPTIONS), Vec::<String>::new());
     }
 
     #[test]

@@ -21,9 +21,11 @@ use udders_kernel::{Decider, ReadModel};
 use udders_messaging::{Handler, HandlerError, Incoming};
 use udders_runtime::http::{JsonBody, Path, Problem, Query};
 use udders_runtime::replay::replay_one;
-use udders_runtime::{Cause, Outbound, change_reference, integration, record, record_viewed};
+use udders_runtime::{Cause, Outbound, change_reference, integration, record, record_viewed, route};
 
 pub use udders_inventory_domain::initial_stock;
+/// This service's routes and subscriptions, declared in its domain crate.
+pub use udders_inventory_domain::{Route, SUBSCRIPTIONS};
 
 /// This service.
 pub const SERVICE: Service = Service::Inventory;
@@ -56,7 +58,8 @@ impl InventoryHandler {
 
 impl Handler for InventoryHandler {
     async fn handle(&self, tx: &mut Tx, incoming: &Incoming) -> Result<(), HandlerError> {
-        let Some(reaction) = react(&integration(incoming)?) else { return Ok(()) };
+        let route: Route = route(incoming, SERVICE)?;
+        let Some(reaction) = react(route, &integration(incoming)?) else { return Ok(()) };
         let cause = Cause::of(incoming);
         let (order, command) = match reaction {
             Reaction::Reserve { order, country, items } => {

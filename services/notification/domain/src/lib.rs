@@ -15,12 +15,16 @@
 //! (from the broker and from a backfill, or redelivered) queues one notice,
 //! and the sender passes that id to the courier as its idempotency key.
 //!
+//! Its subscriptions ([`SUBSCRIPTIONS`], one [`Route`] per purpose:
+//! `address`, `conclude`) are declared beside [`react`], which takes the
+//! route a record came on first.
+//!
 //! What must not: I/O, clocks.
 
 use std::num::NonZeroU64;
 
 use serde::{Deserialize, Serialize};
-use udders_contracts::Integration;
+use udders_contracts::{Integration, Subscribe};
 use udders_kernel::{Aggregate, Decider, ReadModel, Timestamp};
 
 /// Attempts before a notice is given up on (`FAILED`).
@@ -301,30 +305,79 @@ impl Aggregate for Notices {
     const SNAPSHOT_EVERY: Option<NonZeroU64> = None;
 }
 
+/// Notification's routes: what each of its subscriptions is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `address`: a placed order names its customer and is acknowledged.
+    Address,
+    /// `conclude`: an outcome closes the order's notices.
+    Conclude,
+}
+
+impl udders_contracts::Route for Route {
+    const ALL: &'static [Route] = &[Route::Address, Route::Conclude];
+
+    fn name(self) -> &'static str {
+        match self {
+            Route::Address => "address",
+            Route::Conclude => "conclude",
+        }
+    }
+}
+
+/// Notification's subscriptions, in the order its consumer tries them (the
+/// first match names the route). Every route only records: it publishes
+/// nothing in answer. The `udders` binary assembles them into the catalog.
+pub const SUBSCRIPTIONS: &[Subscribe<Route>] = &[
+    // Notification listens to an order's start and its outcomes;
+    // no one listens to it.
+    Subscribe::new(Route::Address, "order/init/>", &[]),
+    Subscribe::new(Route::Conclude, "order/shipped/>", &[]),
+    Subscribe::new(Route::Conclude, "order/invalid/>", &[]),
+    Subscribe::new(Route::Conclude, "credit/rejected/>", &[]),
+    Subscribe::new(Route::Conclude, "inventory/rejected/>", &[]),
+    Subscribe::new(Route::Conclude, "payment/declined/>", &[]),
+    Subscribe::new(Route::Conclude, "fulfillment/failed/>", &[]),
+    Subscribe::new(Route::Conclude, "order/cancelled/>", &[]),
+    Subscribe::new(Route::Conclude, "order/expired/>", &[]),
+];
+
 /// What notification does with an event another service published about
-/// an order, heard at `at`: the order id and the command.
-pub fn react(event: &Integration, at: Timestamp) -> Option<(String, NoticesCommand)> {
+/// an order, heard on `route` at `at`: the order id and the command; `None`
+/// ignores it.
+pub fn react(route: Route, event: &Integration, at: Timestamp) -> Option<(String, NoticesCommand)> {
     let conclude = |kind: Kind, detail: String| NoticesCommand::Conclude { kind, detail, at };
-    let command = match event {
-        Integration::OrderPlaced(_) | Integration::OrderPlacedV1_2(_) => {
+    let command = match (route, event) {
+        (Route::Address, Integration::OrderPlaced(_) | Integration::OrderPlacedV1_2(_)) => {
             let e = event.placed()?;
             NoticesCommand::Address { customer_id: e.customer_id, total: e.total, at }
         }
-        Integration::OrderShipped(e) => {
-            conclude(Kind::Shipped, format!("shipment {} to {}", e.shipment_id, e.postal_code))
-        }
-        Integration::OrderInvalidated(e) => conclude(Kind::Refused, e.reasons.join("; ")),
-        Integration::CreditRejected(e)
-        | Integration::StockRejected(e)
-        | Integration::PaymentDeclined(e)
-        | Integration::FulfillmentFailed(e) => conclude(Kind::Refused, e.reason.clone()),
-        Integration::OrderCancelled(_) => conclude(Kind::Cancelled, "cancelled at your request".to_owned()),
-        Integration::OrderExpired(_) => {
-            conclude(Kind::Expired, "the order took too long and was called off".to_owned())
-        }
-        _ => return None,
+        (Route::Address, _) => return None,
+        (Route::Conclude, _) => match event {
+            Integration::OrderShipped(e) => {
+                conclude(Kind::Shipped, format!("shipment {} to {}", e.shipment_id, e.postal_code))
+            }
+            Integration::OrderInvalidated(e) => conclude(Kind::Refused, e.reasons.join("; ")),
+            Integration::CreditRejected(e)
+            | Integration::StockRejected(e)
+            | Integration::PaymentDeclined(e)
+            | Integration::FulfillmentFailed(e) => conclude(Kind::Refused, e.reason.clone()),
+            Integration::OrderCancelled(_) => conclude(Kind::Cancelled, "cancelled at your request".to_owned()),
+            Integration::OrderExpired(_) => {
+                conclude(Kind::Expired, "the order took too long and was called off".to_owned())
+            }
+            _ => return None,
+        },
     };
     Some((event.order_id().to_owned(), command))
+}
+
+/// The route the consumer would hand a record of `subject` to: that of the
+/// first of [`SUBSCRIPTIONS`] whose pattern matches it. The backfill, which
+/// reads events from the order service's timelines, feeds each through
+/// [`react`] on it.
+pub fn route_of(subject: &udders_contracts::Subject) -> Option<Route> {
+    udders_contracts::route_for(SUBSCRIPTIONS, subject)
 }
 
 /// One notice as the API shows it.
@@ -549,8 +602,19 @@ mod tests {
             (Integration::OrderShipped(shipped), Kind::Shipped),
         ];
         for (event, expected) in cases {
-            let Some((order, NoticesCommand::Conclude { kind, .. })) = react(&event, T0) else { panic!("{event:?}") };
+            let Some((order, NoticesCommand::Conclude { kind, .. })) = react(Route::Conclude, &event, T0) else {
+                panic!("{event:?}")
+            };
             assert_eq!((order.as_str(), kind), ("o-1", expected), "{event:?}");
         }
+    }
+
+    #[test]
+    fn every_route_has_a_subscription_and_a_name_of_its_own() {
+        assert_eq!(udders_contracts::route_table_problems(SUBSCRIPTIONS), Vec::<String>::new());
+        let subject = |s: &str| s.parse::<udders_contracts::Subject>().unwrap();
+        assert_eq!(route_of(&subject("order/init/1.2/icecream/udders/mango/us/web")), Some(Route::Address));
+        assert_eq!(route_of(&subject("payment/declined/1.0/icecream/udders/mango/sg/web")), Some(Route::Conclude));
+        assert_eq!(route_of(&subject("credit/reserved/1.0/icecream/udders/mango/sg/web")), None);
     }
 }

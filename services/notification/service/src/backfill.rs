@@ -6,7 +6,8 @@
 //! with its timeline, each entry the event as it was published. So on its
 //! first start the notification service pages through `GET /orders`, reads
 //! each order's timeline (`GET /orders/{order_id}`) and feeds every entry
-//! through the same [`react`] as the live consumer. The decider keys
+//! through the same [`react`] as the live consumer, on the route the
+//! consumer would have named ([`route_of`]). The decider keys
 //! notices by order and kind, so what the backfill and the broker both
 //! deliver is queued once. The consumer runs meanwhile; an order written
 //! while the backfill pages moves to the front of the list and may be
@@ -22,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use udders_contracts::{Integration, Subject};
 use udders_eventstore::{Document, EventStore, StoreError};
 use udders_kernel::{Decider, Timestamp};
-use udders_notification_domain::{Notices, react};
+use udders_notification_domain::{Notices, react, route_of};
 use udders_runtime::{Cause, Outbound, change_reference, clock};
 
 /// The view holding the backfill's mark (key `order`).
@@ -173,7 +174,9 @@ async fn feed(
         let (Ok(subject), false) = (entry.subject.parse::<Subject>(), entry.payload.is_null()) else { continue };
         let Ok(event) = Integration::parse(&subject, entry.payload.clone()) else { continue };
         let at = Timestamp::parse_rfc3339(&entry.time).unwrap_or_else(|_| clock::now());
-        let Some((_, command)) = react(&event, at) else { continue };
+        // The route the consumer would have named: no route, no notice.
+        let Some(route) = route_of(&subject) else { continue };
+        let Some((_, command)) = react(route, &event, at) else { continue };
         let mut cause = Cause::new_saga("none".to_owned(), order.country.clone(), order.channel.clone());
         cause.correlation_id = order.correlation_id.parse().unwrap_or(cause.correlation_id);
         cause.causation_id = entry.event_id.parse().ok();

@@ -23,11 +23,13 @@ use udders_messaging::{Handler, HandlerError, Incoming};
 use udders_notification_domain::{Notices, NoticesView, NotificationView, react};
 use udders_runtime::http::{Path, Problem, Query};
 use udders_runtime::replay::replay_one;
-use udders_runtime::{Cause, Outbound, integration, record_viewed};
+use udders_runtime::{Cause, Outbound, integration, record_viewed, route};
 
 pub use backfill::{BACKFILL_VIEW, backfill, run_backfill};
 pub use courier::{Courier, Message, SimulatedCourier};
 pub use sender::{run_sender, send_due};
+/// This service's routes and subscriptions, declared in its domain crate.
+pub use udders_notification_domain::{Route, SUBSCRIPTIONS};
 
 /// This service.
 pub const SERVICE: Service = Service::Notification;
@@ -47,7 +49,10 @@ impl NotificationHandler {
 
 impl Handler for NotificationHandler {
     async fn handle(&self, tx: &mut Tx, incoming: &Incoming) -> Result<(), HandlerError> {
-        let Some((order, command)) = react(&integration(incoming)?, incoming.envelope.time) else { return Ok(()) };
+        let route: Route = route(incoming, SERVICE)?;
+        let Some((order, command)) = react(route, &integration(incoming)?, incoming.envelope.time) else {
+            return Ok(());
+        };
         let mut notices = tx.load::<Notices>(&order).await?;
         let Ok(events) = Notices::decide(&notices.state, command);
         record_viewed(tx, &mut notices, events, &Cause::of(incoming), &self.outbound, |_| None).await?;

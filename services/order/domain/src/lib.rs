@@ -8,6 +8,9 @@
 //! becomes `REJECTED` or `CANCELLED` only once every service that may hold
 //! something has answered (see [`OrderState::settled`]).
 //!
+//! Its one subscription ([`SUBSCRIPTIONS`]: route [`Route::Follow`] on
+//! `**`) is declared beside [`react`].
+//!
 //! What must not: I/O, clocks. Time arrives in commands.
 
 use std::num::NonZeroU64;
@@ -15,7 +18,7 @@ use std::num::NonZeroU64;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use udders_contracts::events::{OrderCalledOff, OrderLine, OrderPlaced, OrderPlacedV1_2};
-use udders_contracts::{Integration, reference};
+use udders_contracts::{Integration, Subscribe, reference};
 use udders_kernel::{Aggregate, CorrelationId, Decider, ReadModel, Timestamp};
 
 /// Where an order stands, as the API shows it.
@@ -250,6 +253,36 @@ impl Step {
             step if step.refusal().is_some() => "refusal",
             _ => "step",
         }
+    }
+}
+
+/// The order service's one route: it follows everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `follow`: every event, into the order it is about.
+    Follow,
+}
+
+impl udders_contracts::Route for Route {
+    const ALL: &'static [Route] = &[Route::Follow];
+
+    fn name(self) -> &'static str {
+        match self {
+            Route::Follow => "follow",
+        }
+    }
+}
+
+/// The order service's subscriptions: every event of every service, to
+/// follow each order's saga. It only records: nothing is published in
+/// answer. The `udders` binary assembles them into the catalog.
+pub const SUBSCRIPTIONS: &[Subscribe<Route>] = &[Subscribe::new(Route::Follow, "**", &[])];
+
+/// What an integration event heard on `route` means for the order it is
+/// about ([`Step::of`]); `None` for reference data, which is about no order.
+pub fn react(route: Route, event: &Integration) -> Option<Step> {
+    match route {
+        Route::Follow => Step::of(event),
     }
 }
 

@@ -210,3 +210,17 @@ fn the_read_model_keeps_the_timeline_oldest_first() {
     assert_eq!(view.timeline[0].event_id, "Placed");
     assert_eq!((view.status, view.total, view.reason), (Status::Placed, 1200, None));
 }
+
+#[test]
+fn the_one_route_follows_every_saga_event_and_passes_reference_data_by() {
+    assert_eq!(udders_contracts::route_table_problems(SUBSCRIPTIONS), Vec::<String>::new());
+    let cancelled = udders_contracts::events::OrderCalledOff { order_id: "o-1".into(), reason: "customer".into() };
+    assert_eq!(react(Route::Follow, &Integration::OrderCancelled(cancelled)), Some(Step::Cancelled));
+    let price = udders_contracts::events::PriceChanged {
+        flavor: "mango".into(),
+        country: "sg".into(),
+        unit_price: 650,
+        previous: 600,
+    };
+    assert_eq!(react(Route::Follow, &Integration::PriceChanged(price)), None);
+}

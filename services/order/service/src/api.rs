@@ -590,15 +590,15 @@ pub async fn stats(State(api): State<OrderApi>) -> Result<axum::Json<Stats>, Pro
 
 #[cfg(test)]
 mod tests {
-    use udders_contracts::{BRAND, CATEGORY, Catalog, MAX_SUBJECT_LEN};
+    use udders_contracts::{BRAND, CATEGORY, MAX_SUBJECT_LEN, udders_events};
 
     use super::*;
 
     #[test]
     fn subjects_of_the_longest_accepted_order_fit_the_limit() {
-        let catalog = Catalog::udders().unwrap();
+        let events = udders_events();
         let prefix =
-            catalog.events.iter().map(|e| format!("{}/{}/{}/{CATEGORY}/{BRAND}/", e.domain, e.action, e.version).len());
+            events.iter().map(|e| format!("{}/{}/{}/{CATEGORY}/{BRAND}/", e.domain, e.action, e.version).len());
         let product = reference::FLAVORS.iter().map(|(f, _)| f.len()).chain(["mixed".len(), "none".len()]);
         let longest = prefix.max().unwrap() + product.max().unwrap() + 1 + MAX_COUNTRY + 1 + MAX_CHANNEL;
         assert!(longest <= MAX_SUBJECT_LEN, "{longest}");

@@ -24,12 +24,14 @@ use udders_eventstore::{EventStore, Loaded, StoreError, Tx};
 use udders_kernel::{Decider, ReadModel, Timestamp};
 use udders_messaging::{Handler, HandlerError, Incoming};
 use udders_order_domain::price::Price;
-use udders_order_domain::{Observation, Order, OrderCommand, OrderError, OrderEvent, OrderState, Step};
+use udders_order_domain::{Observation, Order, OrderCommand, OrderError, OrderEvent, OrderState, react};
 use udders_runtime::live::{self, LiveEvent};
 use udders_runtime::replay::rebuild;
-use udders_runtime::{Cause, Outbound, clock, integration, record_viewed};
+use udders_runtime::{Cause, Outbound, clock, integration, record_viewed, route};
 
 pub use api::{OrderApi, admin_routes, routes};
+/// This service's route and subscription, declared in its domain crate.
+pub use udders_order_domain::{Route, SUBSCRIPTIONS};
 
 /// This service.
 pub const SERVICE: Service = Service::Order;
@@ -52,11 +54,12 @@ impl OrderHandler {
 
 impl Handler for OrderHandler {
     async fn handle(&self, tx: &mut Tx, incoming: &Incoming) -> Result<(), HandlerError> {
+        let route: Route = route(incoming, SERVICE)?;
         let event = integration(incoming)?;
         let envelope = &incoming.envelope;
         // Reference data (prices, stock, limits) belongs to no order: the
         // live feed shows it, no order records it.
-        let Some(step) = Step::of(&event) else {
+        let Some(step) = react(route, &event) else {
             let seen = LiveEvent {
                 event_id: envelope.id.to_string(),
                 subject: envelope.subject.to_string(),

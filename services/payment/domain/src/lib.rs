@@ -9,13 +9,17 @@
 //! The first compensation trigger is answered with one `payment/refunded`
 //! (amount zero when nothing was captured).
 //!
+//! Its subscriptions ([`SUBSCRIPTIONS`], one [`Route`] per purpose:
+//! `order`, `credit`, `stock`, `refund`) are declared beside [`react`],
+//! which takes the route a record came on first.
+//!
 //! What must not: I/O, clocks.
 
 use std::num::NonZeroU64;
 
 use serde::{Deserialize, Serialize};
-use udders_contracts::Integration;
 use udders_contracts::events::{OrderValidated, PaymentMoved, StepRefused};
+use udders_contracts::{Integration, Subscribe};
 use udders_kernel::{Aggregate, Decider, ReadModel};
 
 /// The card token the simulated gateway approves.
@@ -235,22 +239,81 @@ impl PaymentEvent {
     }
 }
 
-/// What payment does with an incoming event: the order id and the command.
-pub fn react(event: &Integration) -> Option<(String, PaymentCommand)> {
+/// Payment's routes: what each of its subscriptions is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `order`: the validated order's amount and card.
+    Order,
+    /// `credit`: the credit reservation, held or gone.
+    Credit,
+    /// `stock`: the stock reservation, held or gone.
+    Stock,
+    /// `refund`: a compensation trigger refunds what was captured.
+    Refund,
+}
+
+impl udders_contracts::Route for Route {
+    const ALL: &'static [Route] = &[Route::Order, Route::Credit, Route::Stock, Route::Refund];
+
+    fn name(self) -> &'static str {
+        match self {
+            Route::Order => "order",
+            Route::Credit => "credit",
+            Route::Stock => "stock",
+            Route::Refund => "refund",
+        }
+    }
+}
+
+/// What a route that may complete the order, the card and both
+/// reservations publishes in answer: the charge's outcome.
+const CHARGED: &[&str] = &["payment/captured", "payment/declined"];
+/// What `refund` may publish in answer.
+const REFUNDED: &[&str] = &["payment/refunded"];
+
+/// Payment's subscriptions, in the order its consumer tries them (the first
+/// match names the route), each with what its route may publish in answer
+/// (empty: it only records). The `udders` binary assembles them into the
+/// catalog.
+pub const SUBSCRIPTIONS: &[Subscribe<Route>] = &[
+    Subscribe::new(Route::Order, "order/valid/>", CHARGED),
+    // A reservation may complete the pair and charge; a refusal or a
+    // release only tells payment never to charge.
+    Subscribe::new(Route::Credit, "credit/reserved/>", CHARGED),
+    Subscribe::new(Route::Credit, "credit/rejected/>", &[]),
+    Subscribe::new(Route::Credit, "credit/released/>", &[]),
+    Subscribe::new(Route::Stock, "inventory/reserved/>", CHARGED),
+    Subscribe::new(Route::Stock, "inventory/rejected/>", &[]),
+    Subscribe::new(Route::Stock, "inventory/released/>", &[]),
+    Subscribe::new(Route::Refund, "fulfillment/failed/>", REFUNDED),
+    Subscribe::new(Route::Refund, "order/cancelled/>", REFUNDED),
+    Subscribe::new(Route::Refund, "order/expired/>", REFUNDED),
+];
+
+/// What payment does with an integration event heard on `route`: the order
+/// id and the command; `None` ignores it.
+pub fn react(route: Route, event: &Integration) -> Option<(String, PaymentCommand)> {
     let order = event.order_id().to_owned();
-    let command = match event {
-        Integration::OrderValidated(OrderValidated { total, card_token, postal_code, .. }) => {
+    let command = match (route, event) {
+        (Route::Order, Integration::OrderValidated(OrderValidated { total, card_token, postal_code, .. })) => {
             PaymentCommand::NoteOrder(Charge {
                 amount: *total,
                 card_token: card_token.clone(),
                 postal_code: postal_code.clone(),
             })
         }
-        Integration::CreditReserved(_) => PaymentCommand::NoteCredit(Side::Held),
-        Integration::CreditRejected(_) | Integration::CreditReleased(_) => PaymentCommand::NoteCredit(Side::Gone),
-        Integration::StockReserved(_) => PaymentCommand::NoteStock(Side::Held),
-        Integration::StockRejected(_) | Integration::StockReleased(_) => PaymentCommand::NoteStock(Side::Gone),
-        Integration::FulfillmentFailed(_) | Integration::OrderCancelled(_) | Integration::OrderExpired(_) => {
+        (Route::Credit, Integration::CreditReserved(_)) => PaymentCommand::NoteCredit(Side::Held),
+        (Route::Credit, Integration::CreditRejected(_) | Integration::CreditReleased(_)) => {
+            PaymentCommand::NoteCredit(Side::Gone)
+        }
+        (Route::Stock, Integration::StockReserved(_)) => PaymentCommand::NoteStock(Side::Held),
+        (Route::Stock, Integration::StockRejected(_) | Integration::StockReleased(_)) => {
+            PaymentCommand::NoteStock(Side::Gone)
+        }
+        (
+            Route::Refund,
+            Integration::FulfillmentFailed(_) | Integration::OrderCancelled(_) | Integration::OrderExpired(_),
+        ) => {
             let (domain, action) = event.name();
             PaymentCommand::Compensate { cause: format!("{domain}/{action}") }
         }
@@ -388,6 +451,29 @@ mod tests {
         let mut again = history.to_vec();
         again.push(refunded);
         given::<Payment>(again).when(compensate()).then([]);
+    }
+
+    #[test]
+    fn payment_notes_each_reservation_on_its_route_and_refunds_on_a_trigger() {
+        let refused = StepRefused { order_id: "o-1".into(), reason: "x".into() };
+        assert_eq!(
+            react(Route::Credit, &Integration::CreditRejected(refused.clone())),
+            Some(cmd(PaymentCommand::NoteCredit(Side::Gone)))
+        );
+        assert_eq!(
+            react(Route::Stock, &Integration::StockRejected(refused.clone())),
+            Some(cmd(PaymentCommand::NoteStock(Side::Gone)))
+        );
+        assert_eq!(
+            react(Route::Refund, &Integration::FulfillmentFailed(refused.clone())),
+            Some(cmd(PaymentCommand::Compensate { cause: "fulfillment/failed".into() }))
+        );
+        assert_eq!(react(Route::Refund, &Integration::PaymentDeclined(refused)), None, "its own decline");
+    }
+
+    #[test]
+    fn every_route_has_a_subscription_and_a_name_of_its_own() {
+        assert_eq!(udders_contracts::route_table_problems(SUBSCRIPTIONS), Vec::<String>::new());
     }
 
     #[test]

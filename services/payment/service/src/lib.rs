@@ -13,7 +13,10 @@ use udders_messaging::{Handler, HandlerError, Incoming};
 use udders_payment_domain::{Payment, PaymentView, react};
 use udders_runtime::http::{Path, Problem};
 use udders_runtime::replay::replay_one;
-use udders_runtime::{Cause, Outbound, integration, record_viewed};
+use udders_runtime::{Cause, Outbound, integration, record_viewed, route};
+
+/// This service's routes and subscriptions, declared in its domain crate.
+pub use udders_payment_domain::{Route, SUBSCRIPTIONS};
 
 /// This service.
 pub const SERVICE: Service = Service::Payment;
@@ -33,7 +36,8 @@ impl PaymentHandler {
 
 impl Handler for PaymentHandler {
     async fn handle(&self, tx: &mut Tx, incoming: &Incoming) -> Result<(), HandlerError> {
-        let Some((order, command)) = react(&integration(incoming)?) else { return Ok(()) };
+        let route: Route = route(incoming, SERVICE)?;
+        let Some((order, command)) = react(route, &integration(incoming)?) else { return Ok(()) };
         let mut payment = tx.load::<Payment>(&order).await?;
         let Ok(events) = Payment::decide(&payment.state, (order, command));
         let publish = |e: &udders_payment_domain::PaymentEvent| e.integration().map(|i| (i, None));

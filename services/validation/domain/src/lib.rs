@@ -10,12 +10,63 @@
 //! currency, and a total that is the sum of its lines.
 //! Each order is validated once: a redelivered `order/init` decides nothing.
 //!
+//! Its subscriptions ([`SUBSCRIPTIONS`]: one [`Route`] per rule set, each
+//! row with the deployable that runs it) are declared beside [`react`],
+//! which takes the route a record came on first.
+//!
 //! What must not: I/O. The service crate feeds commands and publishes events.
 
 use serde::{Deserialize, Serialize};
 use udders_contracts::events::{OrderInvalidated, OrderPlaced, OrderPlacedV1_2, OrderValidated};
-use udders_contracts::reference;
+use udders_contracts::{Integration, Service, Subscribe, reference};
 use udders_kernel::{Aggregate, Decider, ReadModel};
+
+/// Validation's routes: one per rule set. Both deployables, `validation`
+/// and `validation-us`, share them in one route table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `rules-1.2-us`: payload 1.2 from the US, run by `validation-us`.
+    Rules1_2Us,
+    /// `rules-1.1`: every other order, run by `validation`.
+    Rules1_1,
+}
+
+impl udders_contracts::Route for Route {
+    const ALL: &'static [Route] = &[Route::Rules1_2Us, Route::Rules1_1];
+
+    fn name(self) -> &'static str {
+        match self {
+            Route::Rules1_2Us => "rules-1.2-us",
+            Route::Rules1_1 => "rules-1.1",
+        }
+    }
+}
+
+/// What a validation route may publish in answer.
+const VALIDATED: &[&str] = &["order/valid", "order/invalid"];
+
+/// Validation's subscriptions, each with the deployable that runs it, in the
+/// order both deployables' consumers try them (the first match names the
+/// route, and the deployable whose route it is handles the record). The
+/// `udders` binary assembles them into the catalog.
+pub const SUBSCRIPTIONS: &[(Service, Subscribe<Route>)] = &[
+    // Version 1.2 from the US has its own deployable; validation,
+    // which publishes for it, leaves those records to it (first
+    // match across the two, see `Catalog::routes_of`).
+    (Service::ValidationUs, Subscribe::new(Route::Rules1_2Us, "order/init/1.2/**/us/*", VALIDATED)),
+    (Service::Validation, Subscribe::new(Route::Rules1_1, "order/init/>", VALIDATED)),
+];
+
+/// What validation does with an integration event heard on `route`: validate
+/// a placed order with the route's rule set; `None` ignores it.
+pub fn react(route: Route, event: &Integration) -> Option<Validate> {
+    let order = match event {
+        Integration::OrderPlaced(order) => Placed::V1_1(order.clone()),
+        Integration::OrderPlacedV1_2(order) => Placed::V1_2(order.clone()),
+        _ => return None,
+    };
+    Some(Validate { order, rule_set: RuleSet::of(route) })
+}
 
 /// A rule set, chosen by the subscription the order arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,9 +88,12 @@ impl RuleSet {
         }
     }
 
-    /// The rule set a subscription route stands for.
-    pub fn for_route(route: &str) -> RuleSet {
-        if route == "rules-1.2-us" { RuleSet::V1_2 } else { RuleSet::V1_1 }
+    /// The rule set a route stands for.
+    pub fn of(route: Route) -> RuleSet {
+        match route {
+            Route::Rules1_2Us => RuleSet::V1_2,
+            Route::Rules1_1 => RuleSet::V1_1,
+        }
     }
 
     /// Every rule the order breaks, in words; empty when it passes.
@@ -360,8 +414,32 @@ mod tests {
         assert!(RuleSet::V1_1.check(&order_1_2("pint", "USD", None)).is_empty(), "1.1 reads a 1.2 order as 1.1");
         assert_eq!(RuleSet::V1_2.check(&order_1_2("pint", "USD", Some("1234"))).len(), 1);
         assert!(RuleSet::V1_2.check(&order_1_2("pint", "USD", Some("12345"))).is_empty());
-        assert_eq!(RuleSet::for_route("rules-1.2-us"), RuleSet::V1_2);
-        assert_eq!(RuleSet::for_route("rules-1.1"), RuleSet::V1_1);
+        assert_eq!(RuleSet::of(Route::Rules1_2Us), RuleSet::V1_2);
+        assert_eq!(RuleSet::of(Route::Rules1_1), RuleSet::V1_1);
+    }
+
+    #[test]
+    fn each_route_validates_a_placed_order_with_its_rule_set_and_ignores_the_rest() {
+        let Placed::V1_2(v1_2) = order_1_2("pint", "USD", Some("12345")) else { unreachable!() };
+        let placed = Integration::OrderPlacedV1_2(v1_2);
+        let Some(validate) = react(Route::Rules1_2Us, &placed) else { panic!("{placed:?}") };
+        assert_eq!((validate.rule_set, matches!(validate.order, Placed::V1_2(_))), (RuleSet::V1_2, true));
+        let placed = Integration::OrderPlaced(order("mango", 2, "sg", None));
+        assert_eq!(react(Route::Rules1_1, &placed).map(|v| v.rule_set), Some(RuleSet::V1_1));
+        let invalid = OrderInvalidated { order_id: "o-1".into(), reasons: Vec::new(), rule_set: "1.1".into() };
+        assert!(react(Route::Rules1_1, &Integration::OrderInvalidated(invalid)).is_none());
+    }
+
+    #[test]
+    fn every_route_has_a_subscription_and_a_name_of_its_own_and_us_comes_first() {
+        let rows: Vec<Subscribe<Route>> = SUBSCRIPTIONS.iter().map(|(_, row)| *row).collect();
+        assert_eq!(udders_contracts::route_table_problems(&rows), Vec::<String>::new());
+        let deployables: Vec<(Service, Route)> = SUBSCRIPTIONS.iter().map(|(s, row)| (*s, row.route)).collect();
+        assert_eq!(
+            deployables,
+            [(Service::ValidationUs, Route::Rules1_2Us), (Service::Validation, Route::Rules1_1)],
+            "one route table, in priority order"
+        );
     }
 
     #[test]

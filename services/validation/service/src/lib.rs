@@ -6,16 +6,22 @@
 //!
 //! Two deployables run this handler: `validation` (route `rules-1.1`) and
 //! `validation-us` (route `rules-1.2-us`), each with its own database and
-//! consumer group. The catalog gives both one route table, so each record
-//! is validated by exactly one of them.
+//! consumer group. The domain crate declares both routes in one table
+//! ([`SUBSCRIPTIONS`], each row with its deployable), and the catalog gives
+//! both deployables that table, so each record is validated by exactly one
+//! of them.
 
 use udders_contracts::{Integration, Service};
 use udders_eventstore::{EventStore, StoreError, Tx};
 use udders_kernel::Decider;
 use udders_messaging::{Handler, HandlerError, Incoming};
 use udders_runtime::replay::replay_one;
-use udders_runtime::{Cause, Outbound, integration, record_viewed};
-use udders_validation_domain::{Event, Placed, RuleSet, Validate, Validation};
+use udders_runtime::{Cause, Outbound, integration, record_viewed, route};
+use udders_validation_domain::{Event, Validation, react};
+
+/// This service's routes and subscriptions (both deployables'), declared in
+/// its domain crate.
+pub use udders_validation_domain::{Route, SUBSCRIPTIONS};
 
 /// This service.
 pub const SERVICE: Service = Service::Validation;
@@ -37,14 +43,10 @@ impl ValidationHandler {
 
 impl Handler for ValidationHandler {
     async fn handle(&self, tx: &mut Tx, incoming: &Incoming) -> Result<(), HandlerError> {
-        let order = match integration(incoming)? {
-            Integration::OrderPlaced(order) => Placed::V1_1(order),
-            Integration::OrderPlacedV1_2(order) => Placed::V1_2(order),
-            _ => return Ok(()),
-        };
-        let rule_set = RuleSet::for_route(&incoming.route);
-        let mut validation = tx.load::<Validation>(order.order_id()).await?;
-        let Ok(events) = Validation::decide(&validation.state, Validate { order, rule_set });
+        let route: Route = route(incoming, SERVICE)?;
+        let Some(validate) = react(route, &integration(incoming)?) else { return Ok(()) };
+        let mut validation = tx.load::<Validation>(validate.order.order_id()).await?;
+        let Ok(events) = Validation::decide(&validation.state, validate);
         let publish = |e: &Event| {
             Some(match e {
                 Event::Passed(v) => (Integration::OrderValidated(v.clone()), None),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use udders_contracts::{Catalog, Envelope, Service};
+use udders_contracts::{Catalog, Envelope, Service, udders_events};
 use udders_eventstore::{EventMetadata, EventStore, ExpectedVersion, NewEvent, StoreOptions, StreamId, Tx};
 use udders_kernel::{CorrelationId, EventId, Timestamp};
 use udders_messaging::outbound::outbox_message;
@@ -198,7 +198,9 @@ pub async fn effects(store: &EventStore) -> Vec<String> {
 }
 
 pub fn consumer_config(max_attempts: u32) -> ConsumerConfig {
-    let catalog = Arc::new(Catalog::udders().unwrap());
+    // The consumer reads the catalog's events (a record's subject and type
+    // must be catalogued); its routes are set below, not taken from it.
+    let catalog = Arc::new(Catalog::assemble(udders_events(), Vec::new()).unwrap());
     let mut config = ConsumerConfig::new("credit", catalog, Service::Credit.dead_letter_topic());
     config.topics = vec![TOPIC.to_owned()];
     config.routes = vec![("all".to_owned(), "order/>".parse().unwrap())];
