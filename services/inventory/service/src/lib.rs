@@ -208,3 +208,7 @@ pub async fn restock(
     .await?;
     Ok(axum::Json(udders_inventory_domain::stock_view(&id, &state)))
 }
+
+mod module;
+
+pub use module::{MODULE, Module};

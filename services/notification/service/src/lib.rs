@@ -108,3 +108,7 @@ pub async fn notifications(
     listed.truncate(limit as usize);
     Ok(axum::Json(listed))
 }
+
+mod module;
+
+pub use module::{MODULE, Module, SEND_EVERY};
