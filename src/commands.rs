@@ -148,7 +148,7 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     anyhow::ensure!(path.exists(), "no database at {}", path.display());
     let store = udders_eventstore::EventStore::open_sqlite(&path, &udders_eventstore::StoreOptions::default()).await?;
     let started = std::time::Instant::now();
-    let folded = udders::replay::replay(service, &store).await?;
+    let folded = udders::registry::module(service).replay(&store).await?;
     store.close().await;
     writeln!(
         std::io::stdout().lock(),

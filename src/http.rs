@@ -20,7 +20,6 @@ use udders_messaging::{ConsumerWatch, ReplayDeadLetter};
 use udders_runtime::Outbound;
 use udders_runtime::access::{Access, require_api_key, require_operator};
 use udders_runtime::http::{MAX_BODY_BYTES, no_such_path, wrong_method};
-use utoipa::OpenApi;
 
 /// What the shared routes read.
 #[derive(Debug, Clone)]
@@ -65,7 +64,8 @@ pub async fn serve(
     Ok((bound, stop, task))
 }
 
-/// The routes of the services in `state.stores`, and the shared ones.
+/// The routes of the services in `state.stores` (each from its module in
+/// the [`crate::registry`]), and the shared ones.
 pub fn router(state: AppState) -> Router {
     let shared = Router::new()
         .route("/catalog", get(catalog))
@@ -74,7 +74,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .with_state(state.clone());
     let mut app = Router::new().merge(
-        utoipa_swagger_ui::SwaggerUi::new("/swagger-ui").url("/openapi.json", crate::openapi::ApiDoc::openapi()),
+        utoipa_swagger_ui::SwaggerUi::new("/swagger-ui").url("/openapi.json", crate::openapi::document()),
     );
     if let Some(order) = &state.order {
         let pos = udders_order::routes(order.clone())
@@ -89,24 +89,15 @@ pub fn router(state: AppState) -> Router {
         owns_reference_data = true;
     }
     for (service, store) in &state.stores {
-        let (store, outbound) = (store.clone(), Outbound::new(*service, state.catalog.clone()));
-        app = match service {
-            Service::Credit => {
-                admin = admin.merge(udders_credit::admin_routes(store.clone(), outbound));
-                owns_reference_data = true;
-                app.merge(udders_credit::routes(store))
-            }
-            Service::Inventory => {
-                admin = admin.merge(udders_inventory::admin_routes(store.clone(), outbound));
-                owns_reference_data = true;
-                app.merge(udders_inventory::routes(store))
-            }
-            Service::Payment => app.merge(udders_payment::routes(store)),
-            Service::Fulfillment => app.merge(udders_fulfillment::routes(store)),
-            Service::Notification => app.merge(udders_notification::routes(store)),
-            Service::Insights => app.merge(udders_insights::routes(store)),
-            Service::Order | Service::Validation | Service::ValidationUs => app,
-        };
+        let outbound = Outbound::new(*service, state.catalog.clone());
+        let routes = crate::registry::module(*service).routes(store.clone(), outbound);
+        if let Some(own) = routes.admin {
+            admin = admin.merge(own);
+            owns_reference_data = true;
+        }
+        if let Some(public) = routes.public {
+            app = app.merge(public);
+        }
     }
     // A process of a service that owns none has no admin routes (and axum
     // refuses a route layer on an empty router).

@@ -6,7 +6,8 @@
 //! group shares the partitions out, outbox claims keep the relays apart.
 //!
 //! [`start_handler`] is also how the one-process [`crate::system::System`]
-//! starts each of its services, so both topologies run the same wiring.
+//! starts each of its services, so both topologies run the same wiring: the
+//! service's module in the [`crate::registry`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,15 +15,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::http::Extensions;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use udders_contracts::{Catalog, Service};
 use udders_eventstore::{EventStore, StoreOptions};
 use udders_messaging::pruning::{Retention, run_pruner};
 use udders_messaging::{KafkaSettings, Membership, RelayConfig};
-use udders_runtime::Outbound;
 use udders_runtime::access::Access;
-use udders_runtime::node::{RunningService, ServiceSpec, start_service};
+use udders_runtime::module::{Background, Wiring};
+use udders_runtime::{Outbound, RunningService};
 
 use crate::http::{AppState, serve};
 
@@ -35,7 +37,8 @@ pub const LISTENER_FETCH_MIN_BYTES: u32 = 64 * 1024;
 /// See [`LISTENER_FETCH_MIN_BYTES`].
 pub const LISTENER_FETCH_WAIT_MS: u32 = 250;
 
-/// Starts `service`'s relay and consumer with its own handler.
+/// Starts `service`'s relay and consumer with its own handler (its module's
+/// in the [`crate::registry`]), a listener with its own fetch tuning.
 pub fn start_handler(
     service: Service,
     store: EventStore,
@@ -45,60 +48,38 @@ pub fn start_handler(
     membership: Membership,
     cancel: CancellationToken,
 ) -> anyhow::Result<RunningService> {
-    let outbound = Outbound::new(service, catalog.clone());
     // No order waits on a listener: it asks the broker less often and takes
     // more per answer, which leaves the broker to the saga.
-    let listening;
     let settings = if service.is_listener() {
-        listening = KafkaSettings {
+        KafkaSettings {
             fetch_min_bytes: LISTENER_FETCH_MIN_BYTES,
             fetch_wait_max_ms: settings.fetch_wait_max_ms.max(LISTENER_FETCH_WAIT_MS),
             ..settings.clone()
-        };
-        &listening
+        }
     } else {
-        settings
+        settings.clone()
     };
-    macro_rules! start {
-        ($handler:expr) => {
-            start_service(
-                ServiceSpec { service, store, handler: $handler, instance, membership },
-                settings,
-                catalog,
-                cancel,
-            )
-        };
-    }
-    let running = match service {
-        Service::Order => start!(udders_order::OrderHandler::new(outbound)),
-        Service::Validation | Service::ValidationUs => start!(udders_validation::ValidationHandler::new(outbound)),
-        Service::Credit => start!(udders_credit::CreditHandler::new(outbound)),
-        Service::Inventory => start!(udders_inventory::InventoryHandler::new(outbound)),
-        Service::Payment => start!(udders_payment::PaymentHandler::new(outbound)),
-        Service::Fulfillment => start!(udders_fulfillment::FulfillmentHandler::new(outbound)),
-        Service::Notification => start!(udders_notification::NotificationHandler::new(outbound)),
-        Service::Insights => start!(udders_insights::InsightsHandler::new(outbound)),
-    }?;
+    let wiring = Wiring { settings, catalog, instance, membership, cancel };
+    let running = crate::registry::module(service).start(store, wiring)?;
     Ok(running)
 }
 
-/// Seeds a service's reference data (the stock, for inventory). Instances
-/// starting together may race on it: a loser tries again and finds it done.
+/// Seeds a service's reference data, when its module has any (the stock,
+/// for inventory). Instances starting together may race on it: a loser
+/// tries again and finds it done.
 pub async fn seed(service: Service, store: &EventStore, catalog: &Arc<Catalog>) -> anyhow::Result<()> {
-    if service != Service::Inventory {
-        return Ok(());
-    }
+    let module = crate::registry::module(service);
     let outbound = Outbound::new(service, catalog.clone());
     let mut attempts = 0;
     loop {
-        match udders_inventory::seed(store, &outbound).await {
-            Ok(_) => return Ok(()),
+        match module.seed(store, &outbound).await {
+            Ok(()) => return Ok(()),
             Err(error) if attempts < 5 => {
                 attempts += 1;
-                tracing::info!(%error, "seeding the stock raced another instance; trying again");
+                tracing::info!(%service, %error, "seeding the reference data raced another instance; trying again");
                 tokio::time::sleep(Duration::from_millis(100 * attempts)).await;
             }
-            Err(error) => return Err(error).context("seeding the stock"),
+            Err(error) => return Err(error.context(format!("seeding the {service} reference data"))),
         }
     }
 }
@@ -121,36 +102,6 @@ async fn warn_when_thinly_replicated(settings: &KafkaSettings, catalog: &Catalog
         }
         Err(error) => tracing::debug!(%error, "could not read the cluster's replication"),
     }
-}
-
-/// How often the notification sender looks for due notices.
-pub const SEND_EVERY: Duration = Duration::from_millis(100);
-
-/// The notification service's background work: its sender (through
-/// `courier`) and, given the order service's URL, its backfill.
-pub fn start_notifying(
-    store: &EventStore,
-    outbound: &Outbound,
-    courier: impl udders_notification::Courier,
-    order_url: Option<String>,
-    cancel: &CancellationToken,
-) -> Vec<JoinHandle<()>> {
-    let mut tasks = vec![tokio::spawn(udders_notification::run_sender(
-        store.clone(),
-        outbound.clone(),
-        courier,
-        SEND_EVERY,
-        cancel.clone(),
-    ))];
-    if let Some(url) = order_url {
-        tasks.push(tokio::spawn(udders_notification::run_backfill(
-            store.clone(),
-            outbound.clone(),
-            url,
-            cancel.clone(),
-        )));
-    }
-    tasks
 }
 
 /// How to run one service.
@@ -221,23 +172,16 @@ impl Node {
             ..KafkaSettings::new(config.bootstrap.clone())
         };
         let cancel = CancellationToken::new();
-        let outbound = Outbound::new(service, catalog.clone());
-        let mut background = match service {
-            Service::Order => vec![tokio::spawn(udders_order::run_deadline_sweeper(
-                store.clone(),
-                outbound,
-                config.sweep_every,
-                cancel.clone(),
-            ))],
-            Service::Notification => start_notifying(
-                &store,
-                &outbound,
-                Arc::new(udders_notification::SimulatedCourier::new()),
-                config.order_url.clone(),
-                &cancel,
-            ),
-            _ => Vec::new(),
-        };
+        // The order service's deadline sweeper, notification's sender (with
+        // a courier of its own) and backfill.
+        let mut background = crate::registry::module(service).background(&Background {
+            store: store.clone(),
+            outbound: Outbound::new(service, catalog.clone()),
+            cancel: cancel.clone(),
+            sweep_every: config.sweep_every,
+            order_url: config.order_url.clone(),
+            extras: Extensions::new(),
+        });
         let running = start_handler(
             service,
             store.clone(),

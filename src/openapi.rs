@@ -1,9 +1,28 @@
 //! The OpenAPI document of the one-process system, and Swagger UI (its
-//! assets are vendored into the binary: no CDN).
+//! assets are vendored into the binary: no CDN): the system's own paths,
+//! each service module's (the [`crate::registry`]), and the problems and
+//! credentials of every operation.
 
-use utoipa::OpenApi;
+use utoipa::{Modify, OpenApi};
 
-/// Every HTTP path of `udders up`.
+/// Every HTTP path of `udders up`: the system's own and each service
+/// module's, with the schemas they use, the two credentials and each
+/// operation's problems. What `/openapi.json` serves.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut document = ApiDoc::openapi();
+    for module in &crate::registry::MODULES {
+        document.merge(module.openapi());
+    }
+    // After the merge, so that the services' operations answer their
+    // problems too.
+    Security.modify(&mut document);
+    Problems.modify(&mut document);
+    document
+}
+
+/// The system's own paths (catalog, health, metrics, the console, the dead
+/// letters), the document's info and every tag; [`document`] adds the
+/// services' paths.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
@@ -14,24 +33,6 @@ use utoipa::OpenApi;
         license(name = "Apache-2.0")
     ),
     paths(
-        udders_order::api::place,
-        udders_order::api::one,
-        udders_order::api::cancel,
-        udders_order::api::list,
-        udders_order::api::stats,
-        udders_order::api::stuck,
-        udders_order::api::events,
-        udders_order::prices::prices,
-        udders_order::prices::change_price,
-        udders_inventory::restock,
-        udders_credit::change_limit,
-        udders_inventory::inventory,
-        udders_credit::credit,
-        udders_payment::payment,
-        udders_fulfillment::shipment,
-        udders_notification::notifications,
-        udders_insights::channel,
-        udders_insights::country,
         crate::http::catalog,
         crate::http::livez,
         crate::http::readyz,
@@ -47,7 +48,6 @@ use utoipa::OpenApi;
         crate::console::dead_letters::replay_matching,
         crate::console::dead_letters::discard,
     ),
-    modifiers(&Security, &Problems),
     tags(
         (name = "order", description = "The point of sale and the order lifecycle"),
         (name = "inventory", description = "Stock per flavour and country"),
@@ -61,7 +61,7 @@ use utoipa::OpenApi;
         (name = "operations", description = "Dead letters (list, replay, discard) and reference data (prices, stock, credit limits); every change needs the operator token"),
     )
 )]
-pub struct ApiDoc;
+struct ApiDoc;
 
 /// The problems every operation can answer, documented on each: 500 (the
 /// server failed; the error is logged), 400 for an operation with
@@ -132,5 +132,54 @@ impl utoipa::Modify for Security {
             let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(what)).build();
             components.add_security_scheme(name, SecurityScheme::Http(scheme));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every service's paths are in the document, and the modifiers ran on
+    /// the merged document: each operation answers its problems.
+    #[test]
+    fn the_document_merges_every_service_and_gives_each_operation_its_problems() {
+        let document = serde_json::to_value(super::document()).expect("the document is JSON");
+        for path in [
+            "/orders",
+            "/orders/{order_id}",
+            "/orders/{order_id}/cancel",
+            "/orders/{order_id}/events",
+            "/orders/stats",
+            "/orders/stuck",
+            "/prices",
+            "/admin/prices/{flavor}/{country}",
+            "/inventory",
+            "/admin/stock/{flavor}/{country}",
+            "/customers/{customer_id}/credit",
+            "/admin/customers/{customer_id}/credit-limit",
+            "/payments/{order_id}",
+            "/shipments/{order_id}",
+            "/customers/{customer_id}/notifications",
+            "/insights/channels/{channel}",
+            "/insights/countries/{country}",
+            "/catalog",
+            "/readyz",
+        ] {
+            let item = document["paths"][path].as_object().unwrap_or_else(|| panic!("{path} is documented"));
+            for (method, operation) in item {
+                if ["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
+                    assert!(operation["responses"]["500"].is_object(), "{method} {path} documents its problems");
+                }
+            }
+        }
+        let schemas = &document["components"]["schemas"];
+        for schema in ["Problem", "NewLimit", "Restock", "DispatchQueue"] {
+            assert!(schemas[schema].is_object(), "the schema {schema} is in the components");
+        }
+        for scheme in ["operator", "api_key"] {
+            assert!(document["components"]["securitySchemes"][scheme].is_object(), "{scheme}");
+        }
+        let tags: Vec<&str> =
+            document["tags"].as_array().into_iter().flatten().filter_map(|t| t["name"].as_str()).collect();
+        assert_eq!(tags.first(), Some(&"order"));
+        assert_eq!(tags.len(), 10, "{tags:?}");
     }
 }

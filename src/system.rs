@@ -1,7 +1,8 @@
 //! The one-process system of `udders up`: the embedded broker, the
-//! services (each with its own SQLite database, relay and consumer), the
-//! saga deadline sweeper, the notification sender and backfill, the
-//! broker's log trimmer and one HTTP port.
+//! services (each with its own SQLite database, relay and consumer, from its
+//! module in the [`crate::registry`]), their background work (the saga
+//! deadline sweeper, the notification sender and backfill), the broker's
+//! log trimmer and one HTTP port.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::http::Extensions;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use udders_contracts::{Catalog, Service};
@@ -17,6 +19,7 @@ use udders_eventstore::{EventStore, StoreOptions};
 use udders_messaging::pruning::{Retention, run_pruner};
 use udders_messaging::{ConsumerWatch, EmbeddedBroker, KafkaSettings, Membership, RelayConfig, ensure_topics};
 use udders_runtime::access::Access;
+use udders_runtime::module::Background;
 use udders_runtime::{Outbound, RunningService};
 
 use crate::http::{AppState, Replayers, serve};
@@ -101,10 +104,10 @@ pub struct System {
     replayers: Replayers,
     services: Vec<(Service, CancellationToken, RunningService)>,
     background: CancellationToken,
-    sweeper: JoinHandle<()>,
     trimmer: JoinHandle<()>,
     pruners: Vec<JoinHandle<()>>,
-    notifier: Vec<JoinHandle<()>>,
+    /// The services' background work (the sweeper, the sender, the backfill).
+    tasks: Vec<JoinHandle<()>>,
     courier: Arc<udders_notification::SimulatedCourier>,
     http_stop: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
@@ -163,14 +166,7 @@ impl System {
             crate::node::seed(*service, store, &catalog).await?;
         }
 
-        let order_outbound = Outbound::new(Service::Order, catalog.clone());
         let background = CancellationToken::new();
-        let sweeper = tokio::spawn(udders_order::run_deadline_sweeper(
-            stores[&Service::Order].clone(),
-            order_outbound.clone(),
-            config.sweep_every,
-            background.clone(),
-        ));
         let trimmer = tokio::spawn(trim_the_broker_log(
             settings.clone(),
             stores.clone(),
@@ -189,6 +185,7 @@ impl System {
         let running = Arc::new(Mutex::new(BTreeMap::new()));
         let replayers: Replayers = Arc::new(Mutex::new(BTreeMap::new()));
         let every_store: Vec<(Service, EventStore)> = stores.iter().map(|(s, store)| (*s, store.clone())).collect();
+        let order_outbound = Outbound::new(Service::Order, catalog.clone());
         let order = udders_order::OrderApi::new(stores[&Service::Order].clone(), order_outbound, config.deadline)
             .with_dead_letter_stores(every_store);
         let state = AppState {
@@ -209,14 +206,22 @@ impl System {
         } else {
             format!("http://{http_addr}")
         };
+        // The notification sender sends through this courier, which the
+        // system keeps to show what was sent (`System::courier`).
         let courier = Arc::new(udders_notification::SimulatedCourier::new());
-        let notifier = crate::node::start_notifying(
-            &stores[&Service::Notification],
-            &Outbound::new(Service::Notification, catalog.clone()),
-            courier.clone(),
-            Some(order_url),
-            &background,
-        );
+        let mut extras = Extensions::new();
+        extras.insert(courier.clone());
+        let mut tasks = Vec::new();
+        for (service, store) in &stores {
+            tasks.extend(crate::registry::module(*service).background(&Background {
+                store: store.clone(),
+                outbound: Outbound::new(*service, catalog.clone()),
+                cancel: background.clone(),
+                sweep_every: config.sweep_every,
+                order_url: Some(order_url.clone()),
+                extras: extras.clone(),
+            }));
+        }
         let mut system = System {
             http_addr,
             broker_addr: broker.addr(),
@@ -228,10 +233,9 @@ impl System {
             replayers,
             services: Vec::new(),
             background,
-            sweeper,
             trimmer,
             pruners,
-            notifier,
+            tasks,
             courier,
             http_stop,
             http,
@@ -300,15 +304,15 @@ impl System {
         &self.catalog
     }
 
-    /// Stops intake (HTTP), then the deadline sweeper, then every service
-    /// (each relay drains what is committed), then the broker.
+    /// Stops intake (HTTP), then the background work (the deadline sweeper,
+    /// the notification sender, ...), then every service (each relay drains
+    /// what is committed), then the broker.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.http_stop.cancel();
         let served = self.http.await;
         self.background.cancel();
-        let _ = self.sweeper.await;
         let _ = self.trimmer.await;
-        for task in self.pruners.into_iter().chain(self.notifier) {
+        for task in self.pruners.into_iter().chain(self.tasks) {
             let _ = task.await;
         }
         let mut first: anyhow::Result<()> = Ok(());

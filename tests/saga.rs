@@ -473,7 +473,7 @@ async fn read_models_rebuilt_by_replay_equal_the_live_ones() {
         };
         let live = docs(store.documents(view, &all).await.unwrap());
         assert!(!live.is_empty(), "{view} has documents");
-        udders::replay::replay(service, store).await.unwrap();
+        udders::registry::module(service).replay(store).await.unwrap();
         let rebuilt = docs(store.documents(view, &all).await.unwrap());
         assert_eq!(live, rebuilt, "{view}: the rebuilt read model equals the live one");
     }

@@ -15,6 +15,9 @@
 //!   whose rejections are problems, and the request body limit.
 //! - [`node`]: one running service: its relay and its consumer, wired from
 //!   the catalog.
+//! - [`module`]: a service described once ([`module::ServiceModule`]): its
+//!   handler, replay, routes, OpenAPI paths, seed and background work, which
+//!   each service crate implements and the binary's registry lists.
 //! - [`clock`]: the one place the services read the time.
 //! - [`metrics`]: saga durations and compensations, counted on commit.
 //! - [`live`]: the console's live feed (events as they commit, counts per
@@ -29,6 +32,7 @@ pub mod clock;
 pub mod http;
 pub mod live;
 pub mod metrics;
+pub mod module;
 pub mod node;
 pub mod record;
 pub mod replay;

@@ -185,3 +185,7 @@ pub async fn change_limit(
     .await?;
     Ok(axum::Json(credit_view(&customer, &state)))
 }
+
+mod module;
+
+pub use module::{MODULE, Module};

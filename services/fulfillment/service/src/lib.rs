@@ -68,3 +68,7 @@ pub async fn shipment(
         None => Err(Problem::not_found(format!("no shipment for order {order}"))),
     }
 }
+
+mod module;
+
+pub use module::{MODULE, Module};

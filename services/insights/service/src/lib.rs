@@ -196,3 +196,7 @@ pub async fn country(
     }
     Ok(axum::Json(DispatchQueue { country, waiting, orders }))
 }
+
+mod module;
+
+pub use module::{MODULE, Module};

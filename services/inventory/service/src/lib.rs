@@ -211,3 +211,7 @@ pub async fn restock(
     .await?;
     Ok(axum::Json(udders_inventory_domain::stock_view(&id, &state)))
 }
+
+mod module;
+
+pub use module::{MODULE, Module};

@@ -113,3 +113,7 @@ pub async fn notifications(
     listed.truncate(limit as usize);
     Ok(axum::Json(listed))
 }
+
+mod module;
+
+pub use module::{MODULE, Module, SEND_EVERY};

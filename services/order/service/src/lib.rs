@@ -224,3 +224,7 @@ pub(crate) fn refusal(error: OrderError) -> udders_runtime::http::Problem {
         OrderError::AlreadyShipped | OrderError::AlreadyEnding(_) => Problem::conflict(error.to_string()),
     }
 }
+
+mod module;
+
+pub use module::{MODULE, Module};

@@ -69,3 +69,7 @@ pub async fn payment(
         None => Err(Problem::not_found(format!("no payment for order {order}"))),
     }
 }
+
+mod module;
+
+pub use module::{MODULE, Module};

@@ -62,3 +62,7 @@ impl Handler for ValidationHandler {
 pub async fn replay(store: &EventStore) -> Result<usize, StoreError> {
     replay_one::<Validation>(store).await
 }
+
+mod module;
+
+pub use module::{MODULE, Module, US_MODULE};
