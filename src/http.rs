@@ -73,9 +73,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state.clone());
-    let mut app = Router::new().merge(
-        utoipa_swagger_ui::SwaggerUi::new("/swagger-ui").url("/openapi.json", crate::openapi::document()),
-    );
+    let mut app = Router::new()
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/swagger-ui").url("/openapi.json", crate::openapi::document()));
     if let Some(order) = &state.order {
         let pos = udders_order::routes(order.clone())
             .route_layer(axum::middleware::from_fn_with_state(state.access.clone(), require_api_key));
