@@ -565,22 +565,26 @@ pub struct CreditView {
     /// The customer.
     pub customer_id: String,
     /// The limit.
-    pub limit: i64,
+    #[schema(value_type = i64)]
+    pub limit: Money,
     /// Sum of open reservations.
-    pub reserved: i64,
+    #[schema(value_type = i64)]
+    pub reserved: Money,
     /// `limit - reserved`.
-    pub available: i64,
+    #[schema(value_type = i64)]
+    pub available: Money,
     /// Open reservations.
     pub open_reservations: usize,
 }
 
 /// The account's read model, folded from its state.
 pub fn credit_view(customer: &str, state: &AccountState) -> CreditView {
+    let limit = state.limit.unwrap_or(limit_for(customer));
     CreditView {
         customer_id: customer.to_owned(),
-        limit: state.limit.unwrap_or(limit_for(customer)).minor(),
-        reserved: state.reserved.minor(),
-        available: state.limit.unwrap_or(limit_for(customer)).minor() - state.reserved.minor(),
+        limit,
+        reserved: state.reserved,
+        available: Money::from_minor(limit.minor() - state.reserved.minor()),
         open_reservations: state.open.len(),
     }
 }
@@ -937,6 +941,19 @@ mod tests {
         );
         let missing = decide_reaction(reserve_reaction("cust-1", 1), &unseen, None).unwrap_err();
         assert!(missing.contains("cust-1"), "{missing}");
+    }
+
+    #[test]
+    fn the_view_keeps_its_json_shape_amounts_in_minor_units() {
+        let state = Account::fold(&holding());
+        let view = credit_view("cust-1", &state);
+        assert_eq!(
+            serde_json::to_value(&view).unwrap(),
+            serde_json::json!({
+                "customer_id": "cust-1", "limit": 100_000, "reserved": 1200, "available": 98_800, "open_reservations": 1
+            })
+        );
+        assert_eq!(serde_json::from_value::<CreditView>(serde_json::to_value(&view).unwrap()).unwrap(), view);
     }
 
     #[test]

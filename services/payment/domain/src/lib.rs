@@ -103,8 +103,8 @@ pub enum Side {
 /// What the payment needs of the order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Charge {
-    /// Minor units.
-    pub amount: i64,
+    /// The order's total.
+    pub amount: Money,
     /// Card token.
     pub card_token: String,
     /// Where fulfillment ships to.
@@ -121,15 +121,15 @@ pub enum PaymentStatus {
     Captured {
         /// The gateway's charge id.
         charge_id: String,
-        /// Minor units.
-        amount: i64,
+        /// What was charged.
+        amount: Money,
     },
     /// The gateway said no.
     Declined,
     /// Charged, then given back.
     Refunded {
-        /// Minor units.
-        amount: i64,
+        /// What was given back.
+        amount: Money,
     },
     /// Will never charge (a reservation went away, or a compensation came first).
     Closed,
@@ -219,7 +219,7 @@ impl Decider for Payment {
                 return Ok(vec![match outcome {
                     ChargeOutcome::Approved { charge_id } => PaymentEvent::Captured(PaymentMoved {
                         order_id,
-                        amount: charge.amount,
+                        amount: charge.amount.minor(),
                         charge_id,
                         postal_code: charge.postal_code.clone(),
                         cause: None,
@@ -230,7 +230,7 @@ impl Decider for Payment {
             PaymentCommand::Compensate { cause } if !state.answered => {
                 let amount = match state.status {
                     PaymentStatus::Captured { amount, .. } => amount,
-                    _ => 0,
+                    _ => Money::ZERO,
                 };
                 let charge_id = match &state.status {
                     PaymentStatus::Captured { charge_id, .. } => charge_id.clone(),
@@ -238,7 +238,7 @@ impl Decider for Payment {
                 };
                 return Ok(vec![PaymentEvent::Refunded(PaymentMoved {
                     order_id,
-                    amount,
+                    amount: amount.minor(),
                     charge_id,
                     postal_code: None,
                     cause: Some(cause),
@@ -259,13 +259,14 @@ impl Decider for Payment {
             PaymentEvent::CreditNoted(side) => state.credit = *side,
             PaymentEvent::StockNoted(side) => state.stock = *side,
             PaymentEvent::Captured(e) => {
-                state.status = PaymentStatus::Captured { charge_id: e.charge_id.clone(), amount: e.amount }
+                state.status =
+                    PaymentStatus::Captured { charge_id: e.charge_id.clone(), amount: Money::from_minor(e.amount) }
             }
             PaymentEvent::Declined(_) => state.status = PaymentStatus::Declined,
             PaymentEvent::Refunded(e) => {
                 state.answered = true;
                 state.status = match state.status {
-                    PaymentStatus::Captured { .. } => PaymentStatus::Refunded { amount: e.amount },
+                    PaymentStatus::Captured { .. } => PaymentStatus::Refunded { amount: Money::from_minor(e.amount) },
                     PaymentStatus::Waiting => PaymentStatus::Closed,
                     other => other,
                 };
@@ -284,7 +285,7 @@ pub fn charge_due(order_id: &str, state: &PaymentState) -> Option<ChargeRequest>
         (PaymentStatus::Waiting, Some(charge), Side::Held, Side::Held) => Some(ChargeRequest {
             order_id: order_id.to_owned(),
             card_token: charge.card_token.clone(),
-            amount: Money::from_minor(charge.amount),
+            amount: charge.amount,
         }),
         _ => None,
     }
@@ -388,7 +389,7 @@ pub fn react(route: Route, event: &Integration) -> Option<(String, PaymentComman
     let command = match (route, event) {
         (Route::Order, Integration::OrderValidated(OrderValidated { total, card_token, postal_code, .. })) => {
             PaymentCommand::NoteOrder(Charge {
-                amount: *total,
+                amount: Money::from_minor(*total),
                 card_token: card_token.clone(),
                 postal_code: postal_code.clone(),
             })
@@ -413,17 +414,50 @@ pub fn react(route: Route, event: &Integration) -> Option<(String, PaymentComman
     Some((order, command))
 }
 
+/// Where a payment stands, as its read model shows it (the
+/// [`PaymentStatus`] without what each status holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentStage {
+    /// Waiting for the order and both reservations.
+    Waiting,
+    /// Charged.
+    Captured,
+    /// The gateway said no.
+    Declined,
+    /// Charged, then given back.
+    Refunded,
+    /// Will never charge.
+    Closed,
+}
+
+impl PaymentStage {
+    /// `WAITING`, `CAPTURED`, `DECLINED`, `REFUNDED` or `CLOSED`: its JSON
+    /// value, and the view's tag.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStage::Waiting => "WAITING",
+            PaymentStage::Captured => "CAPTURED",
+            PaymentStage::Declined => "DECLINED",
+            PaymentStage::Refunded => "REFUNDED",
+            PaymentStage::Closed => "CLOSED",
+        }
+    }
+}
+
 /// The read model of a payment: `GET /payments/{order_id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentView {
     /// The order.
     pub order_id: String,
     /// `WAITING`, `CAPTURED`, `DECLINED`, `REFUNDED` or `CLOSED`.
-    pub status: String,
+    pub status: PaymentStage,
     /// The order's amount, once known.
-    pub amount: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub amount: Option<Money>,
     /// Captured minus refunded: what the customer paid in the end.
-    pub net_charged: i64,
+    #[schema(value_type = i64)]
+    pub net_charged: Money,
     /// The gateway's charge id, once captured.
     pub charge_id: Option<String>,
 }
@@ -431,15 +465,15 @@ pub struct PaymentView {
 /// The payment's read model, folded from its state.
 pub fn payment_view(order_id: &str, state: &PaymentState) -> PaymentView {
     let (status, net, charge_id) = match &state.status {
-        PaymentStatus::Waiting => ("WAITING", 0, None),
-        PaymentStatus::Captured { charge_id, amount } => ("CAPTURED", *amount, Some(charge_id.clone())),
-        PaymentStatus::Declined => ("DECLINED", 0, None),
-        PaymentStatus::Refunded { .. } => ("REFUNDED", 0, Some(format!("ch_{order_id}"))),
-        PaymentStatus::Closed => ("CLOSED", 0, None),
+        PaymentStatus::Waiting => (PaymentStage::Waiting, Money::ZERO, None),
+        PaymentStatus::Captured { charge_id, amount } => (PaymentStage::Captured, *amount, Some(charge_id.clone())),
+        PaymentStatus::Declined => (PaymentStage::Declined, Money::ZERO, None),
+        PaymentStatus::Refunded { .. } => (PaymentStage::Refunded, Money::ZERO, Some(format!("ch_{order_id}"))),
+        PaymentStatus::Closed => (PaymentStage::Closed, Money::ZERO, None),
     };
     PaymentView {
         order_id: order_id.to_owned(),
-        status: status.to_owned(),
+        status,
         amount: state.charge.as_ref().map(|c| c.amount),
         net_charged: net,
         charge_id,
@@ -455,7 +489,7 @@ impl ReadModel for Payment {
     }
 
     fn tags(doc: &PaymentView) -> [Option<String>; 3] {
-        [Some(doc.status.clone()), None, None]
+        [Some(doc.status.as_str().to_owned()), None, None]
     }
 }
 
@@ -468,7 +502,7 @@ mod tests {
     use super::*;
 
     fn charge(token: &str) -> Charge {
-        Charge { amount: 1200, card_token: token.into(), postal_code: Some("12345".into()) }
+        Charge { amount: Money::from_minor(1200), card_token: token.into(), postal_code: Some("12345".into()) }
     }
 
     fn cmd(command: PaymentCommand) -> (String, PaymentCommand) {
@@ -638,7 +672,7 @@ mod tests {
         });
         let compensate = || cmd(PaymentCommand::Compensate { cause: "fulfillment/failed".into() });
         let state = given::<Payment>(history.clone()).when(compensate()).then([refunded.clone()]);
-        assert_eq!(payment_view("o-1", &state).net_charged, 0);
+        assert_eq!(payment_view("o-1", &state).net_charged, Money::ZERO);
         let mut again = history.to_vec();
         again.push(refunded);
         given::<Payment>(again).when(compensate()).then([]);
@@ -660,6 +694,34 @@ mod tests {
             Some(cmd(PaymentCommand::Compensate { cause: "fulfillment/failed".into() }))
         );
         assert_eq!(react(Route::Refund, &Integration::PaymentDeclined(refused)), None, "its own decline");
+    }
+
+    #[test]
+    fn the_view_keeps_its_json_shape_a_status_string_and_amounts_in_minor_units() {
+        let state = Payment::fold(&[
+            PaymentEvent::OrderNoted(charge(APPROVED_TOKEN)),
+            PaymentEvent::CreditNoted(Side::Held),
+            PaymentEvent::StockNoted(Side::Held),
+            captured(),
+        ]);
+        let view = payment_view("o-1", &state);
+        assert_eq!(
+            serde_json::to_value(&view).unwrap(),
+            serde_json::json!({
+                "order_id": "o-1", "status": "CAPTURED", "amount": 1200, "net_charged": 1200, "charge_id": "ch_o-1"
+            })
+        );
+        assert_eq!(serde_json::from_value::<PaymentView>(serde_json::to_value(&view).unwrap()).unwrap(), view);
+        assert_eq!(Payment::tags(&view)[0].as_deref(), Some("CAPTURED"));
+        for stage in [
+            PaymentStage::Waiting,
+            PaymentStage::Captured,
+            PaymentStage::Declined,
+            PaymentStage::Refunded,
+            PaymentStage::Closed,
+        ] {
+            assert_eq!(serde_json::to_value(stage).unwrap(), stage.as_str());
+        }
     }
 
     #[test]
