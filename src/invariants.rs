@@ -209,7 +209,7 @@ pub async fn check(client: &reqwest::Client, at: &Endpoints) -> anyhow::Result<R
         // What was stocked: the seed plus every operator restock, never less
         // than the seed.
         let stocked = row.stocked;
-        if stocked < udders_inventory::initial_stock(&row.flavor) {
+        if stocked < i64::from(udders_inventory::initial_stock(&row.flavor).get()) {
             report.violations.push(format!("{}-{}: {stocked} stocked, less than the seed", row.flavor, row.country));
         }
         if row.reserved != 0 {

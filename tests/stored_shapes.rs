@@ -13,7 +13,7 @@ use serde_json::json;
 use udders_contracts::Integration;
 use udders_eventstore::{Aggregate, EventMetadata, EventStore, ExpectedVersion, NewEvent, StoreOptions, StreamId};
 use udders_inventory_domain::{Stock, StockCommand, StockEvent, StockState};
-use udders_kernel::{Decider, EventId, Timestamp};
+use udders_kernel::{Decider, EventId, Quantity, Timestamp};
 use udders_order_domain::{Order, Status};
 
 async fn sqlite_store(dir: &tempfile::TempDir) -> EventStore {
@@ -133,10 +133,10 @@ async fn a_stock_snapshot_of_the_older_build_is_passed_over_and_the_stock_folded
     let mut old = store.load::<StockOfTheOlderBuild>("mango-us").await.unwrap();
     let mut tx = store.begin().await.unwrap();
     let events = vec![
-        StockEvent::Restocked { quantity: 100 },
-        StockEvent::Reserved { order: "o-1".into(), quantity: 3 },
-        StockEvent::Shipped { order: "o-1".into(), quantity: 3 },
-        StockEvent::Restocked { quantity: 20 },
+        StockEvent::Restocked { quantity: Quantity::new(100) },
+        StockEvent::Reserved { order: "o-1".into(), quantity: Quantity::new(3) },
+        StockEvent::Shipped { order: "o-1".into(), quantity: Quantity::new(3) },
+        StockEvent::Restocked { quantity: Quantity::new(20) },
     ];
     tx.record(&mut old, events, EventMetadata::default()).await.unwrap();
     tx.commit().await.unwrap();
@@ -146,6 +146,6 @@ async fn a_stock_snapshot_of_the_older_build_is_passed_over_and_the_stock_folded
     let stock = store.load::<Stock>("mango-us").await.expect("the stock loads");
     assert_eq!(stock.snapshot_version, None, "a snapshot of state schema 1 is not this build's");
     assert_eq!(stock.state, StockState { on_hand: 117, reserved: 0, shipped: 3, stocked: 120 });
-    let Ok(more) = Stock::decide(&stock.state, StockCommand::Restock(5)) else { unreachable!() };
-    assert_eq!(more, [StockEvent::Restocked { quantity: 5 }]);
+    let Ok(more) = Stock::decide(&stock.state, StockCommand::Restock(Quantity::new(5))) else { unreachable!() };
+    assert_eq!(more, [StockEvent::Restocked { quantity: Quantity::new(5) }]);
 }

@@ -24,6 +24,9 @@
 //!   event type, the last minute's ended sagas).
 //! - [`telemetry`]: OpenTelemetry traces over OTLP/HTTP, when
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and the span of each HTTP request.
+//! - `testing` (feature `testing`, for tests only): one service's handler
+//!   on a real store, handed one integration event at a time, and what it
+//!   published read back.
 //!
 //! What must not: any service's rules. Deciders live in the domain crates.
 
@@ -37,6 +40,8 @@ pub mod node;
 pub mod record;
 pub mod replay;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use node::{RunningService, ServiceSpec, start_service};
 pub use record::{Cause, Outbound, change_reference, integration, record, record_viewed, route, route_named};

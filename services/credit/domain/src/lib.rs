@@ -16,6 +16,12 @@
 //! `reserve`, `release`, `settle`) are declared beside [`react`], which
 //! takes the route a record came on first.
 //!
+//! A reaction involves both deciders, and the rules of how they meet live
+//! here too: [`account_touched`] names the account a reaction touches (known
+//! from the reaction and the hold, before the account is loaded), and
+//! [`decide_reaction`] decides both aggregates' events from both states. The
+//! handler only loads, asks and records.
+//!
 //! What must not: I/O, clocks.
 
 use std::collections::BTreeMap;
@@ -401,6 +407,99 @@ pub enum Reaction {
     },
 }
 
+impl Reaction {
+    /// The order it is about: the id of the hold it decides on.
+    pub fn order(&self) -> &str {
+        match self {
+            Reaction::Reserve { order, .. } | Reaction::Compensate { order, .. } | Reaction::Settle { order } => {
+                order.as_str()
+            }
+        }
+    }
+}
+
+/// What credit decides on one reaction: the events of the customer's
+/// account and those of the order's hold, recorded in that order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreditDecision {
+    /// For the account [`account_touched`] named (empty when it named none).
+    pub account: Vec<AccountEvent>,
+    /// For the order's hold; each is published ([`HoldEvent::integration`]).
+    pub hold: Vec<HoldEvent>,
+}
+
+/// The account a reaction touches, known from the reaction and the order's
+/// hold before any account is loaded: the order's customer for a
+/// reservation the hold has not seen (`Unseen`), the held customer for a
+/// compensation or a shipment that moves a `Held` hold, otherwise none.
+pub fn account_touched<'a>(reaction: &'a Reaction, hold: &'a HoldState) -> Option<&'a str> {
+    match reaction {
+        Reaction::Reserve { customer, .. } => (hold.status == HoldStatus::Unseen).then_some(customer.as_str()),
+        Reaction::Compensate { .. } | Reaction::Settle { .. } => match &hold.status {
+            HoldStatus::Held { customer, .. } if hold_answer(reaction, hold).is_some_and(|e| !e.is_empty()) => {
+                Some(customer.as_str())
+            }
+            _ => None,
+        },
+    }
+}
+
+/// Decides a reaction on both aggregates, given the hold's state and the
+/// state of the account [`account_touched`] named (`None` when it named
+/// none).
+///
+/// - `Reserve`: only while the hold is `Unseen`. The account decides
+///   (opening with [`limit_for`] the customer), then the hold notes the
+///   account's last event: `Held` or `Refused`.
+/// - `Compensate`, `Settle`: the hold decides; when it was `Held` and moves,
+///   the account releases or settles the order's amount.
+///
+/// `Err` is a permanent failure, in words: an account that refuses the
+/// command (a negative amount), or one that was needed and not given.
+pub fn decide_reaction(
+    reaction: Reaction,
+    hold: &HoldState,
+    account: Option<&AccountState>,
+) -> Result<CreditDecision, String> {
+    let hold_events = hold_answer(&reaction, hold);
+    let Some(customer) = account_touched(&reaction, hold).map(str::to_owned) else {
+        return Ok(CreditDecision { account: Vec::new(), hold: hold_events.unwrap_or_default() });
+    };
+    let Some(account) = account else {
+        return Err(format!("credit for {}: the account of {customer} was not given", reaction.order()));
+    };
+    let command = match reaction {
+        Reaction::Reserve { order, amount, .. } => {
+            let command = AccountCommand::Reserve { order: order.clone(), amount, limit: limit_for(&customer) };
+            let decided = Account::decide(account, command).map_err(|e| format!("credit for {order}: {e:?}"))?;
+            let noted = match decided.last() {
+                Some(outcome) => {
+                    let Ok(events) = OrderHold::decide(hold, (order, HoldCommand::Note(outcome.clone(), customer)));
+                    events
+                }
+                None => Vec::new(),
+            };
+            return Ok(CreditDecision { account: decided, hold: noted });
+        }
+        Reaction::Compensate { order, .. } => AccountCommand::Release { order },
+        Reaction::Settle { order } => AccountCommand::Settle { order },
+    };
+    let decided = Account::decide(account, command).map_err(|e| format!("{e:?}"))?;
+    Ok(CreditDecision { account: decided, hold: hold_events.unwrap_or_default() })
+}
+
+/// The hold's own answer to a compensation or a shipment; `None` for a
+/// reservation, which the hold notes only once the account has decided.
+fn hold_answer(reaction: &Reaction, hold: &HoldState) -> Option<Vec<HoldEvent>> {
+    let command = match reaction {
+        Reaction::Reserve { .. } => return None,
+        Reaction::Compensate { order, cause } => (order.clone(), HoldCommand::Compensate { cause: cause.clone() }),
+        Reaction::Settle { order } => (order.clone(), HoldCommand::Settle),
+    };
+    let Ok(events) = OrderHold::decide(hold, command);
+    Some(events)
+}
+
 /// Credit's routes: what each of its subscriptions is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {
@@ -466,22 +565,26 @@ pub struct CreditView {
     /// The customer.
     pub customer_id: String,
     /// The limit.
-    pub limit: i64,
+    #[schema(value_type = i64)]
+    pub limit: Money,
     /// Sum of open reservations.
-    pub reserved: i64,
+    #[schema(value_type = i64)]
+    pub reserved: Money,
     /// `limit - reserved`.
-    pub available: i64,
+    #[schema(value_type = i64)]
+    pub available: Money,
     /// Open reservations.
     pub open_reservations: usize,
 }
 
 /// The account's read model, folded from its state.
 pub fn credit_view(customer: &str, state: &AccountState) -> CreditView {
+    let limit = state.limit.unwrap_or(limit_for(customer));
     CreditView {
         customer_id: customer.to_owned(),
-        limit: state.limit.unwrap_or(limit_for(customer)).minor(),
-        reserved: state.reserved.minor(),
-        available: state.limit.unwrap_or(limit_for(customer)).minor() - state.reserved.minor(),
+        limit,
+        reserved: state.reserved,
+        available: Money::from_minor(limit.minor() - state.reserved.minor()),
         open_reservations: state.open.len(),
     }
 }
@@ -652,6 +755,205 @@ mod tests {
             )]);
         assert_eq!(state.status, HoldStatus::Settled);
         given::<OrderHold>([]).when(("o-1".to_owned(), HoldCommand::Settle)).then([]);
+    }
+
+    /// One row of the reaction table: the histories of the hold and the
+    /// account, a reaction, and what credit decides.
+    struct Case {
+        name: &'static str,
+        hold: Vec<HoldEvent>,
+        account: Vec<AccountEvent>,
+        reaction: Reaction,
+        touches: Option<&'static str>,
+        account_events: Vec<AccountEvent>,
+        hold_events: Vec<HoldEvent>,
+    }
+
+    fn moved(amount: i64, customer: &str, cause: Option<&str>) -> CreditMoved {
+        CreditMoved { order_id: "o-1".into(), customer_id: customer.into(), amount, cause: cause.map(str::to_owned) }
+    }
+
+    fn reserve_reaction(customer: &str, amount: i64) -> Reaction {
+        Reaction::Reserve { order: "o-1".into(), customer: customer.into(), amount: Money::from_minor(amount) }
+    }
+
+    fn compensate_reaction(cause: &str) -> Reaction {
+        Reaction::Compensate { order: "o-1".into(), cause: cause.into() }
+    }
+
+    /// An account of limit 100,000 holding 1,200 for `o-1`.
+    fn holding() -> Vec<AccountEvent> {
+        vec![
+            AccountEvent::Opened { limit: DEFAULT_LIMIT },
+            AccountEvent::Reserved { order: "o-1".into(), amount: Money::from_minor(1200) },
+        ]
+    }
+
+    fn cases() -> Vec<Case> {
+        let held = HoldEvent::Held(moved(1200, "cust-1", None));
+        vec![
+            Case {
+                name: "a reservation within the limit opens the account and holds",
+                hold: vec![],
+                account: vec![],
+                reaction: reserve_reaction("cust-1", 1200),
+                touches: Some("cust-1"),
+                account_events: holding(),
+                hold_events: vec![held.clone()],
+            },
+            Case {
+                name: "a reservation over what is available is refused",
+                hold: vec![],
+                account: vec![
+                    AccountEvent::Opened { limit: Money::from_minor(1000) },
+                    AccountEvent::Reserved { order: "o-0".into(), amount: Money::from_minor(600) },
+                ],
+                reaction: reserve_reaction("cust-1", 500),
+                touches: Some("cust-1"),
+                account_events: vec![AccountEvent::Rejected {
+                    order: "o-1".into(),
+                    amount: Money::from_minor(500),
+                    available: Money::from_minor(400),
+                }],
+                hold_events: vec![HoldEvent::Refused(StepRefused {
+                    order_id: "o-1".into(),
+                    reason: "credit: 500 needed, 400 available for cust-1".into(),
+                })],
+            },
+            Case {
+                name: "the broke customer's account opens at zero and refuses",
+                hold: vec![],
+                account: vec![],
+                reaction: reserve_reaction(BROKE_CUSTOMER, 500),
+                touches: Some(BROKE_CUSTOMER),
+                account_events: vec![
+                    AccountEvent::Opened { limit: Money::ZERO },
+                    AccountEvent::Rejected {
+                        order: "o-1".into(),
+                        amount: Money::from_minor(500),
+                        available: Money::ZERO,
+                    },
+                ],
+                hold_events: vec![HoldEvent::Refused(StepRefused {
+                    order_id: "o-1".into(),
+                    reason: "credit: 500 needed, 0 available for cust-broke".into(),
+                })],
+            },
+            Case {
+                name: "a redelivered reservation is skipped: the hold has seen it",
+                hold: vec![held.clone()],
+                account: holding(),
+                reaction: reserve_reaction("cust-1", 1200),
+                touches: None,
+                account_events: vec![],
+                hold_events: vec![],
+            },
+            Case {
+                name: "a reservation after a compensation holds nothing",
+                hold: vec![HoldEvent::Released(moved(0, "", Some("order/cancelled")))],
+                account: vec![],
+                reaction: reserve_reaction("cust-1", 1200),
+                touches: None,
+                account_events: vec![],
+                hold_events: vec![],
+            },
+            Case {
+                name: "a compensation of a held order releases it on the account",
+                hold: vec![held.clone()],
+                account: holding(),
+                reaction: compensate_reaction("inventory/rejected"),
+                touches: Some("cust-1"),
+                account_events: vec![AccountEvent::Released { order: "o-1".into(), amount: Money::from_minor(1200) }],
+                hold_events: vec![HoldEvent::Released(moved(1200, "cust-1", Some("inventory/rejected")))],
+            },
+            Case {
+                name: "a compensation of an unseen order answers zero and touches no account",
+                hold: vec![],
+                account: vec![],
+                reaction: compensate_reaction("order/cancelled"),
+                touches: None,
+                account_events: vec![],
+                hold_events: vec![HoldEvent::Released(moved(0, "", Some("order/cancelled")))],
+            },
+            Case {
+                name: "a compensation of a refused order answers zero and touches no account",
+                hold: vec![HoldEvent::Refused(StepRefused { order_id: "o-1".into(), reason: "credit".into() })],
+                account: vec![],
+                reaction: compensate_reaction("inventory/rejected"),
+                touches: None,
+                account_events: vec![],
+                hold_events: vec![HoldEvent::Released(moved(0, "", Some("inventory/rejected")))],
+            },
+            Case {
+                name: "a second compensation gets nothing",
+                hold: vec![held.clone(), HoldEvent::Released(moved(1200, "cust-1", Some("inventory/rejected")))],
+                account: vec![
+                    AccountEvent::Opened { limit: DEFAULT_LIMIT },
+                    AccountEvent::Reserved { order: "o-1".into(), amount: Money::from_minor(1200) },
+                    AccountEvent::Released { order: "o-1".into(), amount: Money::from_minor(1200) },
+                ],
+                reaction: compensate_reaction("order/expired"),
+                touches: None,
+                account_events: vec![],
+                hold_events: vec![],
+            },
+            Case {
+                name: "a shipment settles a held order on the account",
+                hold: vec![held.clone()],
+                account: holding(),
+                reaction: Reaction::Settle { order: "o-1".into() },
+                touches: Some("cust-1"),
+                account_events: vec![AccountEvent::Settled { order: "o-1".into(), amount: Money::from_minor(1200) }],
+                hold_events: vec![HoldEvent::Settled(moved(1200, "cust-1", None))],
+            },
+            Case {
+                name: "a shipment of an order never held settles nothing",
+                hold: vec![],
+                account: vec![],
+                reaction: Reaction::Settle { order: "o-1".into() },
+                touches: None,
+                account_events: vec![],
+                hold_events: vec![],
+            },
+        ]
+    }
+
+    #[test]
+    fn each_reaction_names_its_account_and_decides_both_aggregates() {
+        for case in cases() {
+            let hold = OrderHold::fold(&case.hold);
+            let account = Account::fold(&case.account);
+            assert_eq!(account_touched(&case.reaction, &hold), case.touches, "{}", case.name);
+            let given = case.touches.map(|_| &account);
+            let decision =
+                decide_reaction(case.reaction, &hold, given).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            let expected = CreditDecision { account: case.account_events, hold: case.hold_events };
+            assert_eq!(decision, expected, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn a_negative_amount_and_a_missing_account_are_permanent_failures() {
+        let unseen = HoldState::default();
+        assert_eq!(
+            decide_reaction(reserve_reaction("cust-1", -1), &unseen, Some(&AccountState::default())),
+            Err("credit for o-1: NegativeAmount".to_owned())
+        );
+        let missing = decide_reaction(reserve_reaction("cust-1", 1), &unseen, None).unwrap_err();
+        assert!(missing.contains("cust-1"), "{missing}");
+    }
+
+    #[test]
+    fn the_view_keeps_its_json_shape_amounts_in_minor_units() {
+        let state = Account::fold(&holding());
+        let view = credit_view("cust-1", &state);
+        assert_eq!(
+            serde_json::to_value(&view).unwrap(),
+            serde_json::json!({
+                "customer_id": "cust-1", "limit": 100_000, "reserved": 1200, "available": 98_800, "open_reservations": 1
+            })
+        );
+        assert_eq!(serde_json::from_value::<CreditView>(serde_json::to_value(&view).unwrap()).unwrap(), view);
     }
 
     #[test]

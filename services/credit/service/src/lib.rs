@@ -2,7 +2,9 @@
 //! on every compensation trigger, settle on `order/shipped`), its read model and its HTTP route
 //! `GET /customers/{customer_id}/credit`, and the operator's
 //! `PUT /admin/customers/{customer_id}/credit-limit`, which publishes
-//! `credit/limit-changed`. The rules are in `udders-credit-domain`.
+//! `credit/limit-changed`. The rules are in `udders-credit-domain`, how a
+//! reaction meets the account and the order's hold included
+//! (`account_touched`, `decide_reaction`): the handler loads, asks and records.
 
 use axum::Router;
 use axum::extract::State;
@@ -11,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use udders_contracts::events::CreditLimitChanged;
 use udders_contracts::{Integration, Service};
 use udders_credit_domain::{
-    Account, AccountCommand, AccountState, CreditView, HoldCommand, HoldStatus, OrderHold, Reaction, credit_view,
-    limit_for, react,
+    Account, AccountCommand, AccountEvent, AccountState, CreditView, HoldEvent, OrderHold, account_touched,
+    credit_view, decide_reaction, limit_for, react,
 };
 use udders_eventstore::{EventStore, StoreError, Tx};
 use udders_kernel::Money;
@@ -46,48 +48,18 @@ impl Handler for CreditHandler {
         let route: Route = route(incoming, SERVICE)?;
         let Some(reaction) = react(route, &integration(incoming)?) else { return Ok(()) };
         let cause = Cause::of(incoming);
-        let publish = |e: &udders_credit_domain::HoldEvent| Some((e.integration(), None));
-        match reaction {
-            Reaction::Reserve { order, customer, amount } => {
-                let mut hold = tx.load::<OrderHold>(&order).await?;
-                if hold.state.status != HoldStatus::Unseen {
-                    return Ok(());
-                }
-                let mut account = tx.load::<Account>(&customer).await?;
-                let command = AccountCommand::Reserve { order: order.clone(), amount, limit: limit_for(&customer) };
-                let decided = Account::decide(&account.state, command)
-                    .map_err(|e| HandlerError::permanent(format!("credit for {order}: {e:?}")))?;
-                let outcome = decided.last().cloned();
-                record_viewed(tx, &mut account, decided, &cause, &self.outbound, |_| None).await?;
-                if let Some(outcome) = outcome {
-                    let Ok(events) = OrderHold::decide(&hold.state, (order, HoldCommand::Note(outcome, customer)));
-                    record(tx, &mut hold, events, &cause, &self.outbound, publish).await?;
-                }
-            }
-            Reaction::Compensate { order, cause: trigger } => {
-                let mut hold = tx.load::<OrderHold>(&order).await?;
-                let Ok(events) =
-                    OrderHold::decide(&hold.state, (order.clone(), HoldCommand::Compensate { cause: trigger }));
-                if let (HoldStatus::Held { customer, .. }, false) = (&hold.state.status, events.is_empty()) {
-                    let mut account = tx.load::<Account>(customer).await?;
-                    let released = Account::decide(&account.state, AccountCommand::Release { order })
-                        .map_err(|e| HandlerError::permanent(format!("{e:?}")))?;
-                    record_viewed(tx, &mut account, released, &cause, &self.outbound, |_| None).await?;
-                }
-                record(tx, &mut hold, events, &cause, &self.outbound, publish).await?;
-            }
-            Reaction::Settle { order } => {
-                let mut hold = tx.load::<OrderHold>(&order).await?;
-                let Ok(events) = OrderHold::decide(&hold.state, (order.clone(), HoldCommand::Settle));
-                if let (HoldStatus::Held { customer, .. }, false) = (&hold.state.status, events.is_empty()) {
-                    let mut account = tx.load::<Account>(customer).await?;
-                    let settled = Account::decide(&account.state, AccountCommand::Settle { order })
-                        .map_err(|e| HandlerError::permanent(format!("{e:?}")))?;
-                    record_viewed(tx, &mut account, settled, &cause, &self.outbound, |_| None).await?;
-                }
-                record(tx, &mut hold, events, &cause, &self.outbound, publish).await?;
-            }
+        let mut hold = tx.load::<OrderHold>(reaction.order()).await?;
+        let mut account = match account_touched(&reaction, &hold.state) {
+            Some(customer) => Some(tx.load::<Account>(customer).await?),
+            None => None,
+        };
+        let decision = decide_reaction(reaction, &hold.state, account.as_ref().map(|loaded| &loaded.state))
+            .map_err(HandlerError::permanent)?;
+        if let Some(account) = &mut account {
+            record_viewed(tx, account, decision.account, &cause, &self.outbound, |_| None).await?;
         }
+        let publish = |e: &HoldEvent| Some((e.integration(), None));
+        record(tx, &mut hold, decision.hold, &cause, &self.outbound, publish).await?;
         Ok(())
     }
 }
@@ -172,7 +144,7 @@ pub async fn change_limit(
         &cause,
         |state| Account::decide(state, command.clone()).map_err(|e| Problem::unprocessable(format!("{e:?}"))),
         |_, event| match event {
-            udders_credit_domain::AccountEvent::LimitChanged { limit, previous } => {
+            AccountEvent::LimitChanged { limit, previous } => {
                 Some(Integration::CreditLimitChanged(CreditLimitChanged {
                     customer_id: customer.clone(),
                     limit: limit.minor(),

@@ -192,13 +192,36 @@ pub fn react(route: Route, event: &Integration) -> Option<(String, ShipmentComma
     Some((event.order_id().to_owned(), command))
 }
 
+/// Where a shipment stands, as its read model shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ShipmentStatus {
+    /// With the carrier.
+    Shipped,
+    /// The carrier refused it.
+    Failed,
+    /// Called off before shipping.
+    Cancelled,
+}
+
+impl ShipmentStatus {
+    /// `SHIPPED`, `FAILED` or `CANCELLED`: its JSON value, and the view's tag.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShipmentStatus::Shipped => "SHIPPED",
+            ShipmentStatus::Failed => "FAILED",
+            ShipmentStatus::Cancelled => "CANCELLED",
+        }
+    }
+}
+
 /// The read model of a shipment: `GET /shipments/{order_id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ShipmentView {
     /// The order.
     pub order_id: String,
     /// `SHIPPED`, `FAILED` or `CANCELLED`.
-    pub status: String,
+    pub status: ShipmentStatus,
     /// The carrier's id, once shipped.
     pub shipment_id: Option<String>,
     /// Where it went.
@@ -212,12 +235,12 @@ pub fn shipment_view(order_id: &str, state: &ShipmentState) -> Option<ShipmentVi
     let (status, shipment_id, postal_code, reason) = match state {
         ShipmentState::Unseen => return None,
         ShipmentState::Shipped { shipment_id, postal_code } => {
-            ("SHIPPED", Some(shipment_id.clone()), Some(postal_code.clone()), None)
+            (ShipmentStatus::Shipped, Some(shipment_id.clone()), Some(postal_code.clone()), None)
         }
-        ShipmentState::Failed { reason } => ("FAILED", None, None, Some(reason.clone())),
-        ShipmentState::Cancelled { cause } => ("CANCELLED", None, None, Some(cause.clone())),
+        ShipmentState::Failed { reason } => (ShipmentStatus::Failed, None, None, Some(reason.clone())),
+        ShipmentState::Cancelled { cause } => (ShipmentStatus::Cancelled, None, None, Some(cause.clone())),
     };
-    Some(ShipmentView { order_id: order_id.to_owned(), status: status.to_owned(), shipment_id, postal_code, reason })
+    Some(ShipmentView { order_id: order_id.to_owned(), status, shipment_id, postal_code, reason })
 }
 
 impl ReadModel for Shipment {
@@ -229,7 +252,7 @@ impl ReadModel for Shipment {
     }
 
     fn tags(doc: &ShipmentView) -> [Option<String>; 3] {
-        [Some(doc.status.clone()), None, None]
+        [Some(doc.status.as_str().to_owned()), None, None]
     }
 }
 
@@ -280,6 +303,16 @@ mod tests {
             react(Route::Cancel, &Integration::OrderExpired(expired)),
             Some(("o-1".into(), ShipmentCommand::CallOff { cause: "order/expired".into() }))
         );
+    }
+
+    #[test]
+    fn the_view_shows_each_status_as_the_same_string_as_before() {
+        for status in [ShipmentStatus::Shipped, ShipmentStatus::Failed, ShipmentStatus::Cancelled] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        let view = shipment_view("o-1", &ShipmentState::Cancelled { cause: "order/expired".into() }).unwrap();
+        assert_eq!(serde_json::to_value(&view).unwrap()["status"], "CANCELLED");
+        assert_eq!(Shipment::tags(&view)[0].as_deref(), Some("CANCELLED"));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::num::NonZeroU64;
 use serde::{Deserialize, Serialize};
 use udders_contracts::events::OrderLine;
 use udders_contracts::{Integration, Subscribe};
-use udders_kernel::{Aggregate, Decider, ReadModel, Timestamp};
+use udders_kernel::{Aggregate, Decider, Money, ReadModel, Timestamp};
 
 /// Which listener a subscription feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -214,8 +214,8 @@ fn follow<S>(event: &Integration, at: Timestamp, start: Option<S>) -> Option<(St
 pub struct Placement {
     /// The channel.
     pub channel: String,
-    /// Minor units.
-    pub total: i64,
+    /// The order's total.
+    pub total: Money,
     /// The lines.
     pub items: Vec<OrderLine>,
     /// When.
@@ -232,7 +232,8 @@ impl Aggregate for Sale {
 
 /// What the 711 listener does with an event: the order id and the command.
 pub fn react_sale(event: &Integration, at: Timestamp) -> Option<(String, FollowCommand<Placement>)> {
-    let start = event.placed().map(|e| Placement { channel: e.channel, total: e.total, items: e.items, at });
+    let start =
+        event.placed().map(|e| Placement { channel: e.channel, total: Money::from_minor(e.total), items: e.items, at });
     follow(event, at, start)
 }
 
@@ -243,8 +244,8 @@ pub struct SaleView {
     pub order_id: String,
     /// The channel.
     pub channel: String,
-    /// Minor units.
-    pub total: i64,
+    /// The order's total.
+    pub total: Money,
     /// The lines.
     pub items: Vec<OrderLine>,
     /// When it was placed.
@@ -292,7 +293,8 @@ pub struct MinuteInsight {
     /// Orders shipped in it.
     pub shipped: u64,
     /// What the orders shipped in it were worth, minor units.
-    pub revenue: i64,
+    #[schema(value_type = i64)]
+    pub revenue: Money,
     /// Orders refused in it (rules, credit, stock, payment, carrier).
     pub refused: u64,
     /// Orders cancelled or expired in it.
@@ -325,7 +327,8 @@ pub struct ChannelInsight {
     /// Orders shipped in the window.
     pub shipped: u64,
     /// What they were worth, minor units.
-    pub revenue: i64,
+    #[schema(value_type = i64)]
+    pub revenue: Money,
     /// Orders refused in the window.
     pub refused: u64,
     /// Orders cancelled or expired in the window.
@@ -380,7 +383,7 @@ pub fn channel_insight<'a>(
             match ending {
                 Ending::Shipped => {
                     minute.shipped += 1;
-                    minute.revenue += sale.total;
+                    minute.revenue = minute.revenue + sale.total;
                 }
                 Ending::Refused => minute.refused += 1,
                 Ending::CalledOff => minute.called_off += 1,
@@ -401,7 +404,7 @@ pub fn channel_insight<'a>(
         to: now.to_string(),
         orders: minutes.iter().map(|m| m.orders).sum(),
         shipped: minutes.iter().map(|m| m.shipped).sum(),
-        revenue: minutes.iter().map(|m| m.revenue).sum(),
+        revenue: minutes.iter().fold(Money::ZERO, |sum, m| sum + m.revenue),
         refused: minutes.iter().map(|m| m.refused).sum(),
         called_off: minutes.iter().map(|m| m.called_off).sum(),
         top_flavors: top(hour),
@@ -416,8 +419,8 @@ pub struct ValidOrder {
     pub customer_id: String,
     /// The lines.
     pub items: Vec<OrderLine>,
-    /// Minor units.
-    pub total: i64,
+    /// The order's total.
+    pub total: Money,
     /// Where to, if given.
     pub postal_code: Option<String>,
     /// When it was validated.
@@ -439,13 +442,50 @@ pub fn react_dispatch(event: &Integration, at: Timestamp) -> Option<(String, Fol
         Integration::OrderValidated(e) => Some(ValidOrder {
             customer_id: e.customer_id.clone(),
             items: e.items.clone(),
-            total: e.total,
+            total: Money::from_minor(e.total),
             postal_code: e.postal_code.clone(),
             at,
         }),
         _ => None,
     };
     follow(event, at, start)
+}
+
+/// Where a Singapore order stands: waiting for dispatch, or how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DispatchStatus {
+    /// Validated, not yet ended.
+    Waiting,
+    /// Shipped.
+    Shipped,
+    /// A step refused it.
+    Refused,
+    /// Cancelled by the customer or the deadline.
+    CalledOff,
+}
+
+impl DispatchStatus {
+    /// `WAITING`, `SHIPPED`, `REFUSED` or `CALLED_OFF`: its JSON value, and
+    /// the view's tag.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DispatchStatus::Waiting => "WAITING",
+            DispatchStatus::Shipped => "SHIPPED",
+            DispatchStatus::Refused => "REFUSED",
+            DispatchStatus::CalledOff => "CALLED_OFF",
+        }
+    }
+}
+
+impl From<Ending> for DispatchStatus {
+    fn from(ending: Ending) -> Self {
+        match ending {
+            Ending::Shipped => DispatchStatus::Shipped,
+            Ending::Refused => DispatchStatus::Refused,
+            Ending::CalledOff => DispatchStatus::CalledOff,
+        }
+    }
 }
 
 /// A Singapore order as `GET /insights/countries/sg` lists it.
@@ -458,13 +498,14 @@ pub struct DispatchView {
     /// The lines.
     pub items: Vec<OrderLine>,
     /// Minor units.
-    pub total: i64,
+    #[schema(value_type = i64)]
+    pub total: Money,
     /// Where it goes (absent: collected in store).
     pub postal_code: Option<String>,
     /// RFC 3339: when it was validated.
     pub validated_at: String,
     /// `WAITING`, or how it ended: `SHIPPED`, `REFUSED`, `CALLED_OFF`.
-    pub status: String,
+    pub status: DispatchStatus,
     /// RFC 3339: when it ended.
     pub ended_at: Option<String>,
 }
@@ -480,10 +521,7 @@ impl ReadModel for Dispatch {
         _: &FollowEvent<ValidOrder>,
     ) -> Option<DispatchView> {
         let ValidOrder { customer_id, items, total, postal_code, at } = state.start.clone()?;
-        let status = match state.ended {
-            None => "WAITING".to_owned(),
-            Some((ending, _)) => serde_json::to_value(ending).ok()?.as_str()?.to_owned(),
-        };
+        let status = state.ended.map_or(DispatchStatus::Waiting, |(ending, _)| ending.into());
         Some(DispatchView {
             order_id: key.to_owned(),
             customer_id,
@@ -499,11 +537,11 @@ impl ReadModel for Dispatch {
     /// A waiting order is due from its validation: the store's due index
     /// then lists the longest waiting first.
     fn due(doc: &DispatchView) -> Option<Timestamp> {
-        (doc.status == "WAITING").then(|| Timestamp::parse_rfc3339(&doc.validated_at).ok()).flatten()
+        (doc.status == DispatchStatus::Waiting).then(|| Timestamp::parse_rfc3339(&doc.validated_at).ok()).flatten()
     }
 
     fn tags(doc: &DispatchView) -> [Option<String>; 3] {
-        [Some(doc.status.clone()), None, None]
+        [Some(doc.status.as_str().to_owned()), None, None]
     }
 }
 
@@ -524,7 +562,7 @@ mod tests {
         SaleView {
             order_id: id.into(),
             channel: "store711".into(),
-            total: items.iter().map(|l| l.unit_price * i64::from(l.quantity)).sum(),
+            total: Money::from_minor(items.iter().map(|l| l.unit_price * i64::from(l.quantity)).sum()),
             items,
             placed_at: T0.plus_micros(placed),
             ending: shipped.map(|_| Ending::Shipped),
@@ -563,10 +601,18 @@ mod tests {
             sale("o-old", vec![line("vanilla", 9)], -2 * 3_600_000_000, Some(-2 * 3_600_000_000 + 10)),
         ];
         let insight = channel_insight("store711", &sales, T0.plus_micros(minute + 30));
-        assert_eq!((insight.orders, insight.shipped, insight.revenue), (2, 1, 1500));
+        assert_eq!((insight.orders, insight.shipped, insight.revenue), (2, 1, Money::from_minor(1500)));
         assert_eq!(insight.minutes.len(), 2, "{insight:#?}");
-        assert_eq!((insight.minutes[0].orders, insight.minutes[0].revenue), (2, 0));
-        assert_eq!((insight.minutes[1].orders, insight.minutes[1].shipped, insight.minutes[1].revenue), (0, 1, 1500));
+        assert_eq!((insight.minutes[0].orders, insight.minutes[0].revenue), (2, Money::ZERO));
+        assert_eq!(
+            (insight.minutes[1].orders, insight.minutes[1].shipped, insight.minutes[1].revenue),
+            (0, 1, Money::from_minor(1500))
+        );
+        let json = serde_json::to_value(&insight).unwrap();
+        assert_eq!(
+            (&json["revenue"], &json["minutes"][1]["revenue"]),
+            (&serde_json::json!(1500), &serde_json::json!(1500))
+        );
         let top: Vec<(&str, u64)> = insight.top_flavors.iter().map(|f| (f.flavor.as_str(), f.quantity)).collect();
         assert_eq!(top, [("mango", 5), ("durian", 1)], "vanilla was ordered two hours ago");
     }
@@ -593,17 +639,25 @@ mod tests {
         let waiting = FollowEvent::Started(ValidOrder {
             customer_id: "cust-1".into(),
             items: vec![line("mango", 1)],
-            total: 500,
+            total: Money::from_minor(500),
             postal_code: None,
             at: T0,
         });
         let state = Dispatch::fold(std::slice::from_ref(&waiting));
         let view = Dispatch::project("o-1", None, &state, &waiting).expect("a view");
-        assert_eq!((view.status.as_str(), Dispatch::due(&view)), ("WAITING", Some(T0)));
+        assert_eq!((view.status, Dispatch::due(&view)), (DispatchStatus::Waiting, Some(T0)));
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!((&json["status"], &json["total"]), (&serde_json::json!("WAITING"), &serde_json::json!(500)));
+        assert_eq!(Dispatch::tags(&view)[0].as_deref(), Some("WAITING"));
         let ended = Dispatch::decide(&state, end).unwrap();
         let state = Dispatch::fold(&[waiting, ended[0].clone()]);
         let view = Dispatch::project("o-1", None, &state, &ended[0]).expect("a view");
         assert_eq!((view.status.as_str(), Dispatch::due(&view)), ("SHIPPED", None), "an order that ended is not due");
+        for ending in [Ending::Shipped, Ending::Refused, Ending::CalledOff] {
+            let status = DispatchStatus::from(ending);
+            assert_eq!(serde_json::to_value(status).unwrap(), serde_json::to_value(ending).unwrap());
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
         let refused = Integration::PaymentDeclined(StepRefused { order_id: "o-1".into(), reason: "no".into() });
         assert_eq!(ending_of(&refused), Some(Ending::Refused));
     }

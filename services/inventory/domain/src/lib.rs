@@ -24,14 +24,19 @@ use std::num::NonZeroU64;
 use serde::{Deserialize, Serialize};
 use udders_contracts::events::{OrderLine, StepRefused, StockMoved};
 use udders_contracts::{Integration, Subscribe};
-use udders_kernel::{Aggregate, Decider, ReadModel};
+use udders_kernel::{Aggregate, Decider, Quantity, ReadModel};
 
 /// Seeded stock per flavour and country.
-pub const INITIAL_STOCK: i64 = 1000;
+pub const INITIAL_STOCK: Quantity = Quantity::new(1000);
 
 /// The seeded stock of a flavour (durian is never in stock).
-pub fn initial_stock(flavor: &str) -> i64 {
-    if flavor == "durian" { 0 } else { INITIAL_STOCK }
+pub fn initial_stock(flavor: &str) -> Quantity {
+    if flavor == "durian" { Quantity::new(0) } else { INITIAL_STOCK }
+}
+
+/// A quantity as a signed count, the unit of a stock's counters.
+pub fn count(quantity: Quantity) -> i64 {
+    i64::from(quantity.get())
 }
 
 /// The id of a stock stream: `<flavour>-<country>`.
@@ -39,11 +44,13 @@ pub fn stock_id(flavor: &str, country: &str) -> String {
     format!("{flavor}-{country}")
 }
 
-/// Quantities per flavour, lines of one flavour added up.
-pub fn per_flavor(lines: &[OrderLine]) -> BTreeMap<String, i64> {
-    let mut out = BTreeMap::new();
+/// Quantities per flavour, lines of one flavour added up (saturating; a
+/// valid order has at most 100 lines of at most 100 each).
+pub fn per_flavor(lines: &[OrderLine]) -> BTreeMap<String, Quantity> {
+    let mut out: BTreeMap<String, Quantity> = BTreeMap::new();
     for line in lines {
-        *out.entry(line.flavor.clone()).or_insert(0) += i64::from(line.quantity);
+        let sum = out.entry(line.flavor.clone()).or_default();
+        *sum = Quantity::new(sum.get().saturating_add(line.quantity));
     }
     out
 }
@@ -52,7 +59,8 @@ pub fn per_flavor(lines: &[OrderLine]) -> BTreeMap<String, i64> {
 #[derive(Debug)]
 pub struct Stock;
 
-/// The counters of one stock.
+/// The counters of one stock, signed counts of items (a quantity is
+/// [`count`]ed into them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StockState {
     /// In the warehouse (reserved or not).
@@ -77,16 +85,16 @@ impl StockState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StockCommand {
     /// Add to what is on hand (seeding).
-    Restock(i64),
+    Restock(Quantity),
     /// Hold for an order.
-    Reserve(String, i64),
+    Reserve(String, Quantity),
     /// Let go of an order's hold.
-    Release(String, i64),
+    Release(String, Quantity),
     /// An order's hold left with its shipment.
-    Ship(String, i64),
+    Ship(String, Quantity),
     /// An order's goods left although its hold had been released (the
     /// carrier took it before the call-off reached fulfillment).
-    ShipReleased(String, i64),
+    ShipReleased(String, Quantity),
 }
 
 /// What happened to a stock.
@@ -96,35 +104,35 @@ pub enum StockEvent {
     /// Added to on hand.
     Restocked {
         /// How many.
-        quantity: i64,
+        quantity: Quantity,
     },
     /// Held for an order.
     Reserved {
         /// The order.
         order: String,
         /// How many.
-        quantity: i64,
+        quantity: Quantity,
     },
     /// An order's hold was let go.
     Released {
         /// The order.
         order: String,
         /// How many.
-        quantity: i64,
+        quantity: Quantity,
     },
     /// Left the warehouse.
     Shipped {
         /// The order.
         order: String,
         /// How many.
-        quantity: i64,
+        quantity: Quantity,
     },
     /// Left the warehouse after its hold was released.
     ShippedReleased {
         /// The order.
         order: String,
         /// How many.
-        quantity: i64,
+        quantity: Quantity,
     },
 }
 
@@ -138,7 +146,7 @@ pub enum StockError {
         /// Available.
         available: i64,
     },
-    /// More released or shipped than is reserved, or a negative quantity.
+    /// More released or shipped than is reserved (or on hand).
     Inconsistent(&'static str),
 }
 
@@ -153,38 +161,28 @@ impl Decider for Stock {
     }
 
     fn decide(state: &StockState, command: StockCommand) -> Result<Vec<StockEvent>, StockError> {
-        let quantity = match &command {
-            StockCommand::Restock(q)
-            | StockCommand::Reserve(_, q)
-            | StockCommand::Release(_, q)
-            | StockCommand::Ship(_, q)
-            | StockCommand::ShipReleased(_, q) => *q,
-        };
-        if quantity < 0 {
-            return Err(StockError::Inconsistent("negative quantity"));
-        }
         Ok(vec![match command {
             StockCommand::Restock(quantity) => StockEvent::Restocked { quantity },
             StockCommand::Reserve(order, quantity) => {
-                if quantity > state.available() {
-                    return Err(StockError::Short { wanted: quantity, available: state.available() });
+                if count(quantity) > state.available() {
+                    return Err(StockError::Short { wanted: count(quantity), available: state.available() });
                 }
                 StockEvent::Reserved { order, quantity }
             }
             StockCommand::Release(order, quantity) => {
-                if quantity > state.reserved {
+                if count(quantity) > state.reserved {
                     return Err(StockError::Inconsistent("release of more than is reserved"));
                 }
                 StockEvent::Released { order, quantity }
             }
             StockCommand::Ship(order, quantity) => {
-                if quantity > state.reserved {
+                if count(quantity) > state.reserved {
                     return Err(StockError::Inconsistent("shipment of more than is reserved"));
                 }
                 StockEvent::Shipped { order, quantity }
             }
             StockCommand::ShipReleased(order, quantity) => {
-                if quantity > state.on_hand {
+                if count(quantity) > state.on_hand {
                     return Err(StockError::Inconsistent("shipment of more than is on hand"));
                 }
                 StockEvent::ShippedReleased { order, quantity }
@@ -195,19 +193,19 @@ impl Decider for Stock {
     fn evolve(mut state: StockState, event: &StockEvent) -> StockState {
         match event {
             StockEvent::Restocked { quantity } => {
-                state.on_hand += quantity;
-                state.stocked += quantity;
+                state.on_hand += count(*quantity);
+                state.stocked += count(*quantity);
             }
-            StockEvent::Reserved { quantity, .. } => state.reserved += quantity,
-            StockEvent::Released { quantity, .. } => state.reserved -= quantity,
+            StockEvent::Reserved { quantity, .. } => state.reserved += count(*quantity),
+            StockEvent::Released { quantity, .. } => state.reserved -= count(*quantity),
             StockEvent::Shipped { quantity, .. } => {
-                state.reserved -= quantity;
-                state.on_hand -= quantity;
-                state.shipped += quantity;
+                state.reserved -= count(*quantity);
+                state.on_hand -= count(*quantity);
+                state.shipped += count(*quantity);
             }
             StockEvent::ShippedReleased { quantity, .. } => {
-                state.on_hand -= quantity;
-                state.shipped += quantity;
+                state.on_hand -= count(*quantity);
+                state.shipped += count(*quantity);
             }
         }
         state
@@ -324,7 +322,8 @@ impl Decider for Reservation {
                     .into_iter()
                     .filter_map(|(flavor, wanted)| {
                         let have = available.get(&flavor).copied().unwrap_or(0);
-                        (wanted > have).then(|| format!("{flavor} in {country}: {wanted} wanted, {have} available"))
+                        (count(wanted) > have)
+                            .then(|| format!("{flavor} in {country}: {} wanted, {have} available", wanted.get()))
                     })
                     .collect();
                 if short.is_empty() {
@@ -404,7 +403,7 @@ impl ReservationEvent {
 
     /// The stock moves it implies, per (flavour, country).
     pub fn stock_commands(&self) -> Vec<(String, StockCommand)> {
-        let (e, make): (&StockMoved, fn(String, i64) -> StockCommand) = match self {
+        let (e, make): (&StockMoved, fn(String, Quantity) -> StockCommand) = match self {
             ReservationEvent::Held(e) => (e, StockCommand::Reserve),
             ReservationEvent::Released(e) => (e, StockCommand::Release),
             ReservationEvent::Shipped(e) => (e, StockCommand::Ship),
@@ -598,7 +597,10 @@ mod tests {
             cause: Some("payment/declined".into()),
         });
         given::<Reservation>([held(items.clone())]).when(compensate()).then([released.clone()]);
-        assert_eq!(released.stock_commands(), vec![("mango-sg".into(), StockCommand::Release("o-1".into(), 2))]);
+        assert_eq!(
+            released.stock_commands(),
+            vec![("mango-sg".into(), StockCommand::Release("o-1".into(), Quantity::new(2)))]
+        );
         given::<Reservation>([held(items), released]).when(compensate()).then([]);
     }
 
@@ -626,11 +628,11 @@ mod tests {
     #[test]
     fn shipped_stock_leaves_the_warehouse_and_is_counted() {
         let state = given::<Stock>([
-            StockEvent::Restocked { quantity: 10 },
-            StockEvent::Reserved { order: "o-1".into(), quantity: 4 },
+            StockEvent::Restocked { quantity: Quantity::new(10) },
+            StockEvent::Reserved { order: "o-1".into(), quantity: Quantity::new(4) },
         ])
-        .when(StockCommand::Ship("o-1".into(), 4))
-        .then([StockEvent::Shipped { order: "o-1".into(), quantity: 4 }]);
+        .when(StockCommand::Ship("o-1".into(), Quantity::new(4)))
+        .then([StockEvent::Shipped { order: "o-1".into(), quantity: Quantity::new(4) }]);
         assert_eq!(state, StockState { on_hand: 6, reserved: 0, shipped: 4, stocked: 10 });
     }
 
@@ -646,10 +648,13 @@ mod tests {
         let events =
             Reservation::decide(&Reservation::fold(&[held(items), released]), ("o-1".into(), ReservationCommand::Ship))
                 .unwrap();
-        assert_eq!(events[0].stock_commands(), vec![("mango-sg".into(), StockCommand::ShipReleased("o-1".into(), 2))]);
-        let state = given::<Stock>([StockEvent::Restocked { quantity: 10 }])
-            .when(StockCommand::ShipReleased("o-1".into(), 2))
-            .then([StockEvent::ShippedReleased { order: "o-1".into(), quantity: 2 }]);
+        assert_eq!(
+            events[0].stock_commands(),
+            vec![("mango-sg".into(), StockCommand::ShipReleased("o-1".into(), Quantity::new(2)))]
+        );
+        let state = given::<Stock>([StockEvent::Restocked { quantity: Quantity::new(10) }])
+            .when(StockCommand::ShipReleased("o-1".into(), Quantity::new(2)))
+            .then([StockEvent::ShippedReleased { order: "o-1".into(), quantity: Quantity::new(2) }]);
         assert_eq!(state, StockState { on_hand: 8, reserved: 0, shipped: 2, stocked: 10 });
     }
 
@@ -679,13 +684,24 @@ mod tests {
 
     #[test]
     fn a_stock_never_reserves_more_than_is_available() {
-        given::<Stock>([StockEvent::Restocked { quantity: 3 }])
-            .when(StockCommand::Reserve("o-1".into(), 4))
+        given::<Stock>([StockEvent::Restocked { quantity: Quantity::new(3) }])
+            .when(StockCommand::Reserve("o-1".into(), Quantity::new(4)))
             .then_error(StockError::Short { wanted: 4, available: 3 });
         assert_eq!(
             stock_view("rumraisin-sg", &StockState { on_hand: 5, reserved: 2, shipped: 0, stocked: 5 }).available,
             3
         );
-        assert_eq!(initial_stock("durian"), 0);
+        assert_eq!(initial_stock("durian"), Quantity::new(0));
+    }
+
+    #[test]
+    fn stock_events_keep_their_json_shape_a_bare_count() {
+        let stored = serde_json::json!({"type": "Reserved", "data": {"order": "o-1", "quantity": 4}});
+        let reserved = StockEvent::Reserved { order: "o-1".into(), quantity: Quantity::new(4) };
+        assert_eq!(serde_json::to_value(&reserved).unwrap(), stored);
+        assert_eq!(serde_json::from_value::<StockEvent>(stored).unwrap(), reserved);
+        let lines = [line("mango", 2), line("vanilla", 1), line("mango", 3)];
+        let wanted: Vec<(String, u32)> = per_flavor(&lines).into_iter().map(|(f, q)| (f, q.get())).collect();
+        assert_eq!(wanted, [("mango".to_owned(), 5), ("vanilla".to_owned(), 1)]);
     }
 }

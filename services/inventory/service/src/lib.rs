@@ -17,7 +17,7 @@ use udders_inventory_domain::{
     Reaction, Reservation, ReservationCommand, ReservationEvent, Stock, StockCommand, StockView, per_flavor, react,
     stock_id,
 };
-use udders_kernel::{Decider, ReadModel};
+use udders_kernel::{Decider, Quantity, ReadModel};
 use udders_messaging::{Handler, HandlerError, Incoming};
 use udders_runtime::http::{JsonBody, Path, Problem, Query};
 use udders_runtime::replay::replay_one;
@@ -186,9 +186,11 @@ pub async fn restock(
     if !reference::serves(&country) {
         return Err(Problem::not_found(format!("country {country:?} is not served")));
     }
-    if !(1..=MAX_RESTOCK).contains(&body.add) {
-        return Err(Problem::unprocessable(format!("add must be 1 to {MAX_RESTOCK}, not {}", body.add)));
-    }
+    let add = u32::try_from(body.add)
+        .ok()
+        .filter(|add| (1..=MAX_RESTOCK).contains(&i64::from(*add)))
+        .map(Quantity::new)
+        .ok_or_else(|| Problem::unprocessable(format!("add must be 1 to {MAX_RESTOCK}, not {}", body.add)))?;
     let id = stock_id(&flavor, &country);
     let cause = Cause::new_saga(flavor.clone(), country.clone(), "admin".to_owned());
     let state = change_reference::<Stock>(
@@ -196,9 +198,7 @@ pub async fn restock(
         &outbound,
         &id,
         &cause,
-        |state| {
-            Stock::decide(state, StockCommand::Restock(body.add)).map_err(|e| Problem::unprocessable(format!("{e:?}")))
-        },
+        |state| Stock::decide(state, StockCommand::Restock(add)).map_err(|e| Problem::unprocessable(format!("{e:?}"))),
         |after, _| {
             Some(Integration::StockRestocked(StockRestocked {
                 flavor: flavor.clone(),

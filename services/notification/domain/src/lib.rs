@@ -25,7 +25,7 @@ use std::num::NonZeroU64;
 
 use serde::{Deserialize, Serialize};
 use udders_contracts::{Integration, Subscribe};
-use udders_kernel::{Aggregate, Decider, ReadModel, Timestamp};
+use udders_kernel::{Aggregate, Decider, Money, ReadModel, Timestamp};
 
 /// Attempts before a notice is given up on (`FAILED`).
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -126,8 +126,8 @@ pub struct Notice {
 pub struct NoticesState {
     /// Who to tell, once `order/init` has been heard.
     pub customer_id: Option<String>,
-    /// The order's total, minor units.
-    pub total: i64,
+    /// The order's total.
+    pub total: Money,
     /// Queued notices, oldest first.
     pub notices: Vec<Notice>,
 }
@@ -146,8 +146,8 @@ pub enum NoticesCommand {
     Address {
         /// The customer.
         customer_id: String,
-        /// The order's total, minor units.
-        total: i64,
+        /// The order's total.
+        total: Money,
         /// When it was placed.
         at: Timestamp,
     },
@@ -179,8 +179,8 @@ pub enum NoticesEvent {
     Addressed {
         /// The customer.
         customer_id: String,
-        /// The order's total, minor units.
-        total: i64,
+        /// The order's total.
+        total: Money,
     },
     /// A notice is queued for sending.
     Queued {
@@ -350,7 +350,7 @@ pub fn react(route: Route, event: &Integration, at: Timestamp) -> Option<(String
     let command = match (route, event) {
         (Route::Address, Integration::OrderPlaced(_) | Integration::OrderPlacedV1_2(_)) => {
             let e = event.placed()?;
-            NoticesCommand::Address { customer_id: e.customer_id, total: e.total, at }
+            NoticesCommand::Address { customer_id: e.customer_id, total: Money::from_minor(e.total), at }
         }
         (Route::Address, _) => return None,
         (Route::Conclude, _) => match event {
@@ -490,12 +490,12 @@ mod tests {
     const T0: Timestamp = Timestamp::from_micros(1_000_000);
 
     fn address() -> NoticesCommand {
-        NoticesCommand::Address { customer_id: "cust-1".into(), total: 900, at: T0 }
+        NoticesCommand::Address { customer_id: "cust-1".into(), total: Money::from_minor(900), at: T0 }
     }
 
     fn addressed() -> [NoticesEvent; 2] {
         [
-            NoticesEvent::Addressed { customer_id: "cust-1".into(), total: 900 },
+            NoticesEvent::Addressed { customer_id: "cust-1".into(), total: Money::from_minor(900) },
             NoticesEvent::Queued { kind: Kind::Received, detail: String::new(), at: T0 },
         ]
     }
@@ -510,6 +510,14 @@ mod tests {
 
     fn report(kind: Kind, result: Result<(), String>) -> NoticesCommand {
         NoticesCommand::Report { kind, result, at: T0 }
+    }
+
+    #[test]
+    fn a_stored_addressed_event_keeps_its_total_in_minor_units() {
+        let [first, _] = addressed();
+        let stored = serde_json::json!({"type": "Addressed", "data": {"customer_id": "cust-1", "total": 900}});
+        assert_eq!(serde_json::to_value(&first).unwrap(), stored);
+        assert_eq!(serde_json::from_value::<NoticesEvent>(stored).unwrap(), first);
     }
 
     #[test]

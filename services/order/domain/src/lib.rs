@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use udders_contracts::events::{OrderCalledOff, OrderLine, OrderPlaced, OrderPlacedV1_2};
 use udders_contracts::{Integration, Subscribe, reference};
-use udders_kernel::{Aggregate, CorrelationId, Decider, ReadModel, Timestamp};
+use udders_kernel::{Aggregate, CorrelationId, Decider, Money, ReadModel, Timestamp};
 
 /// Where an order stands, as the API shows it.
 #[derive(
@@ -175,8 +175,8 @@ pub enum Step {
     StockReleased,
     /// `payment/captured`
     PaymentCaptured {
-        /// Minor units.
-        amount: i64,
+        /// What was charged.
+        amount: Money,
     },
     /// `payment/declined`
     PaymentDeclined {
@@ -185,8 +185,8 @@ pub enum Step {
     },
     /// `payment/refunded`
     PaymentRefunded {
-        /// Minor units (zero when nothing was captured).
-        amount: i64,
+        /// What was given back (zero when nothing was captured).
+        amount: Money,
     },
     /// `order/shipped`
     Shipped,
@@ -216,9 +216,9 @@ impl Step {
             Integration::StockReserved(_) => Step::StockReserved,
             Integration::StockRejected(e) => Step::StockRejected { reason: e.reason.clone() },
             Integration::StockReleased(_) => Step::StockReleased,
-            Integration::PaymentCaptured(e) => Step::PaymentCaptured { amount: e.amount },
+            Integration::PaymentCaptured(e) => Step::PaymentCaptured { amount: Money::from_minor(e.amount) },
             Integration::PaymentDeclined(e) => Step::PaymentDeclined { reason: e.reason.clone() },
-            Integration::PaymentRefunded(e) => Step::PaymentRefunded { amount: e.amount },
+            Integration::PaymentRefunded(e) => Step::PaymentRefunded { amount: Money::from_minor(e.amount) },
             Integration::OrderShipped(_) => Step::Shipped,
             Integration::FulfillmentFailed(e) => Step::FulfillmentFailed { reason: e.reason.clone() },
             Integration::OrderCancelled(_) => Step::Cancelled,
@@ -241,17 +241,41 @@ impl Step {
         }
     }
 
-    /// How the console draws it: `refusal` (a step said no), `compensation`
-    /// (something held is given back, or the order is called off) or `step`.
-    pub fn kind(&self) -> &'static str {
+    /// How the console draws it: a refusal (a step said no), a
+    /// compensation (something held is given back, or the order is called
+    /// off) or a step.
+    pub fn kind(&self) -> StepKind {
         match self {
             Step::CreditReleased
             | Step::StockReleased
             | Step::PaymentRefunded { .. }
             | Step::Cancelled
-            | Step::Expired => "compensation",
-            step if step.refusal().is_some() => "refusal",
-            _ => "step",
+            | Step::Expired => StepKind::Compensation,
+            step if step.refusal().is_some() => StepKind::Refusal,
+            _ => StepKind::Step,
+        }
+    }
+}
+
+/// What a line of an order's timeline is, as the console draws it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    /// `step`: the saga moved on.
+    Step,
+    /// `refusal`: a step said no.
+    Refusal,
+    /// `compensation`: something held is given back, or the order is called off.
+    Compensation,
+}
+
+impl StepKind {
+    /// `step`, `refusal` or `compensation`: its JSON value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Step => "step",
+            StepKind::Refusal => "refusal",
+            StepKind::Compensation => "compensation",
         }
     }
 }
@@ -688,7 +712,7 @@ pub struct TimelineEntry {
     /// outside the timeline (the order's own command).
     pub causation_id: Option<String>,
     /// `step`, `refusal` or `compensation`.
-    pub kind: String,
+    pub kind: StepKind,
     /// Its payload as published (null for entries recorded before it was kept).
     #[schema(value_type = Object)]
     pub payload: Value,
@@ -704,7 +728,8 @@ pub struct OrderView {
     /// Why it was rejected or cancelled; null otherwise.
     pub reason: Option<String>,
     /// Minor units.
-    pub total: i64,
+    #[schema(value_type = i64)]
+    pub total: Money,
     /// The customer.
     pub customer_id: String,
     /// Sales channel.
@@ -734,7 +759,7 @@ pub fn project(view: Option<OrderView>, state: &OrderState, event: &OrderEvent) 
         order_id: placement.order.order_id.clone(),
         status: state.status,
         reason: None,
-        total: placement.order.total,
+        total: Money::from_minor(placement.order.total),
         customer_id: placement.order.customer_id.clone(),
         channel: placement.order.channel.clone(),
         country: placement.order.country.clone(),
@@ -760,7 +785,7 @@ pub fn project(view: Option<OrderView>, state: &OrderState, event: &OrderEvent) 
             source: o.source.clone(),
             time: o.time.to_string(),
             causation_id: o.causation_id.clone(),
-            kind: o.step.kind().to_owned(),
+            kind: o.step.kind(),
             payload: o.payload.clone(),
         };
         let at = view.timeline.partition_point(|e| e.time <= entry.time);

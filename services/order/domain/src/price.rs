@@ -8,10 +8,12 @@
 use std::num::NonZeroU64;
 
 use serde::{Deserialize, Serialize};
-use udders_kernel::{Aggregate, Decider, ReadModel};
+use udders_kernel::{Aggregate, Decider, Money, ReadModel};
 
-/// The highest unit price accepted, minor units.
-pub const MAX_UNIT_PRICE: i64 = 1_000_000;
+/// The lowest unit price accepted.
+pub const MIN_UNIT_PRICE: Money = Money::from_minor(1);
+/// The highest unit price accepted.
+pub const MAX_UNIT_PRICE: Money = Money::from_minor(1_000_000);
 
 /// One flavour's price in one country.
 #[derive(Debug)]
@@ -20,18 +22,18 @@ pub struct Price;
 /// What a price remembers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PriceState {
-    /// Minor units; `None` while the list price applies.
-    pub unit_price: Option<i64>,
+    /// `None` while the list price applies.
+    pub unit_price: Option<Money>,
 }
 
 /// Set the price to `unit_price`; `list_price` is what applies until the
 /// first change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SetPrice {
-    /// The new unit price, minor units.
-    pub unit_price: i64,
+    /// The new unit price.
+    pub unit_price: Money,
     /// The flavour's list price.
-    pub list_price: i64,
+    pub list_price: Money,
 }
 
 /// What happened to a price.
@@ -41,19 +43,25 @@ pub enum PriceEvent {
     /// `price/changed`.
     Changed {
         /// The new unit price.
-        unit_price: i64,
+        unit_price: Money,
         /// The one it replaces.
-        previous: i64,
+        previous: Money,
     },
 }
 
 /// A price that cannot be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PriceOutOfRange(pub i64);
+pub struct PriceOutOfRange(pub Money);
 
 impl std::fmt::Display for PriceOutOfRange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "unit_price must be 1 to {MAX_UNIT_PRICE} (minor units), not {}", self.0)
+        write!(
+            f,
+            "unit_price must be {} to {} (minor units), not {}",
+            MIN_UNIT_PRICE.minor(),
+            MAX_UNIT_PRICE.minor(),
+            self.0.minor()
+        )
     }
 }
 
@@ -71,7 +79,7 @@ impl Decider for Price {
         state: &PriceState,
         SetPrice { unit_price, list_price }: SetPrice,
     ) -> Result<Vec<PriceEvent>, Self::Error> {
-        if !(1..=MAX_UNIT_PRICE).contains(&unit_price) {
+        if !(MIN_UNIT_PRICE..=MAX_UNIT_PRICE).contains(&unit_price) {
             return Err(PriceOutOfRange(unit_price));
         }
         let previous = state.unit_price.unwrap_or(list_price);
@@ -104,7 +112,8 @@ pub struct PriceView {
     /// The country.
     pub country: String,
     /// Minor units: what an order placed now pays per unit.
-    pub unit_price: i64,
+    #[schema(value_type = i64)]
+    pub unit_price: Money,
     /// False while the list price applies.
     pub changed: bool,
 }
@@ -134,25 +143,51 @@ mod tests {
 
     use super::*;
 
+    fn set(unit_price: i64, list_price: i64) -> SetPrice {
+        SetPrice { unit_price: Money::from_minor(unit_price), list_price: Money::from_minor(list_price) }
+    }
+
+    fn changed(unit_price: i64, previous: i64) -> PriceEvent {
+        PriceEvent::Changed { unit_price: Money::from_minor(unit_price), previous: Money::from_minor(previous) }
+    }
+
     #[test]
     fn the_first_change_replaces_the_list_price_and_the_same_price_changes_nothing() {
-        let state = given::<Price>([])
-            .when(SetPrice { unit_price: 550, list_price: 600 })
-            .then([PriceEvent::Changed { unit_price: 550, previous: 600 }]);
-        assert_eq!(state.unit_price, Some(550));
-        given::<Price>([PriceEvent::Changed { unit_price: 550, previous: 600 }])
-            .when(SetPrice { unit_price: 550, list_price: 600 })
-            .then([]);
-        given::<Price>([]).when(SetPrice { unit_price: 600, list_price: 600 }).then([]);
+        let state = given::<Price>([]).when(set(550, 600)).then([changed(550, 600)]);
+        assert_eq!(state.unit_price, Some(Money::from_minor(550)));
+        given::<Price>([changed(550, 600)]).when(set(550, 600)).then([]);
+        given::<Price>([]).when(set(600, 600)).then([]);
     }
 
     #[test]
     fn a_price_outside_one_to_the_maximum_is_refused() {
-        for bad in [0, -5, MAX_UNIT_PRICE + 1] {
+        for bad in [0, -5, MAX_UNIT_PRICE.minor() + 1] {
             assert_eq!(
-                Price::decide(&PriceState::default(), SetPrice { unit_price: bad, list_price: 600 }),
-                Err(PriceOutOfRange(bad))
+                Price::decide(&PriceState::default(), set(bad, 600)),
+                Err(PriceOutOfRange(Money::from_minor(bad)))
             );
         }
+        assert_eq!(
+            PriceOutOfRange(Money::from_minor(0)).to_string(),
+            "unit_price must be 1 to 1000000 (minor units), not 0"
+        );
+    }
+
+    #[test]
+    fn prices_keep_their_json_shape_in_minor_units() {
+        assert_eq!(
+            serde_json::to_value(changed(550, 600)).unwrap(),
+            serde_json::json!({"type": "Changed", "data": {"unit_price": 550, "previous": 600}})
+        );
+        let view = PriceView {
+            flavor: "mango".into(),
+            country: "sg".into(),
+            unit_price: Money::from_minor(550),
+            changed: true,
+        };
+        assert_eq!(
+            serde_json::to_value(&view).unwrap(),
+            serde_json::json!({"flavor": "mango", "country": "sg", "unit_price": 550, "changed": true})
+        );
     }
 }

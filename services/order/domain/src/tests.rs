@@ -57,7 +57,7 @@ fn reserved_and_paid() -> Vec<OrderEvent> {
         observed(Step::CreditReserved),
         observed(Step::StockReserved),
         OrderEvent::Advanced { status: Status::Reserved, at: T0 },
-        observed(Step::PaymentCaptured { amount: 1200 }),
+        observed(Step::PaymentCaptured { amount: Money::from_minor(1200) }),
         OrderEvent::Advanced { status: Status::Paid, at: T0 },
     ]
 }
@@ -109,7 +109,7 @@ fn both_reservations_refused_rejects_without_any_release() {
 fn fulfillment_failed_rejects_only_after_release_release_and_refund() {
     let mut history = reserved_and_paid();
     history.extend(when_seen(history.clone(), Step::FulfillmentFailed { reason: "00000".into() }));
-    for step in [Step::CreditReleased, Step::PaymentRefunded { amount: 1200 }] {
+    for step in [Step::CreditReleased, Step::PaymentRefunded { amount: Money::from_minor(1200) }] {
         history.extend(when_seen(history.clone(), step));
         assert_eq!(Order::fold(&history).status, Status::Compensating);
     }
@@ -129,7 +129,7 @@ fn a_customer_cancel_before_shipping_ends_cancelled_once_everything_is_given_bac
         history.extend(when_seen(history.clone(), step));
     }
     assert_eq!(Order::fold(&history).status, Status::Compensating);
-    history.extend(when_seen(history.clone(), Step::PaymentRefunded { amount: 1200 }));
+    history.extend(when_seen(history.clone(), Step::PaymentRefunded { amount: Money::from_minor(1200) }));
     assert_eq!(Order::fold(&history).status, Status::Cancelled);
 }
 
@@ -160,8 +160,8 @@ fn a_cancelled_order_ends_cancelled_whatever_order_the_answers_arrive_in() {
         Step::CreditReleased,
         Step::StockReserved,
         Step::StockReleased,
-        Step::PaymentCaptured { amount: 1200 },
-        Step::PaymentRefunded { amount: 1200 },
+        Step::PaymentCaptured { amount: Money::from_minor(1200) },
+        Step::PaymentRefunded { amount: Money::from_minor(1200) },
     ];
     let orders = permutations(&steps);
     assert_eq!(orders.len(), 720);
@@ -208,7 +208,33 @@ fn the_read_model_keeps_the_timeline_oldest_first() {
     let view = view.unwrap();
     assert_eq!(view.timeline.len(), 2);
     assert_eq!(view.timeline[0].event_id, "Placed");
-    assert_eq!((view.status, view.total, view.reason), (Status::Placed, 1200, None));
+    assert_eq!((view.status, view.total, view.reason), (Status::Placed, Money::from_minor(1200), None));
+}
+
+#[test]
+fn the_read_model_keeps_its_json_shape_amounts_in_minor_units_and_kinds_as_strings() {
+    let mut state = OrderState::default();
+    let mut view = None;
+    for event in [
+        OrderEvent::Placed(placement()),
+        observed(Step::PaymentCaptured { amount: Money::from_minor(1200) }),
+        observed(Step::PaymentRefunded { amount: Money::from_minor(1200) }),
+        observed(Step::CreditRejected { reason: "no credit".into() }),
+    ] {
+        state = Order::evolve(state, &event);
+        view = project(view, &state, &event);
+    }
+    let json = serde_json::to_value(view.unwrap()).unwrap();
+    assert_eq!(json["total"], 1200);
+    let kinds: Vec<&str> = json["timeline"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(kinds, ["step", "compensation", "refusal"]);
+    // A stored observation keeps its amount as a bare number.
+    let stored = serde_json::to_value(Step::PaymentCaptured { amount: Money::from_minor(1200) }).unwrap();
+    assert_eq!(stored, serde_json::json!({"kind": "payment_captured", "amount": 1200}));
+    assert_eq!(
+        serde_json::from_value::<Step>(stored).unwrap(),
+        Step::PaymentCaptured { amount: Money::from_minor(1200) }
+    );
 }
 
 #[test]

@@ -538,7 +538,7 @@ pub async fn list(State(api): State<OrderApi>, Query(q): Query<ListQuery>) -> Re
             order_id: v.order_id,
             status: v.status,
             reason: v.reason,
-            total: v.total,
+            total: v.total.minor(),
             customer_id: v.customer_id,
             channel: v.channel,
             country: v.country,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use udders_contracts::events::PriceChanged;
 use udders_contracts::{Integration, reference};
 use udders_eventstore::{DocumentFilter, EventStore, StoreError};
+use udders_kernel::Money;
 use udders_order_domain::price::{Price, PriceEvent, PriceView, SetPrice, price_id};
 use udders_runtime::http::{JsonBody, Path, Problem};
 use udders_runtime::{Cause, change_reference};
@@ -34,7 +35,7 @@ pub async fn price_list<'a>(
         let Some(list_price) = reference::unit_price(flavor) else { continue };
         let changed =
             match store.document(<Price as udders_kernel::ReadModel>::VIEW, &price_id(flavor, country)).await? {
-                Some(doc) => serde_json::from_value::<PriceView>(doc.doc).ok().map(|v| v.unit_price),
+                Some(doc) => serde_json::from_value::<PriceView>(doc.doc).ok().map(|v| v.unit_price.minor()),
                 None => None,
             };
         prices.insert(flavor.to_owned(), changed.unwrap_or(list_price));
@@ -62,7 +63,7 @@ pub async fn prices(State(api): State<OrderApi>) -> Result<Response, Problem> {
             all.push(changed.get(&(flavor.to_owned(), country.to_owned())).cloned().unwrap_or(PriceView {
                 flavor: flavor.to_owned(),
                 country: country.to_owned(),
-                unit_price: list_price,
+                unit_price: Money::from_minor(list_price),
                 changed: false,
             }));
         }
@@ -97,6 +98,7 @@ pub async fn change_price(
     JsonBody(body): JsonBody<NewPrice>,
 ) -> Result<Response, Problem> {
     let list_price = reference::unit_price(&flavor)
+        .map(Money::from_minor)
         .ok_or_else(|| Problem::not_found(format!("no flavour {flavor:?} is on sale")))?;
     if !reference::serves(&country) {
         return Err(Problem::not_found(format!("country {country:?} is not served")));
@@ -108,15 +110,16 @@ pub async fn change_price(
         &price_id(&flavor, &country),
         &cause,
         |state| {
-            <Price as udders_kernel::Decider>::decide(state, SetPrice { unit_price: body.unit_price, list_price })
+            let unit_price = Money::from_minor(body.unit_price);
+            <Price as udders_kernel::Decider>::decide(state, SetPrice { unit_price, list_price })
                 .map_err(|e| Problem::unprocessable(e.to_string()))
         },
         |_, PriceEvent::Changed { unit_price, previous }| {
             Some(Integration::PriceChanged(PriceChanged {
                 flavor: flavor.clone(),
                 country: country.clone(),
-                unit_price: *unit_price,
-                previous: *previous,
+                unit_price: unit_price.minor(),
+                previous: previous.minor(),
             }))
         },
     )

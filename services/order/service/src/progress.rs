@@ -267,7 +267,8 @@ pub async fn audit(store: &EventStore, order_id: &str) -> Result<Vec<AuditEntry>
 #[cfg(test)]
 mod tests {
     use udders_contracts::{CatalogError, Subscription, subscriptions, udders_events};
-    use udders_order_domain::{Status, TimelineEntry};
+    use udders_kernel::Money;
+    use udders_order_domain::{Status, StepKind, TimelineEntry};
 
     use super::*;
 
@@ -300,7 +301,7 @@ mod tests {
             source: format!("/udders/{service}"),
             time: format!("2026-12-01T10:00:{second:02}Z"),
             causation_id: None,
-            kind: "step".into(),
+            kind: StepKind::Step,
             payload: serde_json::Value::Null,
         }
     }
@@ -310,7 +311,7 @@ mod tests {
             order_id: "o-1".into(),
             status,
             reason: None,
-            total: 600,
+            total: Money::from_minor(600),
             customer_id: "c".into(),
             channel: "web".into(),
             country: "sg".into(),

@@ -1,13 +1,20 @@
-//! Payment's pure domain: one payment per order, charged through a simulated
-//! card gateway once both reservations exist, refunded by compensations.
+//! Payment's pure domain: one payment per order, charged through a card
+//! gateway once both reservations exist, refunded by compensations.
 //!
 //! [`Payment`] (stream `payment-<order>`) collects three facts in whichever
 //! order they arrive: the validated order (amount, card token), the credit
-//! reservation and the stock reservation. When all three are there it
-//! charges: `tok_visa` is approved, every other token declined. A release or
-//! refusal of either reservation before that closes the payment for good.
-//! The first compensation trigger is answered with one `payment/refunded`
-//! (amount zero when nothing was captured).
+//! reservation and the stock reservation. When all three are there the
+//! charge is due ([`charge_due`]). A release or refusal of either
+//! reservation before that closes the payment for good. The first
+//! compensation trigger is answered with one `payment/refunded` (amount zero
+//! when nothing was captured).
+//!
+//! The gateway is a port, [`PaymentGateway`], that the caller supplies;
+//! [`SimulatedGateway`] is the one Udders runs (`tok_visa` is approved, every
+//! other token declined). The decider never calls it: the gateway's answer
+//! comes back as a command, [`PaymentCommand::GatewayAnswered`].
+//! [`decide_and_charge`] strings the two together for one incoming fact, so
+//! the completing note and the charge's outcome are recorded together.
 //!
 //! Its subscriptions ([`SUBSCRIPTIONS`], one [`Route`] per purpose:
 //! `order`, `credit`, `stock`, `refund`) are declared beside [`react`],
@@ -20,19 +27,60 @@ use std::num::NonZeroU64;
 use serde::{Deserialize, Serialize};
 use udders_contracts::events::{OrderValidated, PaymentMoved, StepRefused};
 use udders_contracts::{Integration, Subscribe};
-use udders_kernel::{Aggregate, Decider, ReadModel};
+use udders_kernel::{Aggregate, Decider, Money, ReadModel};
 
 /// The card token the simulated gateway approves.
 pub const APPROVED_TOKEN: &str = "tok_visa";
 /// The card token it declines (so does every unknown token).
 pub const DECLINED_TOKEN: &str = "tok_declined";
 
-/// The simulated gateway: approved, or declined with a reason.
-pub fn gateway(card_token: &str) -> Result<(), String> {
-    match card_token {
-        APPROVED_TOKEN => Ok(()),
-        DECLINED_TOKEN => Err("card declined by the issuer".to_owned()),
-        other => Err(format!("unknown card token {other:?}")),
+/// A charge that is due: what the gateway is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeRequest {
+    /// The order paid for.
+    pub order_id: String,
+    /// The card token the order came with.
+    pub card_token: String,
+    /// The order's total.
+    pub amount: Money,
+}
+
+/// What a gateway answers to a charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeOutcome {
+    /// The money is taken.
+    Approved {
+        /// The gateway's id of the charge (`payment/captured` carries it).
+        charge_id: String,
+    },
+    /// The card was refused.
+    Declined {
+        /// Why, for people (`payment/declined` carries it).
+        reason: String,
+    },
+}
+
+/// The card gateway, a port: the caller supplies one and asks it when a
+/// charge is due ([`charge_due`], [`decide_and_charge`]). The decider never
+/// calls it.
+pub trait PaymentGateway: std::fmt::Debug + Send + Sync {
+    /// Charges `request.amount` to `request.card_token` for `request.order_id`.
+    fn charge(&self, request: &ChargeRequest) -> ChargeOutcome;
+}
+
+/// The gateway Udders runs: [`APPROVED_TOKEN`] is approved as charge
+/// `ch_<order id>`; [`DECLINED_TOKEN`] is declined by the issuer; any other
+/// token is declined as unknown.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SimulatedGateway;
+
+impl PaymentGateway for SimulatedGateway {
+    fn charge(&self, request: &ChargeRequest) -> ChargeOutcome {
+        match request.card_token.as_str() {
+            APPROVED_TOKEN => ChargeOutcome::Approved { charge_id: format!("ch_{}", request.order_id) },
+            DECLINED_TOKEN => ChargeOutcome::Declined { reason: "card declined by the issuer".to_owned() },
+            other => ChargeOutcome::Declined { reason: format!("unknown card token {other:?}") },
+        }
     }
 }
 
@@ -55,8 +103,8 @@ pub enum Side {
 /// What the payment needs of the order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Charge {
-    /// Minor units.
-    pub amount: i64,
+    /// The order's total.
+    pub amount: Money,
     /// Card token.
     pub card_token: String,
     /// Where fulfillment ships to.
@@ -73,15 +121,15 @@ pub enum PaymentStatus {
     Captured {
         /// The gateway's charge id.
         charge_id: String,
-        /// Minor units.
-        amount: i64,
+        /// What was charged.
+        amount: Money,
     },
     /// The gateway said no.
     Declined,
     /// Charged, then given back.
     Refunded {
-        /// Minor units.
-        amount: i64,
+        /// What was given back.
+        amount: Money,
     },
     /// Will never charge (a reservation went away, or a compensation came first).
     Closed,
@@ -116,6 +164,9 @@ pub enum PaymentCommand {
         /// Its name.
         cause: String,
     },
+    /// The gateway answered the charge [`charge_due`] asked for: `Captured`
+    /// or `Declined`, while the charge is still due; otherwise nothing.
+    GatewayAnswered(ChargeOutcome),
 }
 
 /// What happened to a payment.
@@ -160,10 +211,26 @@ impl Decider for Payment {
             PaymentCommand::NoteStock(side) if state.stock != side && state.stock != Side::Gone => {
                 vec![PaymentEvent::StockNoted(side)]
             }
+            PaymentCommand::GatewayAnswered(outcome) => {
+                // Only a charge still due is answered: a late or repeated answer changes nothing.
+                let (Some(charge), true) = (&state.charge, charge_due(&order_id, state).is_some()) else {
+                    return Ok(Vec::new());
+                };
+                return Ok(vec![match outcome {
+                    ChargeOutcome::Approved { charge_id } => PaymentEvent::Captured(PaymentMoved {
+                        order_id,
+                        amount: charge.amount.minor(),
+                        charge_id,
+                        postal_code: charge.postal_code.clone(),
+                        cause: None,
+                    }),
+                    ChargeOutcome::Declined { reason } => PaymentEvent::Declined(StepRefused { order_id, reason }),
+                }]);
+            }
             PaymentCommand::Compensate { cause } if !state.answered => {
                 let amount = match state.status {
                     PaymentStatus::Captured { amount, .. } => amount,
-                    _ => 0,
+                    _ => Money::ZERO,
                 };
                 let charge_id = match &state.status {
                     PaymentStatus::Captured { charge_id, .. } => charge_id.clone(),
@@ -171,7 +238,7 @@ impl Decider for Payment {
                 };
                 return Ok(vec![PaymentEvent::Refunded(PaymentMoved {
                     order_id,
-                    amount,
+                    amount: amount.minor(),
                     charge_id,
                     postal_code: None,
                     cause: Some(cause),
@@ -180,21 +247,8 @@ impl Decider for Payment {
             _ => return Ok(Vec::new()),
         };
         let next = Self::fold_from(state.clone(), &events);
-        if next.status == PaymentStatus::Waiting {
-            if next.credit == Side::Gone || next.stock == Side::Gone {
-                events.push(PaymentEvent::Closed);
-            } else if let (Some(charge), Side::Held, Side::Held) = (&next.charge, next.credit, next.stock) {
-                events.push(match gateway(&charge.card_token) {
-                    Ok(()) => PaymentEvent::Captured(PaymentMoved {
-                        order_id: order_id.clone(),
-                        amount: charge.amount,
-                        charge_id: format!("ch_{order_id}"),
-                        postal_code: charge.postal_code.clone(),
-                        cause: None,
-                    }),
-                    Err(reason) => PaymentEvent::Declined(StepRefused { order_id, reason }),
-                });
-            }
+        if next.status == PaymentStatus::Waiting && (next.credit == Side::Gone || next.stock == Side::Gone) {
+            events.push(PaymentEvent::Closed);
         }
         Ok(events)
     }
@@ -205,13 +259,14 @@ impl Decider for Payment {
             PaymentEvent::CreditNoted(side) => state.credit = *side,
             PaymentEvent::StockNoted(side) => state.stock = *side,
             PaymentEvent::Captured(e) => {
-                state.status = PaymentStatus::Captured { charge_id: e.charge_id.clone(), amount: e.amount }
+                state.status =
+                    PaymentStatus::Captured { charge_id: e.charge_id.clone(), amount: Money::from_minor(e.amount) }
             }
             PaymentEvent::Declined(_) => state.status = PaymentStatus::Declined,
             PaymentEvent::Refunded(e) => {
                 state.answered = true;
                 state.status = match state.status {
-                    PaymentStatus::Captured { .. } => PaymentStatus::Refunded { amount: e.amount },
+                    PaymentStatus::Captured { .. } => PaymentStatus::Refunded { amount: Money::from_minor(e.amount) },
                     PaymentStatus::Waiting => PaymentStatus::Closed,
                     other => other,
                 };
@@ -220,6 +275,43 @@ impl Decider for Payment {
         }
         state
     }
+}
+
+/// The charge a payment in `state` is ready to make: while it is
+/// `Waiting`, with the order's charge known and both reservations `Held`.
+/// `None` otherwise.
+pub fn charge_due(order_id: &str, state: &PaymentState) -> Option<ChargeRequest> {
+    match (&state.status, &state.charge, state.credit, state.stock) {
+        (PaymentStatus::Waiting, Some(charge), Side::Held, Side::Held) => Some(ChargeRequest {
+            order_id: order_id.to_owned(),
+            card_token: charge.card_token.clone(),
+            amount: charge.amount,
+        }),
+        _ => None,
+    }
+}
+
+/// One incoming fact, decided, and charged when it makes the charge due:
+/// [`Payment::decide`] on the command, then, if the payment is now
+/// [`charge_due`], `gateway` is asked once and its answer decided as
+/// [`PaymentCommand::GatewayAnswered`]. The events of both, in that order,
+/// are what the caller records (for example `CreditNoted` then `Captured`).
+pub fn decide_and_charge(
+    state: &PaymentState,
+    (order_id, command): (String, PaymentCommand),
+    gateway: &dyn PaymentGateway,
+) -> Vec<PaymentEvent> {
+    let Ok(mut events) = Payment::decide(state, (order_id.clone(), command));
+    if events.is_empty() {
+        return events;
+    }
+    let next = Payment::fold_from(state.clone(), &events);
+    if let Some(request) = charge_due(&order_id, &next) {
+        let outcome = gateway.charge(&request);
+        let Ok(answered) = Payment::decide(&next, (order_id, PaymentCommand::GatewayAnswered(outcome)));
+        events.extend(answered);
+    }
+    events
 }
 
 impl Aggregate for Payment {
@@ -297,7 +389,7 @@ pub fn react(route: Route, event: &Integration) -> Option<(String, PaymentComman
     let command = match (route, event) {
         (Route::Order, Integration::OrderValidated(OrderValidated { total, card_token, postal_code, .. })) => {
             PaymentCommand::NoteOrder(Charge {
-                amount: *total,
+                amount: Money::from_minor(*total),
                 card_token: card_token.clone(),
                 postal_code: postal_code.clone(),
             })
@@ -322,17 +414,50 @@ pub fn react(route: Route, event: &Integration) -> Option<(String, PaymentComman
     Some((order, command))
 }
 
+/// Where a payment stands, as its read model shows it (the
+/// [`PaymentStatus`] without what each status holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentStage {
+    /// Waiting for the order and both reservations.
+    Waiting,
+    /// Charged.
+    Captured,
+    /// The gateway said no.
+    Declined,
+    /// Charged, then given back.
+    Refunded,
+    /// Will never charge.
+    Closed,
+}
+
+impl PaymentStage {
+    /// `WAITING`, `CAPTURED`, `DECLINED`, `REFUNDED` or `CLOSED`: its JSON
+    /// value, and the view's tag.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStage::Waiting => "WAITING",
+            PaymentStage::Captured => "CAPTURED",
+            PaymentStage::Declined => "DECLINED",
+            PaymentStage::Refunded => "REFUNDED",
+            PaymentStage::Closed => "CLOSED",
+        }
+    }
+}
+
 /// The read model of a payment: `GET /payments/{order_id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentView {
     /// The order.
     pub order_id: String,
     /// `WAITING`, `CAPTURED`, `DECLINED`, `REFUNDED` or `CLOSED`.
-    pub status: String,
+    pub status: PaymentStage,
     /// The order's amount, once known.
-    pub amount: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub amount: Option<Money>,
     /// Captured minus refunded: what the customer paid in the end.
-    pub net_charged: i64,
+    #[schema(value_type = i64)]
+    pub net_charged: Money,
     /// The gateway's charge id, once captured.
     pub charge_id: Option<String>,
 }
@@ -340,15 +465,15 @@ pub struct PaymentView {
 /// The payment's read model, folded from its state.
 pub fn payment_view(order_id: &str, state: &PaymentState) -> PaymentView {
     let (status, net, charge_id) = match &state.status {
-        PaymentStatus::Waiting => ("WAITING", 0, None),
-        PaymentStatus::Captured { charge_id, amount } => ("CAPTURED", *amount, Some(charge_id.clone())),
-        PaymentStatus::Declined => ("DECLINED", 0, None),
-        PaymentStatus::Refunded { .. } => ("REFUNDED", 0, Some(format!("ch_{order_id}"))),
-        PaymentStatus::Closed => ("CLOSED", 0, None),
+        PaymentStatus::Waiting => (PaymentStage::Waiting, Money::ZERO, None),
+        PaymentStatus::Captured { charge_id, amount } => (PaymentStage::Captured, *amount, Some(charge_id.clone())),
+        PaymentStatus::Declined => (PaymentStage::Declined, Money::ZERO, None),
+        PaymentStatus::Refunded { .. } => (PaymentStage::Refunded, Money::ZERO, Some(format!("ch_{order_id}"))),
+        PaymentStatus::Closed => (PaymentStage::Closed, Money::ZERO, None),
     };
     PaymentView {
         order_id: order_id.to_owned(),
-        status: status.to_owned(),
+        status,
         amount: state.charge.as_ref().map(|c| c.amount),
         net_charged: net,
         charge_id,
@@ -364,18 +489,20 @@ impl ReadModel for Payment {
     }
 
     fn tags(doc: &PaymentView) -> [Option<String>; 3] {
-        [Some(doc.status.clone()), None, None]
+        [Some(doc.status.as_str().to_owned()), None, None]
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use udders_kernel::testing::given;
 
     use super::*;
 
     fn charge(token: &str) -> Charge {
-        Charge { amount: 1200, card_token: token.into(), postal_code: Some("12345".into()) }
+        Charge { amount: Money::from_minor(1200), card_token: token.into(), postal_code: Some("12345".into()) }
     }
 
     fn cmd(command: PaymentCommand) -> (String, PaymentCommand) {
@@ -392,33 +519,131 @@ mod tests {
         })
     }
 
+    /// A gateway double that declines every charge and remembers what it
+    /// was asked.
+    #[derive(Debug, Default)]
+    struct DecliningGateway {
+        asked: Mutex<Vec<ChargeRequest>>,
+    }
+
+    impl PaymentGateway for DecliningGateway {
+        fn charge(&self, request: &ChargeRequest) -> ChargeOutcome {
+            self.asked.lock().unwrap().push(request.clone());
+            ChargeOutcome::Declined { reason: "insufficient funds".into() }
+        }
+    }
+
+    impl DecliningGateway {
+        fn requests(&self) -> Vec<ChargeRequest> {
+            self.asked.lock().unwrap().clone()
+        }
+    }
+
+    fn request(token: &str) -> ChargeRequest {
+        ChargeRequest { order_id: "o-1".into(), card_token: token.into(), amount: Money::from_minor(1200) }
+    }
+
     #[test]
     fn payment_charges_once_both_reservations_exist_in_whichever_order() {
         let history = [PaymentEvent::OrderNoted(charge(APPROVED_TOKEN)), PaymentEvent::StockNoted(Side::Held)];
-        given::<Payment>(history.clone())
-            .when(cmd(PaymentCommand::NoteCredit(Side::Held)))
-            .then([PaymentEvent::CreditNoted(Side::Held), captured()]);
+        assert_eq!(
+            decide_and_charge(&Payment::fold(&history), cmd(PaymentCommand::NoteCredit(Side::Held)), &SimulatedGateway),
+            [PaymentEvent::CreditNoted(Side::Held), captured()]
+        );
         let history = [PaymentEvent::CreditNoted(Side::Held), PaymentEvent::StockNoted(Side::Held)];
-        given::<Payment>(history)
-            .when(cmd(PaymentCommand::NoteOrder(charge(APPROVED_TOKEN))))
-            .then([PaymentEvent::OrderNoted(charge(APPROVED_TOKEN)), captured()]);
+        assert_eq!(
+            decide_and_charge(
+                &Payment::fold(&history),
+                cmd(PaymentCommand::NoteOrder(charge(APPROVED_TOKEN))),
+                &SimulatedGateway
+            ),
+            [PaymentEvent::OrderNoted(charge(APPROVED_TOKEN)), captured()]
+        );
     }
 
     #[test]
     fn payment_waits_while_a_reservation_is_missing() {
-        given::<Payment>([PaymentEvent::OrderNoted(charge(APPROVED_TOKEN))])
+        let state = given::<Payment>([PaymentEvent::OrderNoted(charge(APPROVED_TOKEN))])
             .when(cmd(PaymentCommand::NoteCredit(Side::Held)))
             .then([PaymentEvent::CreditNoted(Side::Held)]);
+        assert_eq!(charge_due("o-1", &state), None);
+        let gateway = DecliningGateway::default();
+        let events = decide_and_charge(
+            &Payment::fold(&[PaymentEvent::OrderNoted(charge(APPROVED_TOKEN))]),
+            cmd(PaymentCommand::NoteCredit(Side::Held)),
+            &gateway,
+        );
+        assert_eq!(events, [PaymentEvent::CreditNoted(Side::Held)]);
+        assert!(gateway.requests().is_empty(), "nothing is due: the gateway is not asked");
     }
 
     #[test]
     fn a_declined_card_is_a_declined_event() {
-        let events = Payment::decide(
+        let events = decide_and_charge(
             &Payment::fold(&[PaymentEvent::OrderNoted(charge(DECLINED_TOKEN)), PaymentEvent::CreditNoted(Side::Held)]),
             cmd(PaymentCommand::NoteStock(Side::Held)),
-        )
-        .unwrap();
-        assert!(matches!(&events[1], PaymentEvent::Declined(d) if d.reason.contains("declined")), "{events:?}");
+            &SimulatedGateway,
+        );
+        assert_eq!(
+            events,
+            [
+                PaymentEvent::StockNoted(Side::Held),
+                PaymentEvent::Declined(StepRefused {
+                    order_id: "o-1".into(),
+                    reason: "card declined by the issuer".into()
+                })
+            ]
+        );
+    }
+
+    #[test]
+    fn decide_alone_never_charges_it_makes_the_charge_due_and_takes_the_answer_as_a_command() {
+        let history = vec![PaymentEvent::OrderNoted(charge(APPROVED_TOKEN)), PaymentEvent::StockNoted(Side::Held)];
+        let state = given::<Payment>(history.clone())
+            .when(cmd(PaymentCommand::NoteCredit(Side::Held)))
+            .then([PaymentEvent::CreditNoted(Side::Held)]);
+        assert_eq!(state.status, PaymentStatus::Waiting);
+        assert_eq!(charge_due("o-1", &state), Some(request(APPROVED_TOKEN)));
+        let mut due = history;
+        due.push(PaymentEvent::CreditNoted(Side::Held));
+        let approved = || cmd(PaymentCommand::GatewayAnswered(ChargeOutcome::Approved { charge_id: "ch_o-1".into() }));
+        let captured_state = given::<Payment>(due.clone()).when(approved()).then([captured()]);
+        assert_eq!(charge_due("o-1", &captured_state), None);
+        due.push(captured());
+        given::<Payment>(due).when(approved()).then([]);
+        // An answer to a charge that was never due changes nothing.
+        given::<Payment>([PaymentEvent::OrderNoted(charge(APPROVED_TOKEN))]).when(approved()).then([]);
+    }
+
+    #[test]
+    fn a_declining_gateway_double_takes_the_declined_path() {
+        let gateway = DecliningGateway::default();
+        let state =
+            Payment::fold(&[PaymentEvent::OrderNoted(charge(APPROVED_TOKEN)), PaymentEvent::CreditNoted(Side::Held)]);
+        let events = decide_and_charge(&state, cmd(PaymentCommand::NoteStock(Side::Held)), &gateway);
+        let declined = StepRefused { order_id: "o-1".into(), reason: "insufficient funds".into() };
+        assert_eq!(events, [PaymentEvent::StockNoted(Side::Held), PaymentEvent::Declined(declined.clone())]);
+        assert_eq!(gateway.requests(), [request(APPROVED_TOKEN)], "asked once, for the order's card and total");
+        assert_eq!(events[1].integration(), Some(Integration::PaymentDeclined(declined)));
+        let after = Payment::fold_from(state, &events);
+        assert_eq!(after.status, PaymentStatus::Declined);
+        assert_eq!(charge_due("o-1", &after), None);
+    }
+
+    #[test]
+    fn the_simulated_gateway_keeps_its_charge_ids_and_reasons() {
+        assert_eq!(
+            SimulatedGateway.charge(&request(APPROVED_TOKEN)),
+            ChargeOutcome::Approved { charge_id: "ch_o-1".into() }
+        );
+        assert_eq!(
+            SimulatedGateway.charge(&request(DECLINED_TOKEN)),
+            ChargeOutcome::Declined { reason: "card declined by the issuer".into() }
+        );
+        assert_eq!(
+            SimulatedGateway.charge(&request("tok_amex")),
+            ChargeOutcome::Declined { reason: "unknown card token \"tok_amex\"".into() }
+        );
     }
 
     #[test]
@@ -447,7 +672,7 @@ mod tests {
         });
         let compensate = || cmd(PaymentCommand::Compensate { cause: "fulfillment/failed".into() });
         let state = given::<Payment>(history.clone()).when(compensate()).then([refunded.clone()]);
-        assert_eq!(payment_view("o-1", &state).net_charged, 0);
+        assert_eq!(payment_view("o-1", &state).net_charged, Money::ZERO);
         let mut again = history.to_vec();
         again.push(refunded);
         given::<Payment>(again).when(compensate()).then([]);
@@ -472,6 +697,34 @@ mod tests {
     }
 
     #[test]
+    fn the_view_keeps_its_json_shape_a_status_string_and_amounts_in_minor_units() {
+        let state = Payment::fold(&[
+            PaymentEvent::OrderNoted(charge(APPROVED_TOKEN)),
+            PaymentEvent::CreditNoted(Side::Held),
+            PaymentEvent::StockNoted(Side::Held),
+            captured(),
+        ]);
+        let view = payment_view("o-1", &state);
+        assert_eq!(
+            serde_json::to_value(&view).unwrap(),
+            serde_json::json!({
+                "order_id": "o-1", "status": "CAPTURED", "amount": 1200, "net_charged": 1200, "charge_id": "ch_o-1"
+            })
+        );
+        assert_eq!(serde_json::from_value::<PaymentView>(serde_json::to_value(&view).unwrap()).unwrap(), view);
+        assert_eq!(Payment::tags(&view)[0].as_deref(), Some("CAPTURED"));
+        for stage in [
+            PaymentStage::Waiting,
+            PaymentStage::Captured,
+            PaymentStage::Declined,
+            PaymentStage::Refunded,
+            PaymentStage::Closed,
+        ] {
+            assert_eq!(serde_json::to_value(stage).unwrap(), stage.as_str());
+        }
+    }
+
+    #[test]
     fn every_route_has_a_subscription_and_a_name_of_its_own() {
         assert_eq!(udders_contracts::route_table_problems(SUBSCRIPTIONS), Vec::<String>::new());
     }
@@ -488,11 +741,12 @@ mod tests {
                 cause: Some("order/cancelled".into()),
             })]);
         let state = Payment::fold_from(state, &[PaymentEvent::OrderNoted(charge(APPROVED_TOKEN))]);
+        let gateway = DecliningGateway::default();
         assert!(
-            Payment::decide(&state, cmd(PaymentCommand::NoteStock(Side::Held)))
-                .unwrap()
+            decide_and_charge(&state, cmd(PaymentCommand::NoteStock(Side::Held)), &gateway)
                 .iter()
                 .all(|e| e.integration().is_none())
         );
+        assert!(gateway.requests().is_empty(), "a closed payment is never charged");
     }
 }

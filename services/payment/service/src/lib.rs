@@ -1,16 +1,19 @@
 //! The payment service's I/O: its handler (collect the validated order and
-//! both reservations, charge, refund on compensation triggers), its read
-//! model and `GET /payments/{order_id}`. The rules are in
-//! `udders-payment-domain`.
+//! both reservations, charge through the gateway it is given, refund on
+//! compensation triggers), its read model and `GET /payments/{order_id}`.
+//! The rules are in `udders-payment-domain`, and so is the gateway port
+//! (`PaymentGateway`); the module supplies the `SimulatedGateway`.
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use udders_contracts::Service;
 use udders_eventstore::{EventStore, StoreError, Tx};
-use udders_kernel::{Decider, ReadModel};
+use udders_kernel::ReadModel;
 use udders_messaging::{Handler, HandlerError, Incoming};
-use udders_payment_domain::{Payment, PaymentView, react};
+use udders_payment_domain::{Payment, PaymentGateway, PaymentView, decide_and_charge, react};
 use udders_runtime::http::{Path, Problem};
 use udders_runtime::replay::replay_one;
 use udders_runtime::{Cause, Outbound, integration, record_viewed, route};
@@ -25,12 +28,14 @@ pub const SERVICE: Service = Service::Payment;
 #[derive(Debug, Clone)]
 pub struct PaymentHandler {
     outbound: Outbound,
+    gateway: Arc<dyn PaymentGateway>,
 }
 
 impl PaymentHandler {
-    /// A handler publishing through `outbound`.
-    pub fn new(outbound: Outbound) -> Self {
-        Self { outbound }
+    /// A handler publishing through `outbound` and charging through
+    /// `gateway` (the service runs [`SimulatedGateway`](udders_payment_domain::SimulatedGateway)).
+    pub fn new(outbound: Outbound, gateway: Arc<dyn PaymentGateway>) -> Self {
+        Self { outbound, gateway }
     }
 }
 
@@ -39,7 +44,7 @@ impl Handler for PaymentHandler {
         let route: Route = route(incoming, SERVICE)?;
         let Some((order, command)) = react(route, &integration(incoming)?) else { return Ok(()) };
         let mut payment = tx.load::<Payment>(&order).await?;
-        let Ok(events) = Payment::decide(&payment.state, (order, command));
+        let events = decide_and_charge(&payment.state, (order, command), &*self.gateway);
         let publish = |e: &udders_payment_domain::PaymentEvent| e.integration().map(|i| (i, None));
         record_viewed(tx, &mut payment, events, &Cause::of(incoming), &self.outbound, publish).await?;
         Ok(())

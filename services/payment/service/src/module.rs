@@ -1,9 +1,13 @@
-//! The payment service described once, for the registry: its handler, its
-//! replay, its route and the path it documents.
+//! The payment service described once, for the registry: its handler
+//! (charging through the simulated card gateway), its replay, its route and
+//! the path it documents.
+
+use std::sync::Arc;
 
 use udders_contracts::Service;
 use udders_eventstore::{EventStore, StoreError};
 use udders_messaging::MessagingError;
+use udders_payment_domain::SimulatedGateway;
 use udders_runtime::module::{BoxFuture, ServiceModule, ServiceRoutes, Wiring};
 use udders_runtime::{Outbound, RunningService};
 
@@ -27,7 +31,7 @@ impl ServiceModule for Module {
     }
 
     fn start(&self, store: EventStore, wiring: Wiring) -> Result<RunningService, MessagingError> {
-        wiring.start(SERVICE, store, PaymentHandler::new)
+        wiring.start(SERVICE, store, |outbound| PaymentHandler::new(outbound, Arc::new(SimulatedGateway)))
     }
 
     fn replay<'a>(&'a self, store: &'a EventStore) -> BoxFuture<'a, Result<usize, StoreError>> {

@@ -295,15 +295,35 @@ fn rule_set_of(text: &str) -> RuleSet {
     if text == "1.2" { RuleSet::V1_2 } else { RuleSet::V1_1 }
 }
 
+/// How an order's validation came out, as its read model shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Outcome {
+    /// It passed its rule set.
+    Passed,
+    /// It broke rules.
+    Refused,
+}
+
+impl Outcome {
+    /// `PASSED` or `REFUSED`: its JSON value, and the view's tag.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Passed => "PASSED",
+            Outcome::Refused => "REFUSED",
+        }
+    }
+}
+
 /// The read model of one order's validation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValidationView {
     /// The order.
     pub order_id: String,
     /// `PASSED` or `REFUSED`.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// `1.1` or `1.2`.
-    pub rule_set: String,
+    pub rule_set: RuleSet,
     /// The rules broken.
     pub reasons: Vec<String>,
 }
@@ -315,19 +335,14 @@ impl ReadModel for Validation {
     fn project(key: &str, _: Option<ValidationView>, state: &State, _: &Event) -> Option<ValidationView> {
         let (outcome, rule_set, reasons) = match state {
             State::Unseen => return None,
-            State::Passed { rule_set } => ("PASSED", rule_set, Vec::new()),
-            State::Refused { rule_set, reasons } => ("REFUSED", rule_set, reasons.clone()),
+            State::Passed { rule_set } => (Outcome::Passed, *rule_set, Vec::new()),
+            State::Refused { rule_set, reasons } => (Outcome::Refused, *rule_set, reasons.clone()),
         };
-        Some(ValidationView {
-            order_id: key.to_owned(),
-            outcome: outcome.to_owned(),
-            rule_set: rule_set.as_str().to_owned(),
-            reasons,
-        })
+        Some(ValidationView { order_id: key.to_owned(), outcome, rule_set, reasons })
     }
 
     fn tags(doc: &ValidationView) -> [Option<String>; 3] {
-        [Some(doc.outcome.clone()), Some(doc.rule_set.clone()), None]
+        [Some(doc.outcome.as_str().to_owned()), Some(doc.rule_set.as_str().to_owned()), None]
     }
 }
 
@@ -479,6 +494,22 @@ mod tests {
         let Event::Passed(passed) = &first[0] else { panic!("{first:?}") };
         assert_eq!((passed.total, passed.items[0].unit_price), (1500, 500));
         given::<Validation>(first).when(validate(o, RuleSet::V1_1)).then([]);
+    }
+
+    #[test]
+    fn the_view_keeps_its_json_shape_and_its_tags() {
+        let events =
+            Validation::decide(&State::Unseen, validate(order("durian", 1, "xx", None), RuleSet::V1_1)).unwrap();
+        let state = Validation::fold(&events);
+        let view = Validation::project("o-1", None, &state, &events[0]).expect("a view");
+        let json = serde_json::json!({
+            "order_id": "o-1", "outcome": "REFUSED", "rule_set": "1.1", "reasons": ["country \"xx\" is not served"]
+        });
+        assert_eq!(serde_json::to_value(&view).unwrap(), json);
+        assert_eq!(serde_json::from_value::<ValidationView>(json).unwrap(), view);
+        assert_eq!(Validation::tags(&view), [Some("REFUSED".to_owned()), Some("1.1".to_owned()), None]);
+        assert_eq!(serde_json::to_value(Outcome::Passed).unwrap(), Outcome::Passed.as_str());
+        assert_eq!(serde_json::to_value(RuleSet::V1_2).unwrap(), RuleSet::V1_2.as_str());
     }
 
     #[test]
