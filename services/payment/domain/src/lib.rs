@@ -414,8 +414,8 @@ pub fn react(route: Route, event: &Integration) -> Option<(String, PaymentComman
     Some((order, command))
 }
 
-/// Where a payment stands, as its read model shows it (the
-/// [`PaymentStatus`] without what each status holds).
+/// Where a payment stands, as its read model shows it: the payment's
+/// status without what each status holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PaymentStage {
