@@ -400,6 +400,31 @@ pub enum Bench {
     /// The console's orders board: its queries on an order read model of a
     /// million orders against one of 10,000.
     Board(BoardBenchArgs),
+    /// The floor: batched inserts of the rows one order writes across the
+    /// stores, and produce plus consume of its records through the embedded
+    /// broker, against udders' orders/s (`floor_fraction`).
+    Floor(FloorBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FloorBenchArgs {
+    /// Orders whose rows the store floor inserts and whose records the
+    /// broker floor carries.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub orders: u64,
+    /// Orders per transaction in the store floor.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
+    /// Happy orders run first through the whole system in this process, to
+    /// count what one completed order writes (and, without
+    /// --udders-orders-per-sec, to time udders).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub sample_orders: u64,
+    /// udders' orders/s measured in the same sitting (scripts/bench-floor
+    /// passes the `throughput` of a scripts/bench-up run) [default: the
+    /// sample run's, first POST to last COMPLETED].
+    #[arg(long)]
+    pub udders_orders_per_sec: Option<f64>,
 }
 
 #[derive(Debug, Args)]

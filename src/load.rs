@@ -16,7 +16,8 @@ use udders_kernel::Timestamp;
 use crate::cli::LoadArgs;
 
 /// The order mix: (weight, what it exercises, body for order `i`).
-fn body(i: u64, run: &str) -> (&'static str, Value) {
+/// `udders bench floor` posts its happy ones.
+pub(crate) fn body(i: u64, run: &str) -> (&'static str, Value) {
     let flavors = ["vanilla", "chocolate", "mango", "rumraisin"];
     let countries = ["sg", "my", "kr", "us", "id", "th"];
     let channels = ["lazada", "shopee", "store711", "web", "pos"];

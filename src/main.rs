@@ -68,6 +68,7 @@ async fn run(command: cli::Command) -> anyhow::Result<()> {
         cli::Command::Bench(cli::Bench::Store(args)) => bench::store::run(args).await,
         cli::Command::Bench(cli::Bench::Messaging(args)) => bench::messaging::run(args).await,
         cli::Command::Bench(cli::Bench::Board(args)) => bench::board::run(args).await,
+        cli::Command::Bench(cli::Bench::Floor(args)) => bench::floor::run(args).await,
         cli::Command::DeadLetters(command) => dead_letters::run(command).await,
         cli::Command::Admin(command) => admin::run(command).await,
     }

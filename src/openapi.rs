@@ -10,9 +10,13 @@ use utoipa::{Modify, OpenApi};
 /// operation's problems. What `/openapi.json` serves.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut document = ApiDoc::openapi();
+    // Each service's tag comes with its module, in the registry's order,
+    // ahead of the system's own.
+    let system_tags = document.tags.take();
     for module in &crate::registry::MODULES {
         document.merge(module.openapi());
     }
+    document.tags.get_or_insert_with(Vec::new).extend(system_tags.unwrap_or_default());
     // After the merge, so that the services' operations answer their
     // problems too.
     Security.modify(&mut document);
@@ -21,8 +25,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
 }
 
 /// The system's own paths (catalog, health, metrics, the console, the dead
-/// letters), the document's info and every tag; [`document`] adds the
-/// services' paths.
+/// letters), the document's info and the system's tags; [`document`] adds
+/// the services' paths and tags.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
@@ -49,13 +53,6 @@ pub fn document() -> utoipa::openapi::OpenApi {
         crate::console::dead_letters::discard,
     ),
     tags(
-        (name = "order", description = "The point of sale and the order lifecycle"),
-        (name = "inventory", description = "Stock per flavour and country"),
-        (name = "credit", description = "Customer credit"),
-        (name = "payment", description = "Charges and refunds"),
-        (name = "fulfillment", description = "Shipments"),
-        (name = "notification", description = "What customers were told about their orders"),
-        (name = "insights", description = "The 711 chain's last hour and Singapore's orders waiting for dispatch"),
         (name = "system", description = "Catalog, health and metrics"),
         (name = "console", description = "What the console at / reads: the board's summary, the live feed, access"),
         (name = "operations", description = "Dead letters (list, replay, discard) and reference data (prices, stock, credit limits); every change needs the operator token"),

@@ -2,6 +2,7 @@
 //! against a baseline taken in the same run.
 
 pub mod board;
+pub mod floor;
 pub mod messaging;
 pub mod store;
 

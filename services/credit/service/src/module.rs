@@ -18,7 +18,7 @@ pub static MODULE: Module = Module;
 
 /// A customer's credit, and the operator's change of a limit.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(crate::change_limit, crate::credit))]
+#[openapi(paths(crate::change_limit, crate::credit), tags((name = "credit", description = "Customer credit")))]
 struct Api;
 
 impl ServiceModule for Module {

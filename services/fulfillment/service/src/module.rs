@@ -18,7 +18,7 @@ pub static MODULE: Module = Module;
 
 /// The shipment of an order.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(crate::shipment))]
+#[openapi(paths(crate::shipment), tags((name = "fulfillment", description = "Shipments")))]
 struct Api;
 
 impl ServiceModule for Module {

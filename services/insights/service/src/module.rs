@@ -18,7 +18,7 @@ pub static MODULE: Module = Module;
 
 /// The 711 chain's last hour and Singapore's orders waiting for dispatch.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(crate::channel, crate::country))]
+#[openapi(paths(crate::channel, crate::country), tags((name = "insights", description = "The 711 chain's last hour and Singapore's orders waiting for dispatch")))]
 struct Api;
 
 impl ServiceModule for Module {

@@ -19,7 +19,7 @@ pub static MODULE: Module = Module;
 
 /// The stock, and the operator's restock.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(crate::restock, crate::inventory))]
+#[openapi(paths(crate::restock, crate::inventory), tags((name = "inventory", description = "Stock per flavour and country")))]
 struct Api;
 
 impl ServiceModule for Module {

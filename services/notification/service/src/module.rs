@@ -26,7 +26,7 @@ pub static MODULE: Module = Module;
 
 /// What a customer was told about their orders.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(crate::notifications))]
+#[openapi(paths(crate::notifications), tags((name = "notification", description = "What customers were told about their orders")))]
 struct Api;
 
 impl ServiceModule for Module {

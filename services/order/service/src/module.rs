@@ -33,7 +33,7 @@ pub static MODULE: Module = Module;
     crate::api::events,
     crate::prices::prices,
     crate::prices::change_price,
-))]
+), tags((name = "order", description = "The point of sale and the order lifecycle")))]
 struct Api;
 
 impl ServiceModule for Module {

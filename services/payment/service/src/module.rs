@@ -22,7 +22,7 @@ pub static MODULE: Module = Module;
 
 /// The payment of an order.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(crate::payment))]
+#[openapi(paths(crate::payment), tags((name = "payment", description = "Charges and refunds")))]
 struct Api;
 
 impl ServiceModule for Module {
