@@ -357,6 +357,11 @@ fn reads(catalog: &Catalog, service: Service, topic: &str) -> bool {
     catalog.topics_for(service).iter().any(|t| *t == topic)
 }
 
+/// A local address no one listens on now (the OS picks the port).
+fn free_addr() -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
 // --- 1. The sample: what one order writes, from the real system. ---
 
 /// Runs `orders` happy orders through `udders up`'s system in this process
@@ -364,8 +369,9 @@ fn reads(catalog: &Catalog, service: Service, topic: &str) -> bool {
 async fn sample(orders: u64) -> anyhow::Result<Sample> {
     let dir = tempfile::Builder::new().prefix("udders-floor-").tempdir()?;
     let mut config = SystemConfig::new(dir.path());
-    config.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.broker_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    // Ports free now: the broker's clients must be told a real one.
+    config.http_addr = free_addr()?;
+    config.broker_addr = free_addr()?;
     let system = System::start(config).await.context("starting udders in this process")?;
     let sampled = sample_on(&system, orders).await;
     let stopped = system.stop().await;
@@ -776,8 +782,7 @@ struct BrokerFloor {
 }
 
 async fn broker_floor(sample: &Arc<Sample>, catalog: &Catalog, orders: u64, run: u64) -> anyhow::Result<BrokerFloor> {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let broker = EmbeddedBroker::start(addr).await?;
+    let broker = EmbeddedBroker::start(free_addr()?).await?;
     let outcome = carry(sample, catalog, orders, run, &broker).await;
     broker.stop().await;
     outcome
