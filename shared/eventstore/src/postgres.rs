@@ -249,25 +249,36 @@ pub(crate) async fn inbox_record_many(
     Ok(fresh_flags(event_ids, &fresh))
 }
 
-pub(crate) async fn save_position(
+/// Saves several positions of one consumer in one statement (at most one per partition).
+pub(crate) async fn save_positions(
     conn: &mut PgConnection,
     consumer: &str,
-    position: &ConsumerPosition,
+    positions: &[ConsumerPosition],
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    if positions.is_empty() {
+        return Ok(());
+    }
+    let rows = (0..positions.len())
+        .map(|i| format!("(${}, ${}, ${}, ${}, ${})", 5 * i + 1, 5 * i + 2, 5 * i + 3, 5 * i + 4, 5 * i + 5))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
         "INSERT INTO consumer_positions (consumer, topic, partition, next_offset, last_record)
-         VALUES ($1, $2, $3, $4, $5)
+         VALUES {rows}
          ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = excluded.next_offset,
-             last_record = excluded.last_record, updated_at = now()",
-    )
-    .bind(consumer)
-    .bind(&position.topic)
-    .bind(position.partition)
-    .bind(position.next_offset)
-    .bind(&position.last_record)
-    .execute(&mut *conn)
-    .await
-    .during("saving a consumer position")?;
+             last_record = excluded.last_record, updated_at = now()"
+    );
+    // Audited: only placeholders are formatted in; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for position in positions {
+        query = query
+            .bind(consumer)
+            .bind(&position.topic)
+            .bind(position.partition)
+            .bind(position.next_offset)
+            .bind(&position.last_record);
+    }
+    query.execute(&mut *conn).await.during("saving consumer positions")?;
     Ok(())
 }
 

@@ -265,26 +265,35 @@ pub(crate) async fn inbox_record_many(
     Ok(fresh_flags(event_ids, &fresh))
 }
 
-pub(crate) async fn save_position(
+/// Saves several positions of one consumer in one statement (at most one per partition).
+pub(crate) async fn save_positions(
     conn: &mut SqliteConnection,
     consumer: &str,
-    position: &ConsumerPosition,
+    positions: &[ConsumerPosition],
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    if positions.is_empty() {
+        return Ok(());
+    }
+    let rows = vec!["(?, ?, ?, ?, ?, ?)"; positions.len()].join(", ");
+    let sql = format!(
         "INSERT INTO consumer_positions (consumer, topic, partition, next_offset, last_record, updated_at_us)
-         VALUES (?, ?, ?, ?, ?, ?)
+         VALUES {rows}
          ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = excluded.next_offset,
-             last_record = excluded.last_record, updated_at_us = excluded.updated_at_us",
-    )
-    .bind(consumer)
-    .bind(&position.topic)
-    .bind(position.partition)
-    .bind(position.next_offset)
-    .bind(&position.last_record)
-    .bind(now_us())
-    .execute(&mut *conn)
-    .await
-    .during("saving a consumer position")?;
+             last_record = excluded.last_record, updated_at_us = excluded.updated_at_us"
+    );
+    let now = now_us();
+    // Audited: only placeholders are formatted in; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for position in positions {
+        query = query
+            .bind(consumer)
+            .bind(&position.topic)
+            .bind(position.partition)
+            .bind(position.next_offset)
+            .bind(&position.last_record)
+            .bind(now);
+    }
+    query.execute(&mut *conn).await.during("saving consumer positions")?;
     Ok(())
 }
 

@@ -244,7 +244,20 @@ impl Tx {
 
     /// Stores where `consumer` resumes, with the effects of what it handled.
     pub async fn save_position(&mut self, consumer: &str, position: &ConsumerPosition) -> Result<(), StoreError> {
-        dispatch!(self.conn(), save_position(consumer, position))
+        self.save_positions(consumer, std::slice::from_ref(position)).await
+    }
+
+    /// [`Self::save_position`] for several partitions in one statement; a
+    /// partition named twice keeps its last position.
+    pub async fn save_positions(&mut self, consumer: &str, positions: &[ConsumerPosition]) -> Result<(), StoreError> {
+        let mut last: Vec<ConsumerPosition> = Vec::with_capacity(positions.len());
+        for position in positions {
+            match last.iter_mut().find(|p| p.topic == position.topic && p.partition == position.partition) {
+                Some(earlier) => *earlier = position.clone(),
+                None => last.push(position.clone()),
+            }
+        }
+        dispatch!(self.conn(), save_positions(consumer, &last))
     }
 
     /// The events of a stream above `after_version`, as this transaction sees them.

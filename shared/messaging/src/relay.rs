@@ -6,11 +6,14 @@
 //! PostgreSQL), two writes per batch. The only relay of a store whose
 //! process is the database's only writer ([`EventStore::is_exclusive`]:
 //! SQLite) reads the unpublished rows past the last it sent, which costs no
-//! write, and marks what the broker acknowledged in one write when it
-//! catches up (or every `batch` rows); after a mark it reads from the start
-//! again, so rows re-queued meanwhile are not missed. A row sent but not yet
-//! marked when the process dies is sent again after the restart; consumers'
-//! inboxes drop the duplicate.
+//! write, and marks what the broker acknowledged in one write when it finds
+//! nothing new, every `batch` rows, or [`MARK_EVERY`] after its last mark,
+//! whichever comes first; after a mark it reads from the start again, so
+//! rows re-queued meanwhile are not missed. A row sent but not yet marked
+//! when the process dies is sent again after the restart; consumers'
+//! inboxes drop the duplicate. A round that sent less than a batch waits
+//! for the next commit's signal instead of looking again: the signal keeps
+//! a permit, so a commit made during the round is not missed.
 //!
 //! Many sends are in flight at once (one claimed batch), each awaited on its
 //! delivery report; nothing is flushed per message. The relay wakes on the
@@ -28,7 +31,7 @@
 //! it re-queues the rows published within `republish_window`, so that
 //! consumers can read what the broker lost. Inboxes drop what they had.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -40,6 +43,10 @@ use crate::MessagingError;
 use crate::broker::wait_for_broker;
 use crate::kafka::{KafkaSettings, WatchfulContext};
 use crate::topics::ensure_topics;
+
+/// The longest an exclusive store's relay leaves acknowledged rows unmarked
+/// while it keeps sending (and how soon it marks them once quiet).
+pub const MARK_EVERY: Duration = Duration::from_millis(100);
 
 /// How a relay behaves.
 #[derive(Debug, Clone)]
@@ -95,12 +102,20 @@ pub struct Relay {
 }
 
 /// The only relay's place in its outbox.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Cursor {
     /// Every unpublished row up to here has been sent (0: read from the start).
     after: i64,
     /// Rows the broker acknowledged that are not marked published yet.
     unmarked: Vec<i64>,
+    /// When they were last marked.
+    marked_at: Instant,
+}
+
+impl Default for Cursor {
+    fn default() -> Self {
+        Self { after: 0, unmarked: Vec::new(), marked_at: Instant::now() }
+    }
 }
 
 impl std::fmt::Debug for Relay {
@@ -146,16 +161,7 @@ impl Relay {
     pub async fn publish_once(&mut self) -> Result<usize, MessagingError> {
         let rows = match &self.cursor {
             None => self.store.claim_outbox(&self.config.relay_id, self.config.batch, self.config.lease).await?,
-            Some(cursor) => {
-                let rows = self.store.unpublished_after(cursor.after, self.config.batch).await?;
-                if rows.is_empty() && cursor.after > 0 {
-                    // Caught up: mark, and look from the start once more.
-                    self.mark_acked().await?;
-                    self.store.unpublished_after(0, self.config.batch).await?
-                } else {
-                    rows
-                }
-            }
+            Some(cursor) => self.store.unpublished_after(cursor.after, self.config.batch).await?,
         };
         if rows.is_empty() {
             self.mark_acked().await?;
@@ -185,7 +191,7 @@ impl Relay {
                 let last = rows.last().map_or(cursor.after, |r| r.id);
                 cursor.after = failed.first().map_or(last, |first| first - 1);
                 cursor.unmarked.append(&mut done);
-                if cursor.unmarked.len() >= self.config.batch as usize {
+                if cursor.unmarked.len() >= self.config.batch as usize || cursor.marked_at.elapsed() >= MARK_EVERY {
                     self.mark_acked().await?;
                 }
             }
@@ -211,6 +217,7 @@ impl Relay {
                 cursor.unmarked.clear();
             }
             cursor.after = 0;
+            cursor.marked_at = Instant::now();
         }
         Ok(())
     }
@@ -274,17 +281,20 @@ impl Relay {
                 }
             }
             match self.publish_once().await {
-                // A full batch: there may be more. Without claims, look again
-                // anyway: an empty look marks what was acknowledged.
-                Ok(n) if n as u32 >= self.config.batch || (n > 0 && self.cursor.is_some()) => {
+                // A full batch: there may be more.
+                Ok(n) if n as u32 >= self.config.batch => {
                     backoff = Duration::from_millis(50);
                 }
                 Ok(_) => {
                     backoff = Duration::from_millis(50);
+                    // Rows sent and not marked: look again soon, to mark them
+                    // once quiet (an empty look marks).
+                    let unmarked = self.cursor.as_ref().is_some_and(|c| !c.unmarked.is_empty());
+                    let wait = if unmarked { MARK_EVERY } else { self.config.poll_interval };
                     tokio::select! {
                         () = cancel.cancelled() => break,
                         () = self.store.outbox_signal().notified() => {}
-                        () = tokio::time::sleep(self.config.poll_interval) => {}
+                        () = tokio::time::sleep(wait) => {}
                     }
                 }
                 Err(error) => {

@@ -151,9 +151,7 @@ impl<H: Handler> Loop<H> {
         loop {
             let result: Result<(), StoreError> = async {
                 let mut tx = self.store.begin().await?;
-                for p in positions {
-                    tx.save_position(&self.config.name, p).await?;
-                }
+                tx.save_positions(&self.config.name, positions).await?;
                 tx.commit().await
             }
             .await;

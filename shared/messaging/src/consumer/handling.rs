@@ -191,9 +191,8 @@ impl<H: Handler> Loop<H> {
                 },
             );
         }
-        for position in positions.values() {
-            tx.save_position(&self.config.name, position).await.map_err(Failure::from)?;
-        }
+        let positions: Vec<ConsumerPosition> = positions.into_values().collect();
+        tx.save_positions(&self.config.name, &positions).await.map_err(Failure::from)?;
         tx.commit().await.map_err(Failure::from)?;
         let elapsed = started.elapsed();
         self.latency.transaction.observe(elapsed);
