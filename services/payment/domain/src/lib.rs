@@ -493,9 +493,37 @@ impl ReadModel for Payment {
     }
 }
 
+/// Gateway doubles for tests, here and in the service's (feature `testing`).
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
+    use std::sync::Mutex;
+
+    use super::{ChargeOutcome, ChargeRequest, PaymentGateway};
+
+    /// Declines every charge and remembers what it was asked.
+    #[derive(Debug, Default)]
+    pub struct DecliningGateway {
+        asked: Mutex<Vec<ChargeRequest>>,
+    }
+
+    impl PaymentGateway for DecliningGateway {
+        fn charge(&self, request: &ChargeRequest) -> ChargeOutcome {
+            self.asked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(request.clone());
+            ChargeOutcome::Declined { reason: "insufficient funds".into() }
+        }
+    }
+
+    impl DecliningGateway {
+        /// The charges asked for so far, in order.
+        pub fn requests(&self) -> Vec<ChargeRequest> {
+            self.asked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use crate::testing::DecliningGateway;
 
     use udders_kernel::testing::given;
 
@@ -517,26 +545,6 @@ mod tests {
             postal_code: Some("12345".into()),
             cause: None,
         })
-    }
-
-    /// A gateway double that declines every charge and remembers what it
-    /// was asked.
-    #[derive(Debug, Default)]
-    struct DecliningGateway {
-        asked: Mutex<Vec<ChargeRequest>>,
-    }
-
-    impl PaymentGateway for DecliningGateway {
-        fn charge(&self, request: &ChargeRequest) -> ChargeOutcome {
-            self.asked.lock().unwrap().push(request.clone());
-            ChargeOutcome::Declined { reason: "insufficient funds".into() }
-        }
-    }
-
-    impl DecliningGateway {
-        fn requests(&self) -> Vec<ChargeRequest> {
-            self.asked.lock().unwrap().clone()
-        }
     }
 
     fn request(token: &str) -> ChargeRequest {

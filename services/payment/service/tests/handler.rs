@@ -3,26 +3,14 @@
 //! charge happens in the handling that completes the order and both
 //! reservations, and the gateway's answer is what is published.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use udders_contracts::Integration;
 use udders_contracts::events::{CreditMoved, OrderLine, OrderValidated, PaymentMoved, StepRefused, StockMoved};
 use udders_payment::{PaymentHandler, SERVICE, SUBSCRIPTIONS};
-use udders_payment_domain::{ChargeOutcome, ChargeRequest, PaymentGateway, SimulatedGateway};
+use udders_payment_domain::testing::DecliningGateway;
+use udders_payment_domain::{PaymentGateway, SimulatedGateway};
 use udders_runtime::testing::{Published, ServiceHarness};
-
-/// Declines every charge, remembering what it was asked.
-#[derive(Debug, Default)]
-struct DecliningGateway {
-    asked: Mutex<Vec<ChargeRequest>>,
-}
-
-impl PaymentGateway for DecliningGateway {
-    fn charge(&self, request: &ChargeRequest) -> ChargeOutcome {
-        self.asked.lock().unwrap().push(request.clone());
-        ChargeOutcome::Declined { reason: "insufficient funds".into() }
-    }
-}
 
 fn order_valid(order: &str, card_token: &str) -> Integration {
     Integration::OrderValidated(OrderValidated {
@@ -69,19 +57,19 @@ async fn a_declining_gateway_makes_the_completing_reservation_publish_payment_de
     // tok_visa: the simulated gateway would approve it; the double declines.
     assert!(payment.deliver(&order_valid("o-1", "tok_visa")).await.unwrap().is_empty());
     assert!(payment.deliver(&credit_reserved("o-1")).await.unwrap().is_empty());
-    assert!(gateway.asked.lock().unwrap().is_empty(), "nothing is charged before both reservations");
+    assert!(gateway.requests().is_empty(), "nothing is charged before both reservations");
     let declined = payment.deliver(&stock_reserved("o-1")).await.unwrap();
     assert_eq!(
         integrations(&declined),
         [Integration::PaymentDeclined(StepRefused { order_id: "o-1".into(), reason: "insufficient funds".into() })]
     );
     assert_eq!(declined[0].topic, "udders.payment");
-    assert_eq!(gateway.asked.lock().unwrap().len(), 1, "charged once");
+    assert_eq!(gateway.requests().len(), 1, "charged once");
     let view = payment.store().document("payments", "o-1").await.unwrap().expect("the payment's document").doc;
     assert_eq!(view["status"], "DECLINED");
     // A redelivered reservation charges nothing more.
     assert!(payment.deliver(&stock_reserved("o-1")).await.unwrap().is_empty());
-    assert_eq!(gateway.asked.lock().unwrap().len(), 1);
+    assert_eq!(gateway.requests().len(), 1);
 }
 
 #[tokio::test]
