@@ -38,7 +38,10 @@ async fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "udders=info,warn".into());
+    // A benchmark's output is its figures: the systems it runs in-process
+    // log warnings only, unless RUST_LOG says otherwise.
+    let default_filter = if matches!(cli.command, cli::Command::Bench(_)) { "warn" } else { "udders=info,warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into());
     let registry = tracing_subscriber::registry().with(filter).with(telemetry.as_ref().map(|t| t.layer()));
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     match cli.log_format {

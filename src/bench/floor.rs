@@ -661,18 +661,17 @@ async fn write_orders(
 ) -> anyhow::Result<u64> {
     let now = now_us();
     let mut written = 0;
+    let placed = |rows: usize| placements(rows, sample, from, to);
 
-    let placed = placements(gained.events.len(), sample, from, to);
-    for chunk in placed.chunks(ROWS_PER_STATEMENT) {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO events (stream, category, version, event_id, event_type, schema_version, payload,
-                                 correlation_id, causation_id, occurred_at_us, recorded_at_us) VALUES {}",
-            values(chunk.len(), 11)
-        ));
-        let mut query = sqlx::query(sql);
-        for &(j, o) in chunk {
+    written += insert_rows(
+        conn,
+        "events (stream, category, version, event_id, event_type, schema_version, payload, \
+         correlation_id, causation_id, occurred_at_us, recorded_at_us)",
+        11,
+        &placed(gained.events.len()),
+        |query, j, o| {
             let (t, round) = pick(&gained.events, j);
-            query = query
+            query
                 .bind(format!("{}~{round}", t.stream))
                 .bind(&t.category)
                 .bind(t.version)
@@ -683,58 +682,46 @@ async fn write_orders(
                 .bind(t.correlated.then(|| order_id(run, o)))
                 .bind(t.causation_id)
                 .bind(now)
-                .bind(now);
-        }
-        query.execute(&mut *conn).await?;
-    }
-    written += placed.len() as u64;
-
-    let placed = placements(gained.outbox.len(), sample, from, to);
-    for chunk in placed.chunks(ROWS_PER_STATEMENT) {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO outbox (message_id, topic, key, headers, payload, created_at_us) VALUES {}",
-            values(chunk.len(), 6)
-        ));
-        let mut query = sqlx::query(sql);
-        for &(j, o) in chunk {
+                .bind(now)
+        },
+    )
+    .await?;
+    written += insert_rows(
+        conn,
+        "outbox (message_id, topic, key, headers, payload, created_at_us)",
+        6,
+        &placed(gained.outbox.len()),
+        |query, j, o| {
             let (t, _) = pick(&gained.outbox, j);
-            query = query
+            query
                 .bind(Uuid::from_u64_pair(run, j))
                 .bind(&t.topic)
                 .bind(order_id(run, o).to_string())
                 .bind(&t.headers_json)
                 .bind(&t.payload)
-                .bind(now);
-        }
-        query.execute(&mut *conn).await?;
-    }
-    written += placed.len() as u64;
-
-    let placed = placements(gained.inbox.len(), sample, from, to);
-    for chunk in placed.chunks(ROWS_PER_STATEMENT) {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO inbox (consumer, event_id, received_at_us) VALUES {}",
-            values(chunk.len(), 3)
-        ));
-        let mut query = sqlx::query(sql);
-        for &(j, _) in chunk {
+                .bind(now)
+        },
+    )
+    .await?;
+    written += insert_rows(
+        conn,
+        "inbox (consumer, event_id, received_at_us)",
+        3,
+        &placed(gained.inbox.len()),
+        |query, j, _| {
             let (consumer, _) = pick(&gained.inbox, j);
-            query = query.bind(consumer).bind(Uuid::from_u64_pair(run, j)).bind(now);
-        }
-        query.execute(&mut *conn).await?;
-    }
-    written += placed.len() as u64;
-
-    let placed = placements(gained.documents.len(), sample, from, to);
-    for chunk in placed.chunks(ROWS_PER_STATEMENT) {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO read_models (view, key, doc, tag_a, tag_b, tag_c, due_at_us, updated_at_us) VALUES {}",
-            values(chunk.len(), 8)
-        ));
-        let mut query = sqlx::query(sql);
-        for &(j, _) in chunk {
+            query.bind(consumer).bind(Uuid::from_u64_pair(run, j)).bind(now)
+        },
+    )
+    .await?;
+    written += insert_rows(
+        conn,
+        "read_models (view, key, doc, tag_a, tag_b, tag_c, due_at_us, updated_at_us)",
+        8,
+        &placed(gained.documents.len()),
+        |query, j, _| {
             let (t, round) = pick(&gained.documents, j);
-            query = query
+            query
                 .bind(&t.view)
                 .bind(format!("{}~{round}", t.key))
                 .bind(&t.doc)
@@ -742,32 +729,46 @@ async fn write_orders(
                 .bind(&t.tags[1])
                 .bind(&t.tags[2])
                 .bind(t.due_at_us)
-                .bind(now);
-        }
-        query.execute(&mut *conn).await?;
-    }
-    written += placed.len() as u64;
-
-    let placed = placements(gained.snapshots.len(), sample, from, to);
-    for chunk in placed.chunks(ROWS_PER_STATEMENT) {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO snapshots (stream, version, state_schema, state, taken_at_us) VALUES {}",
-            values(chunk.len(), 5)
-        ));
-        let mut query = sqlx::query(sql);
-        for &(j, _) in chunk {
+                .bind(now)
+        },
+    )
+    .await?;
+    written += insert_rows(
+        conn,
+        "snapshots (stream, version, state_schema, state, taken_at_us)",
+        5,
+        &placed(gained.snapshots.len()),
+        |query, j, _| {
             let (t, round) = pick(&gained.snapshots, j);
-            query = query
-                .bind(format!("{}~{round}", t.stream))
-                .bind(t.version)
-                .bind(t.state_schema)
-                .bind(&t.state)
-                .bind(now);
+            query.bind(format!("{}~{round}", t.stream)).bind(t.version).bind(t.state_schema).bind(&t.state).bind(now)
+        },
+    )
+    .await?;
+    Ok(written)
+}
+
+/// A statement of the floor: one multi-row INSERT's arguments.
+type Insert = sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// Inserts one row per placement (template index, order) into `table`
+/// (`name (columns…)`), [`ROWS_PER_STATEMENT`] rows per statement, each
+/// row's `columns` values bound by `bind`. Returns the rows written.
+async fn insert_rows(
+    conn: &mut SqliteConnection,
+    table: &str,
+    columns: usize,
+    placed: &[(u64, u64)],
+    bind: impl Fn(Insert, u64, u64) -> Insert,
+) -> anyhow::Result<u64> {
+    for chunk in placed.chunks(ROWS_PER_STATEMENT) {
+        let sql = sqlx::AssertSqlSafe(format!("INSERT INTO {table} VALUES {}", values(chunk.len(), columns)));
+        let mut query = sqlx::query(sql);
+        for &(j, o) in chunk {
+            query = bind(query, j, o);
         }
         query.execute(&mut *conn).await?;
     }
-    written += placed.len() as u64;
-    Ok(written)
+    Ok(placed.len() as u64)
 }
 
 // --- 3. The broker floor. ---
