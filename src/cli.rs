@@ -338,6 +338,22 @@ pub struct UpArgs {
     pub access: AccessArgs,
     #[command(flatten)]
     pub traces: TraceArgs,
+    #[command(flatten)]
+    pub memory: MemoryArgs,
+}
+
+/// What each SQLite store of `udders up` keeps in memory: the bounds of its
+/// share of the process's resident memory (docs/benchmarks.md, memory).
+#[derive(Debug, Args)]
+pub struct MemoryArgs {
+    /// Aggregates and read-model documents each store keeps between
+    /// transactions (ADR 0008); fewer cost reads of the database.
+    #[arg(long, env = "UDDERS_STORE_CACHE", default_value_t = udders_eventstore::StoreOptions::SQLITE_CACHE_CAPACITY)]
+    pub store_cache: usize,
+    /// SQLite's page cache of each store's writer connection, KiB (each
+    /// reader connection gets half).
+    #[arg(long, env = "UDDERS_SQLITE_PAGE_CACHE_KIB", default_value_t = udders_eventstore::StoreOptions::SQLITE_PAGE_CACHE_KIB)]
+    pub sqlite_page_cache_kib: u32,
 }
 
 /// How long a service's database keeps what it no longer needs: the same

@@ -61,6 +61,8 @@ pub struct SystemConfig {
     /// a SQLite file in `data_dir`: how the tests run the system on
     /// PostgreSQL too.
     pub database_urls: BTreeMap<Service, String>,
+    /// How each SQLite store is opened (its caches).
+    pub store_options: StoreOptions,
 }
 
 impl SystemConfig {
@@ -84,6 +86,7 @@ impl SystemConfig {
             operator_token: Some(udders_runtime::access::Access::random_token()),
             api_keys: Vec::new(),
             database_urls: BTreeMap::new(),
+            store_options: StoreOptions::default(),
         }
     }
 }
@@ -128,7 +131,7 @@ impl System {
                 })?,
                 None => {
                     let path = config.data_dir.join(format!("{service}.db"));
-                    EventStore::open_sqlite(&path, &StoreOptions::default())
+                    EventStore::open_sqlite(&path, &config.store_options)
                         .await
                         .with_context(|| format!("opening the {service} database at {}", path.display()))?
                 }

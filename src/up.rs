@@ -19,6 +19,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let token = args.access.operator_token.clone().unwrap_or_else(udders_runtime::access::Access::random_token);
     config.operator_token = Some(token.clone());
     config.api_keys = args.access.api_keys.clone();
+    config.store_options.cache_capacity = Some(args.memory.store_cache);
+    config.store_options.sqlite_page_cache_kib = args.memory.sqlite_page_cache_kib;
     let keys_required = config.api_keys.iter().any(|k| !k.trim().is_empty());
     let system = System::start(config).await?;
     tokio::select! {

@@ -58,13 +58,21 @@ pub struct StoreOptions {
     /// file one process owns, and none on PostgreSQL, whose database several
     /// instances share.
     pub cache_capacity: Option<usize>,
+    /// SQLite: the writer connection's page cache, KiB; each reader
+    /// connection gets half.
+    pub sqlite_page_cache_kib: u32,
 }
 
 impl StoreOptions {
-    /// The default cache capacity on SQLite: a saga lasts well under a
-    /// second, so even at 1,000 orders/s its hot aggregates fit (each store
-    /// holds two generations of half this).
-    pub const SQLITE_CACHE_CAPACITY: usize = 1024;
+    /// The default cache capacity on SQLite: two generations of 128, the
+    /// aggregates and documents of the orders of the last half second or
+    /// more at 200 orders/s. 1,024 cost 50 to 80 MB more resident memory
+    /// across eleven stores for no speed that a run could show
+    /// (docs/benchmarks.md, sixth measurement).
+    pub const SQLITE_CACHE_CAPACITY: usize = 256;
+    /// The default [`StoreOptions::sqlite_page_cache_kib`] (4,096 until the
+    /// measurement above).
+    pub const SQLITE_PAGE_CACHE_KIB: u32 = 1024;
 }
 
 impl Default for StoreOptions {
@@ -74,6 +82,7 @@ impl Default for StoreOptions {
             sqlite_fsync_every_commit: false,
             busy_timeout: Duration::from_secs(5),
             cache_capacity: None,
+            sqlite_page_cache_kib: Self::SQLITE_PAGE_CACHE_KIB,
         }
     }
 }
@@ -218,13 +227,19 @@ impl EventStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
-            .connect_with(base.clone().pragma("cache_size", "-4096").create_if_missing(true))
+            .connect_with(
+                base.clone()
+                    .pragma("cache_size", format!("-{}", options.sqlite_page_cache_kib))
+                    .create_if_missing(true),
+            )
             .await
             .during("opening the SQLite writer")?;
         sqlite::MIGRATOR.run(&writer).await.map_err(|source| StoreError::Migrate { backend: "sqlite", source })?;
         let readers = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
-            .connect_with(base.pragma("cache_size", "-2048").read_only(true))
+            .connect_with(
+                base.pragma("cache_size", format!("-{}", (options.sqlite_page_cache_kib / 2).max(64))).read_only(true),
+            )
             .await
             .during("opening the SQLite readers")?;
         let cache = options.cache_capacity.unwrap_or(StoreOptions::SQLITE_CACHE_CAPACITY);
