@@ -4,7 +4,6 @@
 //! `retry` decides, until the dead letters take them. What became of each
 //! record is counted, and the handler calls and transactions timed.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::Message;
@@ -160,7 +159,8 @@ impl<H: Handler> Loop<H> {
         let started = Instant::now();
         let mut tx = self.store.begin().await.map_err(Failure::from)?;
         let mut outcomes = Vec::with_capacity(items.len());
-        let mut positions: HashMap<PartitionKey, ConsumerPosition> = HashMap::new();
+        // Each record's position; `save_positions` keeps a partition's last.
+        let mut positions: Vec<ConsumerPosition> = Vec::with_capacity(items.len());
         let mut handled_times = Vec::with_capacity(items.len());
         let ids: Vec<EventId> = items.iter().map(|(incoming, _)| incoming.envelope.id).collect();
         let fresh = tx.inbox_record_many(&self.config.name, &ids).await.map_err(Failure::from)?;
@@ -181,17 +181,13 @@ impl<H: Handler> Loop<H> {
                 handled_times.push(incoming.envelope.time);
             }
             outcomes.push(if fresh { Outcome::Handled } else { Outcome::Duplicate });
-            positions.insert(
-                (incoming.topic.clone(), incoming.partition),
-                ConsumerPosition {
-                    topic: incoming.topic.clone(),
-                    partition: incoming.partition,
-                    next_offset: incoming.offset + 1,
-                    last_record: record_id.clone(),
-                },
-            );
+            positions.push(ConsumerPosition {
+                topic: incoming.topic.clone(),
+                partition: incoming.partition,
+                next_offset: incoming.offset + 1,
+                last_record: record_id.clone(),
+            });
         }
-        let positions: Vec<ConsumerPosition> = positions.into_values().collect();
         tx.save_positions(&self.config.name, &positions).await.map_err(Failure::from)?;
         tx.commit().await.map_err(Failure::from)?;
         let elapsed = started.elapsed();
