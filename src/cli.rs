@@ -342,8 +342,9 @@ pub struct UpArgs {
     pub memory: MemoryArgs,
 }
 
-/// What each SQLite store of `udders up` keeps in memory: the bounds of its
-/// share of the process's resident memory (docs/benchmarks.md, memory).
+/// What each SQLite store and each consumer of `udders up` keeps in memory:
+/// the bounds of their share of the process's resident memory
+/// (docs/benchmarks.md, memory).
 #[derive(Debug, Args)]
 pub struct MemoryArgs {
     /// Aggregates and read-model documents each store keeps between
@@ -354,6 +355,10 @@ pub struct MemoryArgs {
     /// reader connection gets half).
     #[arg(long, env = "UDDERS_SQLITE_PAGE_CACHE_KIB", default_value_t = udders_eventstore::StoreOptions::SQLITE_PAGE_CACHE_KIB)]
     pub sqlite_page_cache_kib: u32,
+    /// Records each consumer fetches ahead of its handler, KiB at most
+    /// (librdkafka's `queued.max.messages.kbytes`).
+    #[arg(long, env = "UDDERS_CONSUMER_QUEUE_KIB", default_value_t = udders_messaging::KafkaSettings::DEFAULT_CONSUMER_QUEUE_KIB)]
+    pub consumer_queue_kib: u32,
 }
 
 /// How long a service's database keeps what it no longer needs: the same
@@ -361,13 +366,19 @@ pub struct MemoryArgs {
 #[derive(Debug, Args)]
 pub struct RetentionArgs {
     /// Published outbox rows older than this are deleted (never less than
-    /// the relay's re-send window, 10m).
+    /// the relay's re-send window, `--republish-window`).
     #[arg(long, env = "UDDERS_OUTBOX_RETENTION", default_value = "1h", value_parser = udders_runtime::clock::parse_long_duration)]
     pub outbox_retention: std::time::Duration,
     /// Inbox ids (the records a consumer has handled) older than this are
     /// deleted: keep them at least as long as the broker keeps records.
     #[arg(long, env = "UDDERS_INBOX_RETENTION", default_value = "7d", value_parser = udders_runtime::clock::parse_long_duration)]
     pub inbox_retention: std::time::Duration,
+    /// How far back a relay sends what it published again when the broker
+    /// lost its log (a broker that came back empty). Published outbox rows
+    /// and inbox ids are kept at least this long. A replicated Kafka
+    /// cluster that cannot lose its log can do with less.
+    #[arg(long, env = "UDDERS_REPUBLISH_WINDOW", default_value = "10m", value_parser = udders_runtime::clock::parse_long_duration)]
+    pub republish_window: std::time::Duration,
 }
 
 impl RetentionArgs {

@@ -57,6 +57,7 @@ pub async fn service(args: ServiceArgs) -> anyhow::Result<()> {
         deadline: args.saga.saga_deadline,
         sweep_every: std::time::Duration::from_millis(500),
         retention: args.retention.retention(),
+        republish_window: args.retention.republish_window,
         order_url: args.order_url,
         access: udders_runtime::access::Access::new(args.access.operator_token.clone(), args.access.api_keys.clone()),
     };

@@ -100,7 +100,7 @@ pub async fn all_pages<T: serde::de::DeserializeOwned>(
 
 /// Every order the system holds, a page at a time.
 pub async fn orders(client: &reqwest::Client, base: &str) -> anyhow::Result<Vec<OrderRow>> {
-    all_pages(client, base, "/orders?limit=1000").await
+    all_pages(client, base, "/orders?limit=200").await
 }
 
 /// Where each service's read models answer: one base URL for `udders up`,

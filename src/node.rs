@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use udders_contracts::{Catalog, Service};
 use udders_eventstore::{EventStore, StoreOptions};
 use udders_messaging::pruning::{Retention, run_pruner};
-use udders_messaging::{KafkaSettings, Membership, RelayConfig};
+use udders_messaging::{KafkaSettings, Membership};
 use udders_runtime::access::Access;
 use udders_runtime::module::{Background, Wiring};
 use udders_runtime::{Outbound, RunningService};
@@ -39,27 +39,14 @@ pub const LISTENER_FETCH_WAIT_MS: u32 = 250;
 
 /// Starts `service`'s relay and consumer with its own handler (its module's
 /// in the [`crate::registry`]), a listener with its own fetch tuning.
-pub fn start_handler(
-    service: Service,
-    store: EventStore,
-    settings: &KafkaSettings,
-    catalog: Arc<Catalog>,
-    instance: String,
-    membership: Membership,
-    cancel: CancellationToken,
-) -> anyhow::Result<RunningService> {
+pub fn start_handler(service: Service, store: EventStore, mut wiring: Wiring) -> anyhow::Result<RunningService> {
     // No order waits on a listener: it asks the broker less often and takes
     // more per answer, which leaves the broker to the saga.
-    let settings = if service.is_listener() {
-        KafkaSettings {
-            fetch_min_bytes: LISTENER_FETCH_MIN_BYTES,
-            fetch_wait_max_ms: settings.fetch_wait_max_ms.max(LISTENER_FETCH_WAIT_MS),
-            ..settings.clone()
-        }
-    } else {
-        settings.clone()
-    };
-    let wiring = Wiring { settings, catalog, instance, membership, cancel };
+    if service.is_listener() {
+        let settings = &mut wiring.settings;
+        settings.fetch_min_bytes = LISTENER_FETCH_MIN_BYTES;
+        settings.fetch_wait_max_ms = settings.fetch_wait_max_ms.max(LISTENER_FETCH_WAIT_MS);
+    }
     let running = crate::registry::module(service).start(store, wiring)?;
     Ok(running)
 }
@@ -132,6 +119,9 @@ pub struct NodeConfig {
     /// How long published outbox rows and inbox ids are kept (raised to
     /// cover the relay's re-send window).
     pub retention: Retention,
+    /// How far back the relay sends what it published again when the
+    /// broker lost its log.
+    pub republish_window: Duration,
     /// Where the order service answers (notification's backfill).
     pub order_url: Option<String>,
     /// The operator token and the POS API keys.
@@ -182,16 +172,16 @@ impl Node {
             order_url: config.order_url.clone(),
             extras: Extensions::new(),
         });
-        let running = start_handler(
-            service,
-            store.clone(),
-            &settings,
-            catalog.clone(),
-            config.instance.clone(),
-            Membership::Group,
-            cancel.clone(),
-        )?;
-        let retention = config.retention.covering(RelayConfig::DEFAULT_REPUBLISH_WINDOW);
+        let wiring = Wiring {
+            settings: settings.clone(),
+            catalog: catalog.clone(),
+            instance: config.instance.clone(),
+            membership: Membership::Group,
+            cancel: cancel.clone(),
+            republish_window: config.republish_window,
+        };
+        let running = start_handler(service, store.clone(), wiring)?;
+        let retention = config.retention.covering(config.republish_window);
         let every = udders_messaging::pruning::EVERY;
         background.push(tokio::spawn(run_pruner(store.clone(), service.name(), retention, every, cancel.clone())));
         // Once the consumer holds its partitions, the topics it reads exist

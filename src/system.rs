@@ -19,7 +19,7 @@ use udders_eventstore::{EventStore, StoreOptions};
 use udders_messaging::pruning::{Retention, run_pruner};
 use udders_messaging::{ConsumerWatch, EmbeddedBroker, KafkaSettings, Membership, RelayConfig, ensure_topics};
 use udders_runtime::access::Access;
-use udders_runtime::module::Background;
+use udders_runtime::module::{Background, Wiring};
 use udders_runtime::{Outbound, RunningService};
 
 use crate::http::{AppState, Replayers, serve};
@@ -63,6 +63,8 @@ pub struct SystemConfig {
     pub database_urls: BTreeMap<Service, String>,
     /// How each SQLite store is opened (its caches).
     pub store_options: StoreOptions,
+    /// What each consumer fetches ahead of its handler, KiB at most.
+    pub consumer_queue_kib: u32,
 }
 
 impl SystemConfig {
@@ -87,6 +89,7 @@ impl SystemConfig {
             api_keys: Vec::new(),
             database_urls: BTreeMap::new(),
             store_options: StoreOptions::default(),
+            consumer_queue_kib: KafkaSettings::DEFAULT_CONSUMER_QUEUE_KIB,
         }
     }
 }
@@ -102,6 +105,7 @@ pub struct System {
     pub stores: BTreeMap<Service, EventStore>,
     catalog: Arc<Catalog>,
     settings: KafkaSettings,
+    republish_window: Duration,
     broker: EmbeddedBroker,
     running: Arc<Mutex<BTreeMap<Service, ConsumerWatch>>>,
     replayers: Replayers,
@@ -142,6 +146,7 @@ impl System {
         let settings = KafkaSettings {
             partitions: config.partitions,
             fetch_wait_max_ms: config.fetch_wait_ms,
+            consumer_queue_kib: config.consumer_queue_kib,
             ..KafkaSettings::new(broker.bootstrap())
         };
         // A topic that had to be created means a new (or emptied) broker:
@@ -231,6 +236,7 @@ impl System {
             stores,
             catalog,
             settings,
+            republish_window: config.republish_window,
             broker,
             running,
             replayers,
@@ -256,15 +262,15 @@ impl System {
         anyhow::ensure!(!self.services.iter().any(|(s, ..)| *s == service), "{service} is already running");
         let store = self.stores[&service].clone();
         let cancel = CancellationToken::new();
-        let running = crate::node::start_handler(
-            service,
-            store,
-            &self.settings,
-            self.catalog.clone(),
-            "1".to_owned(),
-            Membership::Alone,
-            cancel.clone(),
-        )?;
+        let wiring = Wiring {
+            settings: self.settings.clone(),
+            catalog: self.catalog.clone(),
+            instance: "1".to_owned(),
+            membership: Membership::Alone,
+            cancel: cancel.clone(),
+            republish_window: self.republish_window,
+        };
+        let running = crate::node::start_handler(service, store, wiring)?;
         self.running.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.insert(service, running.watch.clone());
         self.replayers.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.insert(service, running.replayer.clone());
         self.services.push((service, cancel, running));

@@ -16,11 +16,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     config.deadline = args.saga.saga_deadline;
     config.fetch_wait_ms = args.saga.fetch_wait_ms;
     config.retention = args.retention.retention();
+    config.republish_window = args.retention.republish_window;
     let token = args.access.operator_token.clone().unwrap_or_else(udders_runtime::access::Access::random_token);
     config.operator_token = Some(token.clone());
     config.api_keys = args.access.api_keys.clone();
     config.store_options.cache_capacity = Some(args.memory.store_cache);
     config.store_options.sqlite_page_cache_kib = args.memory.sqlite_page_cache_kib;
+    config.consumer_queue_kib = args.memory.consumer_queue_kib;
     let keys_required = config.api_keys.iter().any(|k| !k.trim().is_empty());
     let system = System::start(config).await?;
     tokio::select! {

@@ -89,6 +89,7 @@ async fn start_services(infra: &Infrastructure, instances: usize) -> BTreeMap<(S
                 deadline: Duration::from_secs(120),
                 sweep_every: Duration::from_millis(500),
                 retention: udders_messaging::pruning::Retention::DEFAULT,
+                republish_window: udders_messaging::RelayConfig::DEFAULT_REPUBLISH_WINDOW,
                 order_url: None,
                 access: udders_runtime::access::Access::new(None, Vec::new()),
             };

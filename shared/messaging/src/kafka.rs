@@ -38,11 +38,16 @@ pub struct KafkaSettings {
     /// to the cluster. With `acks=all`, a write succeeds once this many
     /// replicas have it.
     pub min_insync_replicas: Option<u32>,
+    /// What a consumer fetches ahead of its handler, KiB at most
+    /// (`queued.max.messages.kbytes`).
+    pub consumer_queue_kib: u32,
 }
 
 impl KafkaSettings {
     /// The default longest fetch wait, milliseconds (ADR 0010).
     pub const DEFAULT_FETCH_WAIT_MS: u32 = 100;
+    /// The default [`KafkaSettings::consumer_queue_kib`].
+    pub const DEFAULT_CONSUMER_QUEUE_KIB: u32 = 8192;
 
     /// Settings for a broker at `bootstrap` with the default 6 partitions.
     pub fn new(bootstrap: impl Into<String>) -> Self {
@@ -54,6 +59,7 @@ impl KafkaSettings {
             client_id: None,
             replication_factor: None,
             min_insync_replicas: None,
+            consumer_queue_kib: Self::DEFAULT_CONSUMER_QUEUE_KIB,
         }
     }
 
@@ -104,7 +110,7 @@ impl KafkaSettings {
             // librdkafka pre-fetches up to 100,000 records or 64 MiB per
             // consumer by default; the loop handles a few hundred at a time.
             .set("queued.min.messages", "2000")
-            .set("queued.max.messages.kbytes", "8192")
+            .set("queued.max.messages.kbytes", self.consumer_queue_kib.max(1).to_string())
             // When that queue is full librdkafka stops fetching for this long
             // (default 1 s): a consumer behind a backlog then drains its 2,000
             // records and sits idle for the rest of the second.

@@ -89,6 +89,9 @@ pub struct Wiring {
     pub membership: Membership,
     /// Stops the relay and the consumer.
     pub cancel: CancellationToken,
+    /// How far back the relay sends what it published again when the broker
+    /// lost its log (`RelayConfig::republish_window`).
+    pub republish_window: Duration,
 }
 
 impl Wiring {
@@ -101,9 +104,10 @@ impl Wiring {
         store: EventStore,
         handler: impl FnOnce(Outbound) -> H,
     ) -> Result<RunningService, MessagingError> {
-        let Wiring { settings, catalog, instance, membership, cancel } = self;
+        let Wiring { settings, catalog, instance, membership, cancel, republish_window } = self;
         let handler = handler(Outbound::new(service, catalog.clone()));
-        start_service(ServiceSpec { service, store, handler, instance, membership }, &settings, catalog, cancel)
+        let spec = ServiceSpec { service, store, handler, instance, membership, republish_window };
+        start_service(spec, &settings, catalog, cancel)
     }
 }
 

@@ -3,6 +3,7 @@
 //! dead-letter topic), and the replayer of its parked dead letters.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +27,9 @@ pub struct ServiceSpec<H> {
     pub instance: String,
     /// The only instance, or one of several sharing the partitions.
     pub membership: Membership,
+    /// How far back its relay sends what it published again when the
+    /// broker lost its log ([`RelayConfig::republish_window`]).
+    pub republish_window: Duration,
 }
 
 /// A service whose relay and consumer run.
@@ -88,13 +92,13 @@ pub fn start_service<H: Handler + Clone + std::fmt::Debug>(
     catalog: Arc<Catalog>,
     cancel: CancellationToken,
 ) -> Result<RunningService, MessagingError> {
-    let ServiceSpec { service, store, handler, instance, membership } = spec;
+    let ServiceSpec { service, store, handler, instance, membership, republish_window } = spec;
     // Two instances of a service differ in their client ids too.
     let settings = &KafkaSettings { client_id: Some(format!("{service}-{instance}")), ..settings.clone() };
     let relay = Relay::new(
         store.clone(),
         settings.clone(),
-        RelayConfig::new(format!("{service}-{instance}"), service.topic()),
+        RelayConfig { republish_window, ..RelayConfig::new(format!("{service}-{instance}"), service.topic()) },
     )?;
     let relay = tokio::spawn(relay.run(cancel.clone()));
     let mut config = consumer_config(service, catalog);

@@ -473,16 +473,19 @@ pub struct ListQuery {
     channel: Option<String>,
     /// Customer id.
     customer: Option<String>,
-    /// At most this many (default 50, at most 10,000), most recently updated first.
-    #[param(minimum = 1, maximum = 10000)]
+    /// At most this many (default 50, at most 1,000), most recently updated first.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// The next page: the cursor from the previous page's `Link: <…>; rel="next"`.
     #[param(pattern = "^([0-9]{1,18}\\.[\\s\\S]*)?$")]
     after: Option<String>,
 }
 
-/// The largest page of `GET /orders`.
-const MAX_PAGE: u32 = 10_000;
+/// The largest page of `GET /orders`. A page is read whole, each order's
+/// document with its timeline (about 3 KB of text, some 30 KB once parsed):
+/// a thousand of them is some 30 MB of the process for as long as the
+/// request lasts (docs/benchmarks.md, memory).
+const MAX_PAGE: u32 = 1_000;
 
 /// A row of `GET /orders`: the order without its timeline.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
