@@ -1,7 +1,7 @@
 //! The courier port: whatever carries a notice to the customer (e-mail,
 //! SMS, push). The service supplies one; Udders ships a simulated courier.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Mutex;
 
@@ -36,22 +36,43 @@ impl<C: Courier> Courier for std::sync::Arc<C> {
 /// to show retries, and every attempt for a customer whose id contains
 /// `unreachable`, to show a notice given up on. It is idempotent by
 /// notification id: a message it has taken is taken again without a second
-/// delivery.
-#[derive(Debug, Default)]
+/// delivery, for as long as it remembers the id. Like a real courier's
+/// idempotency keys, its memory is a window: the last
+/// [`SimulatedCourier::WINDOW`] ids it was handed (a notice is sent again
+/// within seconds, not after thousands of others), so `udders up` does not
+/// grow with every order it ever carried.
+#[derive(Debug)]
 pub struct SimulatedCourier {
     log: Mutex<CourierLog>,
+    window: usize,
 }
 
 #[derive(Debug, Default)]
 struct CourierLog {
     attempts: HashMap<String, u32>,
     delivered: HashMap<String, Message>,
+    /// The ids it remembers, oldest first.
+    seen: VecDeque<String>,
+}
+
+impl Default for SimulatedCourier {
+    fn default() -> Self {
+        Self::with_window(Self::WINDOW)
+    }
 }
 
 impl SimulatedCourier {
+    /// How many notification ids the courier remembers.
+    pub const WINDOW: usize = 10_000;
+
     /// A courier that has sent nothing yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A courier that remembers the last `window` ids it was handed.
+    pub fn with_window(window: usize) -> Self {
+        Self { log: Mutex::new(CourierLog::default()), window: window.max(1) }
     }
 
     /// How many messages reached customers (each at most once).
@@ -78,10 +99,22 @@ fn stable_hash(text: &str) -> u64 {
 impl Courier for SimulatedCourier {
     async fn send(&self, message: &Message) -> Result<(), String> {
         let mut log = self.log.lock().map_err(|_| "the courier's log is poisoned".to_owned())?;
-        let attempt = {
-            let n = log.attempts.entry(message.notification_id.clone()).or_insert(0);
-            *n += 1;
-            *n
+        let attempt = match log.attempts.get_mut(&message.notification_id) {
+            Some(n) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                log.attempts.insert(message.notification_id.clone(), 1);
+                log.seen.push_back(message.notification_id.clone());
+                while log.seen.len() > self.window {
+                    if let Some(oldest) = log.seen.pop_front() {
+                        log.attempts.remove(&oldest);
+                        log.delivered.remove(&oldest);
+                    }
+                }
+                1
+            }
         };
         if log.delivered.contains_key(&message.notification_id) {
             return Ok(());
@@ -128,6 +161,20 @@ mod tests {
         }
         assert!((50..=150).contains(&refused), "{refused} of 1000 refused at first");
         assert_eq!(courier.delivered(), 1000);
+    }
+
+    #[tokio::test]
+    async fn it_remembers_the_last_ids_of_its_window_and_no_more() {
+        let courier = SimulatedCourier::with_window(3);
+        let ids: Vec<String> =
+            (0..).map(|i| format!("o-{i}.received")).filter(|id| !stable_hash(id).is_multiple_of(10)).take(4).collect();
+        for id in &ids {
+            courier.send(&message(id, "cust-1")).await.expect("delivered");
+        }
+        assert_eq!(courier.delivered(), 3, "the oldest of four fell out of a window of three");
+        assert_eq!((courier.attempts(&ids[0]), courier.delivered_message(&ids[0])), (0, None));
+        courier.send(&message(&ids[3], "cust-1")).await.expect("taken again");
+        assert_eq!((courier.delivered(), courier.attempts(&ids[3])), (3, 2), "a remembered id is not delivered twice");
     }
 
     #[tokio::test]
