@@ -301,7 +301,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     };
     let elapsed = started.elapsed();
     let _ = writeln!(err);
-    let rows: Vec<Row> = udders::invariants::all_pages(&client, &base, "/orders?limit=200").await?;
+    let rows: Vec<Row> = udders::invariants::orders(&client, &base).await?;
     let mut latencies: Vec<f64> = rows
         .iter()
         .filter(|r| ["COMPLETED", "REJECTED", "CANCELLED"].contains(&r.status.as_str()))
