@@ -103,8 +103,15 @@ impl KafkaSettings {
             // In a group, partition N of every topic goes to one instance, so
             // every event of an order (key = order id) meets in one place.
             .set("partition.assignment.strategy", "range")
+            // A member's session must outlast a join round without a
+            // heartbeat: Tansu's coordinator holds a follower's JoinGroup for
+            // 3 s, and the first heartbeat comes an interval after the sync.
+            // With a 2 s interval that left 1 s of the 6 s session: a loaded
+            // machine dropped members mid-join and the group could stop
+            // forming (ADR 0007). A 1 s interval leaves 2 s; a longer session
+            // would delay every crashed member's hand-over instead.
             .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "2000")
+            .set("heartbeat.interval.ms", "1000")
             .set("reconnect.backoff.max.ms", "1000")
             .set("topic.metadata.refresh.interval.ms", "2000")
             // librdkafka pre-fetches up to 100,000 records or 64 MiB per
