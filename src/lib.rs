@@ -11,6 +11,7 @@
 
 pub mod catalog;
 pub mod console;
+pub mod heap;
 pub mod http;
 pub mod invariants;
 pub mod node;
