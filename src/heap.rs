@@ -5,7 +5,7 @@
 //! of orders read whole) those pages stay resident: in a ten-minute overload
 //! soak glibc's arenas held 140 MB, and one `malloc_trim(0)` took them to
 //! 83 MB (docs/benchmarks.md). `udders up` and `udders service` call it every
-//! [`RELEASE_EVERY`].
+//! [`RELEASE_EVERY`], once per process (`src/main.rs`).
 
 use std::time::Duration;
 

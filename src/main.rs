@@ -51,7 +51,18 @@ async fn main() -> anyhow::Result<()> {
     if let Some((endpoint, _)) = traced.filter(|_| telemetry.is_some()) {
         tracing::info!(%endpoint, "exporting traces over OTLP/HTTP");
     }
+    // `malloc_trim` works on the whole process's heap: one task per process
+    // that runs services, not one per `System` or `Node` (tests and benches
+    // start several in one process).
+    let releasing = matches!(cli.command, cli::Command::Up(_) | cli::Command::Service(_)).then(|| {
+        let stop = tokio_util::sync::CancellationToken::new();
+        (tokio::spawn(udders::heap::release_freed_memory(udders::heap::RELEASE_EVERY, stop.clone())), stop)
+    });
     let outcome = run(cli.command).await;
+    if let Some((task, stop)) = releasing {
+        stop.cancel();
+        let _ = task.await;
+    }
     if let Some(telemetry) = telemetry {
         telemetry.shutdown();
     }

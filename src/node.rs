@@ -184,7 +184,6 @@ impl Node {
         let retention = config.retention.covering(config.republish_window);
         let every = udders_messaging::pruning::EVERY;
         background.push(tokio::spawn(run_pruner(store.clone(), service.name(), retention, every, cancel.clone())));
-        background.push(tokio::spawn(crate::heap::release_freed_memory(crate::heap::RELEASE_EVERY, cancel.clone())));
         // Once the consumer holds its partitions, the topics it reads exist
         // (and the relay has made its own): only then can their replication
         // be read, on a fresh cluster as on a running one.

@@ -2,8 +2,7 @@
 //! services (each with its own SQLite database, relay and consumer, from its
 //! module in the [`crate::registry`]), their background work (the saga
 //! deadline sweeper, the notification sender and backfill), the broker's
-//! log trimmer, the hand-back of freed C heap ([`crate::heap`]) and one
-//! HTTP port.
+//! log trimmer and one HTTP port.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -220,8 +219,7 @@ impl System {
         let courier = Arc::new(udders_notification::SimulatedCourier::new());
         let mut extras = Extensions::new();
         extras.insert(courier.clone());
-        let mut tasks =
-            vec![tokio::spawn(crate::heap::release_freed_memory(crate::heap::RELEASE_EVERY, background.clone()))];
+        let mut tasks = Vec::new();
         for (service, store) in &stores {
             tasks.extend(crate::registry::module(*service).background(&Background {
                 store: store.clone(),
