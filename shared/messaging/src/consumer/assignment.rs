@@ -117,7 +117,8 @@ impl<H: Handler> Loop<H> {
     /// Gates that stopped moving (see `Gate::stalled`): true when some
     /// partition must restart (its restart is noted).
     pub(super) fn probe_timed_out(&mut self) -> bool {
-        let stuck = self.partitions.stalled(Instant::now());
+        let ends = &self.ends;
+        let stuck = self.partitions.stalled(Instant::now(), |key| ends.get(&key.0, key.1));
         for (key, restart) in &stuck {
             if *restart == Restart::Replay {
                 tracing::warn!(consumer = %self.config.name, topic = %key.0, partition = key.1,

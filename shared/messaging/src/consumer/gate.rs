@@ -11,8 +11,14 @@ use std::time::{Duration, Instant};
 const PROBE_PATIENCE: Duration = Duration::from_secs(1);
 
 /// How long a scan may stop short of the resume point before the partition
-/// is replayed.
+/// is replayed, when the broker has not said that its log reaches the resume
+/// point.
 const SCAN_PATIENCE: Duration = Duration::from_secs(3);
+
+/// How long a scan may stop short of the resume point when the broker says
+/// its log reaches it (the scan is slow, not the log short: a hand-over on a
+/// loaded machine) before the partition is scanned again, from a fresh start.
+const SLOW_SCAN_PATIENCE: Duration = Duration::from_secs(30);
 
 /// A partition whose resume point `next` is being confirmed: the record at
 /// `next - 1` must carry the id `last`.
@@ -79,22 +85,31 @@ impl Gate {
         }
     }
 
-    /// A gate that stopped moving, and how its partition must restart. A
-    /// probe unanswered for a second means the resume point lies inside the
-    /// last batch of a Tansu log (or past the end of an empty one): scan
-    /// that partition instead. A scan idle for three seconds short of the
-    /// resume point means the log is shorter than the one the position was
-    /// taken in: replay the partition (the inbox drops what was handled
-    /// before).
-    pub(super) fn stalled(&self, now: Instant) -> Option<Restart> {
+    /// A gate that stopped moving, and how its partition must restart;
+    /// `end` is the partition's end (the offset its next record will get) as
+    /// the broker last reported it, if it did. A probe unanswered for a
+    /// second means the resume point lies inside the last batch of a Tansu
+    /// log (or past the end of an empty one): scan that partition instead.
+    /// A scan idle for three seconds short of the resume point means the log
+    /// is shorter than the one the position was taken in: replay the
+    /// partition (the inbox drops what was handled before). Unless the
+    /// broker says its log reaches the resume point: then the scan is only
+    /// slow, and it waits thirty seconds before it starts over, still
+    /// skipping what was handled.
+    pub(super) fn stalled(&self, now: Instant, end: Option<i64>) -> Option<Restart> {
         match self {
             Gate::Probing { since, .. } if now.saturating_duration_since(*since) > PROBE_PATIENCE => {
                 Some(Restart::Scan)
             }
-            Gate::Scanning { since, .. } if now.saturating_duration_since(*since) > SCAN_PATIENCE => {
-                Some(Restart::Replay)
+            Gate::Scanning { next, since, .. } => {
+                let idle = now.saturating_duration_since(*since);
+                if end.is_some_and(|end| end >= *next) {
+                    (idle > SLOW_SCAN_PATIENCE).then_some(Restart::Scan)
+                } else {
+                    (idle > SCAN_PATIENCE).then_some(Restart::Replay)
+                }
             }
-            _ => None,
+            Gate::Probing { .. } => None,
         }
     }
 }
@@ -151,17 +166,24 @@ mod tests {
         use super::Restart::{Replay, Scan};
         let t0 = Instant::now();
         let after = |ms: u64| t0 + Duration::from_millis(ms);
-        // (reason, probing?, time since its last progress, restart)
-        let rows: &[(&str, bool, Instant, Option<Restart>)] = &[
-            ("a fresh probe waits", PROBING, after(0), None),
-            ("a probe waits a second", PROBING, after(1000), None),
-            ("a probe unanswered for over a second: scan", PROBING, after(1001), Some(Scan)),
-            ("a scan waits three seconds", SCANNING, after(3000), None),
-            ("a scan idle for over three seconds: replay", SCANNING, after(3001), Some(Replay)),
-            ("a fresh scan waits", SCANNING, after(0), None),
+        // Every gate resumes at 10. (reason, probing?, time since its last
+        // progress, the partition's end as the broker reported it, restart)
+        type Row = (&'static str, bool, Instant, Option<i64>, Option<Restart>);
+        let rows: &[Row] = &[
+            ("a fresh probe waits", PROBING, after(0), None, None),
+            ("a probe waits a second", PROBING, after(1000), None, None),
+            ("a probe unanswered for over a second: scan", PROBING, after(1001), None, Some(Scan)),
+            ("a probe's patience does not depend on the end", PROBING, after(1001), Some(50), Some(Scan)),
+            ("a fresh scan waits", SCANNING, after(0), None, None),
+            ("a scan waits three seconds", SCANNING, after(3000), None, None),
+            ("a scan idle for over three seconds, no end reported: replay", SCANNING, after(3001), None, Some(Replay)),
+            ("... the log ends before the resume point: replay", SCANNING, after(3001), Some(9), Some(Replay)),
+            ("... the log holds the record at 9: a slow scan waits", SCANNING, after(3001), Some(10), None),
+            ("a slow scan waits thirty seconds", SCANNING, after(30_000), Some(10), None),
+            ("a slow scan idle for over thirty seconds: scan again", SCANNING, after(30_001), Some(10), Some(Scan)),
         ];
-        for (reason, probing, now, restart) in rows {
-            assert_eq!(gate(*probing, 10, t0).stalled(*now), *restart, "{reason}");
+        for (reason, probing, now, end, restart) in rows {
+            assert_eq!(gate(*probing, 10, t0).stalled(*now, *end), *restart, "{reason}");
         }
     }
 }

@@ -246,12 +246,17 @@ impl Partitions {
         self.each.iter_mut().filter_map(|(key, part)| part.unsaved.take().map(|at| (key.clone(), at))).collect()
     }
 
-    /// Gates that stopped moving (see [`Gate::stalled`]): their partitions
+    /// Gates that stopped moving (see [`Gate::stalled`]; `end` gives a
+    /// partition's end as the broker last reported it): their partitions
     /// are noted to restart, and returned.
-    pub(super) fn stalled(&mut self, now: Instant) -> Vec<(PartitionKey, Restart)> {
+    pub(super) fn stalled(
+        &mut self,
+        now: Instant,
+        end: impl Fn(&PartitionKey) -> Option<i64>,
+    ) -> Vec<(PartitionKey, Restart)> {
         let mut stuck = Vec::new();
         for (key, part) in &mut self.each {
-            if let Some(restart) = part.gate.as_ref().and_then(|gate| gate.stalled(now)) {
+            if let Some(restart) = part.gate.as_ref().and_then(|gate| gate.stalled(now, end(key))) {
                 part.restart = Some(restart);
                 stuck.push((key.clone(), restart));
             }

@@ -196,16 +196,31 @@ fn a_restart_noted_for_a_partition_taken_away_is_dropped_at_the_next_seek() {
 fn gates_that_stopped_moving_restart_their_partitions() {
     let t0 = Instant::now();
     let gated = |gate| Partition { gate, held: true, ..Partition::default() };
-    let mut parts = given(vec![(0, gated(probing(10, t0))), (1, gated(scanning(10, t0))), (2, gated(None))], false);
+    let mut parts = given(
+        vec![(0, gated(probing(10, t0))), (1, gated(scanning(10, t0))), (2, gated(None)), (3, gated(scanning(10, t0)))],
+        false,
+    );
+    // The broker reported partition 3's log reaching the resume point
+    // (its end past 9), and no end for the others.
+    let end = |key: &PartitionKey| (key.1 == 3).then_some(40);
     // (reason, seconds since t0, stuck partitions and their restarts)
     type Row = (&'static str, f64, Vec<(i32, Restart)>);
     let rows: Vec<Row> = vec![
         ("nothing waited long", 0.5, vec![]),
         ("a probe unanswered for a second: scan", 1.5, vec![(0, Restart::Scan)]),
-        ("a scan idle for three seconds as well: replay", 3.5, vec![(0, Restart::Scan), (1, Restart::Replay)]),
+        (
+            "a scan idle for three seconds as well: replay, but not the one whose log reaches the resume point",
+            3.5,
+            vec![(0, Restart::Scan), (1, Restart::Replay)],
+        ),
+        (
+            "that one too after thirty seconds: scanned again",
+            30.5,
+            vec![(0, Restart::Scan), (1, Restart::Replay), (3, Restart::Scan)],
+        ),
     ];
     for (reason, seconds, expected) in rows {
-        let mut stuck = parts.stalled(t0 + Duration::from_secs_f64(seconds));
+        let mut stuck = parts.stalled(t0 + Duration::from_secs_f64(seconds), end);
         stuck.sort_by_key(|(k, _)| k.1);
         let expected: Vec<(PartitionKey, Restart)> = expected.iter().map(|(p, r)| (key(*p), *r)).collect();
         assert_eq!(stuck, expected, "{reason}");
