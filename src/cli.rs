@@ -352,7 +352,7 @@ pub struct MemoryArgs {
     #[arg(long, env = "UDDERS_STORE_CACHE", default_value_t = udders_eventstore::StoreOptions::SQLITE_CACHE_CAPACITY)]
     pub store_cache: usize,
     /// SQLite's page cache of each store's writer connection, KiB (each
-    /// reader connection gets half).
+    /// reader connection gets an eighth, at least 64).
     #[arg(long, env = "UDDERS_SQLITE_PAGE_CACHE_KIB", default_value_t = udders_eventstore::StoreOptions::SQLITE_PAGE_CACHE_KIB)]
     pub sqlite_page_cache_kib: u32,
     /// Records each consumer fetches ahead of its handler, KiB at most

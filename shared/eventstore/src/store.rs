@@ -59,7 +59,7 @@ pub struct StoreOptions {
     /// instances share.
     pub cache_capacity: Option<usize>,
     /// SQLite: the writer connection's page cache, KiB; each reader
-    /// connection gets half.
+    /// connection gets an eighth ([`StoreOptions::reader_page_cache_kib`]).
     pub sqlite_page_cache_kib: u32,
 }
 
@@ -73,6 +73,19 @@ impl StoreOptions {
     /// The default [`StoreOptions::sqlite_page_cache_kib`] (4,096 until the
     /// measurement above).
     pub const SQLITE_PAGE_CACHE_KIB: u32 = 1024;
+
+    /// SQLite: each reader connection's page cache, KiB: an eighth of the
+    /// writer's (128 KiB by default), and at least 64. In WAL mode a reader
+    /// drops its whole page cache whenever it starts a read after some
+    /// commit, so while the writer commits every few milliseconds a reader
+    /// keeps little more than one query's pages; but when writes stop (a
+    /// client reading every order back) each of the four readers of each
+    /// store fills its cache to the bound and keeps it. At half the writer's
+    /// that was 22 MiB over eleven stores, filled by one read-back
+    /// (docs/benchmarks.md, eighth measurement).
+    pub fn reader_page_cache_kib(&self) -> u32 {
+        (self.sqlite_page_cache_kib / 8).max(64)
+    }
 }
 
 impl Default for StoreOptions {
@@ -237,9 +250,7 @@ impl EventStore {
         sqlite::MIGRATOR.run(&writer).await.map_err(|source| StoreError::Migrate { backend: "sqlite", source })?;
         let readers = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
-            .connect_with(
-                base.pragma("cache_size", format!("-{}", (options.sqlite_page_cache_kib / 2).max(64))).read_only(true),
-            )
+            .connect_with(base.pragma("cache_size", format!("-{}", options.reader_page_cache_kib())).read_only(true))
             .await
             .during("opening the SQLite readers")?;
         let cache = options.cache_capacity.unwrap_or(StoreOptions::SQLITE_CACHE_CAPACITY);
