@@ -124,7 +124,9 @@ mod tests {
 /// The end (high watermark: the offset the next record will get) of each
 /// partition a consumer reads, as librdkafka's statistics last reported it
 /// (every [`PartitionEnds::EVERY`]). A consumer's lag on a partition is its
-/// end minus the consumer's stored position.
+/// end minus the consumer's stored position; a scan stalled short of its
+/// resume point asks it whether the log reaches that point (the consumer's
+/// gate).
 #[derive(Debug, Clone, Default)]
 pub struct PartitionEnds(std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<(String, i32), i64>>>);
 

@@ -148,8 +148,9 @@ impl<H: Handler> Loop<H> {
         let consumer: StreamConsumer<LoopContext> = self
             .settings
             .consumer_config(&self.config.name)
-            // Partition ends (high watermarks) for the lag metric, into
-            // `LoopContext::stats` (other clients keep statistics off).
+            // Partition ends (high watermarks) for the lag metric and for
+            // the gates of stalled scans, into `LoopContext::stats` (other
+            // clients keep statistics off).
             .set("statistics.interval.ms", PartitionEnds::EVERY.as_millis().to_string())
             .set(
                 "client.id",
