@@ -621,6 +621,48 @@ on_both_backends! {
 }
 
 on_both_backends! {
+    /// A commit writes every kind at once (on SQLite, in one command): the
+    /// failure of a later statement is named for what it wrote, and nothing
+    /// of the transaction is kept, not its events nor its documents nor its
+    /// consumer position.
+    async fn a_failed_write_at_commit_is_named_and_keeps_nothing(store: EventStore) {
+        type L = Ledger<0>;
+        let id = Uuid::new_v4();
+        let taken = event(1);
+        store.append(&stream("taken"), ExpectedVersion::NoStream, std::slice::from_ref(&taken), &[message_for(&taken)]).await.unwrap();
+        let position = ConsumerPosition { topic: "order".into(), partition: 1, next_offset: 7, last_record: None };
+        let mut tx = store.begin().await.unwrap();
+        let mut ledger = tx.load::<L>(id).await.unwrap();
+        tx.record(&mut ledger, vec![LedgerEvent::Deposited { amount: 3 }], EventMetadata::default()).await.unwrap();
+        let mut colliding = message_for(&event(2));
+        colliding.message_id = *taken.event_id.as_uuid();
+        tx.enqueue(&[colliding]).await.unwrap();
+        let doc = Document { view: "v".into(), key: id.to_string(), doc: serde_json::json!(3), tags: [None, None, None], due: None };
+        tx.put_document(&doc).await.unwrap();
+        tx.save_position("credit", &position).await.unwrap();
+        let err = tx.commit().await.unwrap_err();
+        assert!(matches!(err, StoreError::DuplicateMessageId { .. }), "{err}");
+        assert_eq!(store.stream_version(&L::stream(id)).await.unwrap(), 0);
+        assert_eq!(store.document("v", &id.to_string()).await.unwrap(), None);
+        assert!(store.positions("credit").await.unwrap().is_empty());
+        assert_eq!(store.outbox_backlog().await.unwrap(), 1);
+
+        // The same writes without the collision commit together.
+        let mut tx = store.begin().await.unwrap();
+        let mut ledger = tx.load::<L>(id).await.unwrap();
+        tx.record(&mut ledger, vec![LedgerEvent::Deposited { amount: 3 }], EventMetadata::default()).await.unwrap();
+        tx.enqueue(&[message_for(&event(3))]).await.unwrap();
+        tx.put_document(&doc).await.unwrap();
+        tx.save_position("credit", &position).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.stream_version(&L::stream(id)).await.unwrap(), 1);
+        assert_eq!(store.document("v", &id.to_string()).await.unwrap(), Some(doc));
+        assert_eq!(store.positions("credit").await.unwrap(), vec![position]);
+        assert_eq!(store.outbox_backlog().await.unwrap(), 2);
+    }
+}
+
+on_both_backends! {
     /// What a rolled-back transaction did is never seen again, not even by
     /// a store that keeps aggregates and documents in memory; what a raw
     /// append writes is.
