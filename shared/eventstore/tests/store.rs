@@ -621,10 +621,10 @@ on_both_backends! {
 }
 
 on_both_backends! {
-    /// A commit writes every kind at once (on SQLite, in one command): the
-    /// failure of a later statement is named for what it wrote, and nothing
-    /// of the transaction is kept, not its events nor its documents nor its
-    /// consumer position.
+    /// A commit writes its events, outbox rows, documents and consumer
+    /// position together: the failure of a later write is named for what it
+    /// wrote, and nothing of the transaction is kept, not its events nor its
+    /// documents nor its consumer position.
     async fn a_failed_write_at_commit_is_named_and_keeps_nothing(store: EventStore) {
         type L = Ledger<0>;
         let id = Uuid::new_v4();
