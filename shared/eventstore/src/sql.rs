@@ -157,28 +157,61 @@ pub(crate) async fn get_document(conn: Conn<'_>, view: &str, key: &str) -> Resul
     })
 }
 
+/// The statement of a page of documents: `filter`'s conditions and only
+/// those, each a plain equality or range the planner can match to an index
+/// (written `($2 IS NULL OR tag_a = $2)`, a condition hides the status index
+/// from it, and a page of a rare status walked every document of the view).
+/// Parameters in order: the view, each tag set, the cursor (update time,
+/// key), the JSON field (path, value), the limit. `json_equals` is the
+/// dialect's test of a field, given the two parameters.
+pub(crate) fn list_documents_sql(filter: &DocumentFilter, json_equals: fn(&str, &str) -> String) -> String {
+    let mut sql =
+        String::from("SELECT key, doc, tag_a, tag_b, tag_c, due_at_us, updated_at_us FROM read_models WHERE view = $1");
+    let mut next = 2;
+    let mut param = || {
+        next += 1;
+        format!("${}", next - 1)
+    };
+    for (column, tag) in ["tag_a", "tag_b", "tag_c"].iter().zip(&filter.tags) {
+        if tag.is_some() {
+            sql += &format!(" AND {column} = {}", param());
+        }
+    }
+    if filter.after.is_some() {
+        let (at, key) = (param(), param());
+        // The first condition alone bounds the index range; the second
+        // breaks the ties.
+        sql += &format!(" AND updated_at_us <= {at} AND (updated_at_us < {at} OR key > {key})");
+    }
+    if filter.field.is_some() {
+        let (path, value) = (param(), param());
+        sql += &format!(" AND {}", json_equals(&path, &value));
+    }
+    sql += &format!(" ORDER BY updated_at_us DESC, key LIMIT {}", param());
+    sql
+}
+
 /// A page of a view's documents matching `filter`, most recently updated
 /// first, with the cursor of the next page when this one is full. The
-/// statement and the path of the JSON field filtered on are the dialect's.
+/// path of the JSON field filtered on, and how it is read, are the dialect's.
 pub(crate) async fn list_documents(
     conn: Conn<'_>,
     view: &str,
     filter: &DocumentFilter,
 ) -> Result<DocumentPage, StoreError> {
     on_conn!(conn, |c, dialect| {
-        let rows = sqlx::query(dialect::LIST_DOCUMENTS)
-            .bind(view)
-            .bind(&filter.tags[0])
-            .bind(&filter.tags[1])
-            .bind(&filter.tags[2])
-            .bind(i64::from(filter.limit))
-            .bind(filter.after.as_ref().map(|after| after.updated_at_us))
-            .bind(filter.after.as_ref().map(|after| after.key.as_str()))
-            .bind(filter.field.as_ref().map(|(name, _)| dialect::json_field(name)))
-            .bind(filter.field.as_ref().map(|(_, value)| value.as_str()))
-            .fetch_all(&mut *c)
-            .await
-            .during("listing a read model")?;
+        let sql = list_documents_sql(filter, dialect::json_field_equals);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(view);
+        for tag in filter.tags.iter().flatten() {
+            query = query.bind(tag.as_str());
+        }
+        if let Some(after) = &filter.after {
+            query = query.bind(after.updated_at_us).bind(after.key.as_str());
+        }
+        if let Some((name, value)) = &filter.field {
+            query = query.bind(dialect::json_field(name)).bind(value.as_str());
+        }
+        let rows = query.bind(i64::from(filter.limit)).fetch_all(&mut *c).await.during("listing a read model")?;
         let full = rows.len() as u64 >= u64::from(filter.limit) && filter.limit > 0;
         let next =
             rows.last().filter(|_| full).map(|row| DocumentCursor { updated_at_us: row.get(6), key: row.get(0) });

@@ -456,16 +456,11 @@ pub(crate) fn document_from_row(view: &str, row: &SqliteRow) -> Result<Document,
 }
 
 /// A view's documents matching a filter, most recently updated first, for
-/// `sql::list_documents`: `$1` view, `$2`..`$4` tags, `$5` limit, `$6`/`$7`
-/// the cursor (updated at, key), `$8` the [`json_field`] filtered on, `$9`
-/// its value.
-pub(crate) const LIST_DOCUMENTS: &str =
-    "SELECT key, doc, tag_a, tag_b, tag_c, due_at_us, updated_at_us FROM read_models
-         WHERE view = ?1
-           AND (?2 IS NULL OR tag_a = ?2) AND (?3 IS NULL OR tag_b = ?3) AND (?4 IS NULL OR tag_c = ?4)
-           AND (?6 IS NULL OR updated_at_us < ?6 OR (updated_at_us = ?6 AND key > ?7))
-           AND (?8 IS NULL OR json_extract(doc, ?8) = ?9)
-         ORDER BY updated_at_us DESC, key LIMIT ?5";
+/// `sql::list_documents_sql`: a document's field at the JSON path `path`
+/// equals `value` (both parameters).
+pub(crate) fn json_field_equals(path: &str, value: &str) -> String {
+    format!("json_extract(doc, {path}) = {value}")
+}
 
 /// The path of a document's top-level field `name`, as `json_extract` takes it.
 pub(crate) fn json_field(name: &str) -> String {
