@@ -409,6 +409,12 @@ pub struct SagaArgs {
     /// The saga deadline: an order not finished by then is called off (`order/expired`).
     #[arg(long, env = "UDDERS_SAGA_DEADLINE", default_value = "30s", value_parser = udders_runtime::clock::parse_duration)]
     pub saga_deadline: std::time::Duration,
+    /// The door's bound: `POST /orders` answers 503 with `Retry-After` once a
+    /// new order would wait longer than this behind the open ones, at the
+    /// rate they are ending (docs/adr/0013). Less than the saga deadline
+    /// [default: a tenth of the saga deadline].
+    #[arg(long, env = "UDDERS_ADMISSION_WAIT", value_parser = udders_runtime::clock::parse_duration)]
+    pub admission_wait: Option<std::time::Duration>,
     /// Longest wait of a consumer's fetch for new records, milliseconds
     /// (librdkafka `fetch.wait.max.ms`). The broker answers as soon as records
     /// arrive, so this sets only how often an idle consumer asks (docs/adr/0010).

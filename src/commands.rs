@@ -55,6 +55,7 @@ pub async fn service(args: ServiceArgs) -> anyhow::Result<()> {
         min_insync_replicas: args.min_insync_replicas,
         fetch_wait_ms: args.saga.fetch_wait_ms,
         deadline: args.saga.saga_deadline,
+        admission_wait: args.saga.admission_wait,
         sweep_every: std::time::Duration::from_millis(500),
         retention: args.retention.retention(),
         republish_window: args.retention.republish_window,

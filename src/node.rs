@@ -114,6 +114,9 @@ pub struct NodeConfig {
     pub fetch_wait_ms: u32,
     /// The saga deadline (order service).
     pub deadline: Duration,
+    /// The door's bound on a new order's wait (order service; `None`: a
+    /// tenth of the deadline).
+    pub admission_wait: Option<Duration>,
     /// How often overdue orders are looked for (order service).
     pub sweep_every: Duration,
     /// How long published outbox rows and inbox ids are kept (raised to
@@ -148,6 +151,8 @@ impl Node {
     /// the consumer (as a member of the service's group) and HTTP.
     pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
         let service = config.service;
+        let admission_wait = udders_order::admission::admission_wait(config.deadline, config.admission_wait)
+            .map_err(anyhow::Error::msg)?;
         let catalog = Arc::new(crate::catalog::udders()?);
         let shown = config.database_url.split('@').next_back().unwrap_or_default().to_owned();
         let store = EventStore::connect(&config.database_url, &StoreOptions::default())
@@ -196,7 +201,12 @@ impl Node {
             }
         }));
         let order = (service == Service::Order).then(|| {
-            udders_order::OrderApi::new(store.clone(), Outbound::new(service, catalog.clone()), config.deadline)
+            udders_order::OrderApi::new(
+                store.clone(),
+                Outbound::new(service, catalog.clone()),
+                config.deadline,
+                admission_wait,
+            )
         });
         let state = AppState {
             stores: BTreeMap::from([(service, store.clone())]),

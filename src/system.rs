@@ -37,6 +37,8 @@ pub struct SystemConfig {
     pub partitions: i32,
     /// The saga deadline.
     pub deadline: Duration,
+    /// The door's bound on a new order's wait (`None`: a tenth of the deadline).
+    pub admission_wait: Option<Duration>,
     /// Longest wait of a consumer's fetch, milliseconds.
     pub fetch_wait_ms: u32,
     /// How often overdue orders are looked for.
@@ -78,6 +80,7 @@ impl SystemConfig {
             // only add fetch work for the broker (docs/benchmarks.md).
             partitions: 1,
             deadline: udders_order::DEFAULT_DEADLINE,
+            admission_wait: None,
             fetch_wait_ms: KafkaSettings::DEFAULT_FETCH_WAIT_MS,
             sweep_every: Duration::from_millis(500),
             trim_every: Duration::from_secs(1),
@@ -124,6 +127,8 @@ impl System {
     /// Opens the databases, starts the broker, seeds reference data, starts
     /// the services and serves HTTP.
     pub async fn start(config: SystemConfig) -> anyhow::Result<System> {
+        let admission_wait = udders_order::admission::admission_wait(config.deadline, config.admission_wait)
+            .map_err(anyhow::Error::msg)?;
         let catalog = Arc::new(crate::catalog::udders()?);
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
@@ -194,8 +199,13 @@ impl System {
         let replayers: Replayers = Arc::new(Mutex::new(BTreeMap::new()));
         let every_store: Vec<(Service, EventStore)> = stores.iter().map(|(s, store)| (*s, store.clone())).collect();
         let order_outbound = Outbound::new(Service::Order, catalog.clone());
-        let order = udders_order::OrderApi::new(stores[&Service::Order].clone(), order_outbound, config.deadline)
-            .with_dead_letter_stores(every_store);
+        let order = udders_order::OrderApi::new(
+            stores[&Service::Order].clone(),
+            order_outbound,
+            config.deadline,
+            admission_wait,
+        )
+        .with_dead_letter_stores(every_store);
         let state = AppState {
             stores: stores.clone(),
             catalog: catalog.clone(),

@@ -14,6 +14,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     config.broker_addr = args.broker_addr;
     config.partitions = args.saga.partitions.unwrap_or(config.partitions);
     config.deadline = args.saga.saga_deadline;
+    config.admission_wait = args.saga.admission_wait;
     config.fetch_wait_ms = args.saga.fetch_wait_ms;
     config.retention = args.retention.retention();
     config.republish_window = args.retention.republish_window;

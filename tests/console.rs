@@ -305,12 +305,12 @@ async fn every_error_the_http_layer_answers_is_a_problem() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn past_capacity_the_pos_refuses_with_503_and_retry_after_and_writes_nothing() {
-    // Validation stopped: nothing drains, so the backlog only grows. With a
-    // deadline of 9 s an order may wait a third, 3 s: at the floor rate of
-    // 100/s that is 300 open orders.
+    // Validation stopped: nothing drains, so the backlog only grows. An
+    // order may wait 3 s: at the floor rate of 100/s that is 300 open orders.
     let mut t = start_with(|c| {
         c.stopped = vec![Service::Validation];
         c.deadline = Duration::from_secs(9);
+        c.admission_wait = Some(Duration::from_secs(3));
     })
     .await;
     let mut accepted = Vec::new();

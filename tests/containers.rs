@@ -87,6 +87,7 @@ async fn start_services(infra: &Infrastructure, instances: usize) -> BTreeMap<(S
                 min_insync_replicas: None,
                 fetch_wait_ms: 50,
                 deadline: Duration::from_secs(120),
+                admission_wait: None,
                 sweep_every: Duration::from_millis(500),
                 retention: udders_messaging::pruning::Retention::DEFAULT,
                 republish_window: udders_messaging::RelayConfig::DEFAULT_REPUBLISH_WINDOW,

@@ -43,9 +43,11 @@ pub struct OrderApi {
 
 impl OrderApi {
     /// The routes' state; starts the intake task on the current runtime.
-    pub fn new(store: EventStore, outbound: Outbound, deadline: Duration) -> Self {
+    /// A new order is admitted while it would wait at most `admission_wait`
+    /// (see [`crate::admission`]; must be shorter than `deadline`).
+    pub fn new(store: EventStore, outbound: Outbound, deadline: Duration, admission_wait: Duration) -> Self {
         let intake = Intake::start(store.clone(), outbound.clone());
-        let admission = Admission::start(store.clone(), deadline);
+        let admission = Admission::start(store.clone(), deadline, admission_wait);
         let dead_letter_stores = vec![(Service::Order, store.clone())];
         Self { store, outbound, deadline, intake, admission, dead_letter_stores }
     }
