@@ -333,7 +333,8 @@ async fn past_capacity_the_pos_refuses_with_503_and_retry_after_and_writes_nothi
                     assert!((1..=60).contains(&retry), "{retry}");
                     assert_eq!(response.headers()["content-type"], "application/problem+json");
                     let problem: Value = response.json().await.unwrap();
-                    assert!(problem["detail"].as_str().unwrap().contains("capacity"), "{problem}");
+                    let detail = problem["detail"].as_str().unwrap();
+                    assert!(detail.contains("capacity") && detail.contains("admission wait of 3.0 s"), "{problem}");
                     refused += 1;
                 }
                 other => panic!("unexpected {other}"),

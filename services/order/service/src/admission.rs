@@ -73,6 +73,8 @@ pub struct Refusal {
     pub aged: u64,
     /// Seconds until the backlog should be back under the bound.
     pub retry_after_secs: u64,
+    /// The bound: the admission wait, seconds.
+    pub wait_secs: f64,
 }
 
 /// What the door reads: the backlog, how fast it drains, how many of its
@@ -125,7 +127,7 @@ pub fn admit(backlog: Backlog, bound_secs: f64) -> Result<(), Refusal> {
     // seconds (a tenth of the bound), not one.
     let floor = if too_many_aged { (bound_secs / 10.0).max(1.0) } else { 1.0 };
     let retry_after_secs = over_mean.ceil().clamp(floor, 60.0) as u64;
-    Err(Refusal { open, rate, aged, retry_after_secs })
+    Err(Refusal { open, rate, aged, retry_after_secs, wait_secs: bound_secs })
 }
 
 impl Admission {

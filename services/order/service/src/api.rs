@@ -212,7 +212,7 @@ const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x7564_6465_7273_2d6f_7264_6
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing or malformed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "At capacity: an order accepted now could not finish within the saga deadline; nothing was written", body = Problem, content_type = "application/problem+json",
+        (status = 503, description = "At capacity: an order accepted now would wait longer than the admission wait (by default a tenth of the saga deadline); nothing was written", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
 pub async fn place(
@@ -322,9 +322,9 @@ pub async fn place(
 /// too many of its orders have waited too long already.
 fn at_capacity(refusal: Refusal) -> Response {
     let detail = format!(
-        "at capacity: {} orders open, ending {:.0}/s, {} of them waiting longer than a third of the deadline; an \
-         order placed now could not finish within the saga deadline; nothing was written, try again in {} s",
-        refusal.open, refusal.rate, refusal.aged, refusal.retry_after_secs
+        "at capacity: {} orders open, ending {:.0}/s, {} of them waiting longer than the admission wait of {:.1} s; an \
+         order placed now would wait longer than that; nothing was written, try again in {} s",
+        refusal.open, refusal.rate, refusal.aged, refusal.wait_secs, refusal.retry_after_secs
     );
     let mut response = Problem::unavailable(detail).into_response();
     response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(refusal.retry_after_secs));
