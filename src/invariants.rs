@@ -213,8 +213,9 @@ async fn outcome(client: &reqwest::Client, at: &Endpoints, order_id: &str) -> an
     })
 }
 
-fn is_terminal(status: &str) -> bool {
-    ["COMPLETED", "REJECTED", "CANCELLED"].contains(&status)
+/// Whether an order's status, as the read models spell it, is one it ends in.
+pub fn is_terminal(status: &str) -> bool {
+    udders_order_domain::Status::ALL.iter().any(|s| s.is_terminal() && s.as_str() == status)
 }
 
 /// Checks the invariants against a quiet system. Reads go out

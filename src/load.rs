@@ -304,7 +304,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let rows: Vec<Row> = udders::invariants::orders(&client, &base).await?;
     let mut latencies: Vec<f64> = rows
         .iter()
-        .filter(|r| ["COMPLETED", "REJECTED", "CANCELLED"].contains(&r.status.as_str()))
+        .filter(|r| udders::invariants::is_terminal(&r.status))
         .filter_map(|r| {
             let (a, b) = (Timestamp::parse_rfc3339(&r.placed_at).ok()?, Timestamp::parse_rfc3339(&r.updated_at).ok()?);
             Some((b.micros() - a.micros()) as f64 / 1000.0)
