@@ -435,8 +435,7 @@ pub(crate) fn document_from_row(view: &str, row: &PgRow) -> Result<Document, Sto
     })
 }
 
-/// A view's documents matching a filter, most recently updated first, for
-/// `sql::list_documents_sql`: a document's top-level field `path` (a
+/// For `sql::list_documents_sql`: a document's top-level field `path` (a
 /// parameter holding its name) equals `value`.
 pub(crate) fn json_field_equals(path: &str, value: &str) -> String {
     format!("doc->>({path}::text) = {value}")

@@ -455,9 +455,8 @@ pub(crate) fn document_from_row(view: &str, row: &SqliteRow) -> Result<Document,
     })
 }
 
-/// A view's documents matching a filter, most recently updated first, for
-/// `sql::list_documents_sql`: a document's field at the JSON path `path`
-/// equals `value` (both parameters).
+/// For `sql::list_documents_sql`: a document's field at the JSON path
+/// `path` equals `value` (both parameters).
 pub(crate) fn json_field_equals(path: &str, value: &str) -> String {
     format!("json_extract(doc, {path}) = {value}")
 }
