@@ -20,6 +20,25 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's settings, read at its start: pages freed and left unused for
+/// a second go back to the system (its default waits ten seconds). Under
+/// overload the heap churns through more pages than it keeps, and the
+/// ten seconds' worth held about 15 MB of RSS at 600 orders/s offered; a
+/// second cost no throughput measured (docs/benchmarks.md). The
+/// `_RJEM_MALLOC_CONF` environment variable, read after this, overrides it.
+#[allow(unsafe_code)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static JEMALLOC_SETTINGS: JemallocSettings = JemallocSettings(c"dirty_decay_ms:1000".as_ptr());
+
+/// A C string's address, as jemalloc reads `malloc_conf` (`const char *`).
+#[repr(transparent)]
+struct JemallocSettings(*const std::ffi::c_char);
+
+// SAFETY: the pointer is to a string literal, never written, valid for the
+// whole run; sharing it between threads shares only reads.
+#[allow(unsafe_code)]
+unsafe impl Sync for JemallocSettings {}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     use tracing_subscriber::layer::SubscriberExt as _;
