@@ -61,8 +61,9 @@ pub async fn serve(
     // `into_make_service` readies every route once, here. Handed to
     // `axum::serve` as it is, a `Router` readies a copy of all its routes
     // for each connection (axum 0.8), and each connection keeps that copy:
-    // some 30 KB, or a quarter of the Rust heap's growth under overload,
-    // when a POS holds 256 connections open (docs/benchmarks.md).
+    // some 30 KB, or half of what the live Rust heap grew by under
+    // overload, with a POS holding 256 connections open
+    // (docs/benchmarks.md, the eleventh measurement).
     let app = router(state).into_make_service();
     let task = tokio::spawn(async move {
         axum::serve(listener, app).with_graceful_shutdown(async move { stopped.cancelled().await }).await

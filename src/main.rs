@@ -106,3 +106,43 @@ async fn run(command: cli::Command) -> anyhow::Result<()> {
         cli::Command::Admin(command) => admin::run(command).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::{c_char, c_int, c_void};
+
+    #[allow(unsafe_code)]
+    unsafe extern "C" {
+        /// jemalloc's `mallctl`, under the prefix tikv-jemalloc-sys gives it.
+        fn _rjem_mallctl(
+            name: *const c_char,
+            oldp: *mut c_void,
+            oldlenp: *mut usize,
+            newp: *mut c_void,
+            newlen: usize,
+        ) -> c_int;
+    }
+
+    /// The compiled-in settings reach jemalloc: this test binary has the
+    /// same allocator and settings as `udders`. (`_RJEM_MALLOC_CONF` in the
+    /// environment overrides them and fails this test; CI does not set it.)
+    #[test]
+    #[allow(unsafe_code)]
+    fn jemalloc_hands_back_pages_unused_for_a_second() {
+        let mut decay_ms: isize = 0;
+        let mut len = std::mem::size_of::<isize>();
+        // SAFETY: `opt.dirty_decay_ms` is an `ssize_t`; `decay_ms` and
+        // `len` are valid for writes of that size, and nothing is written.
+        let rc = unsafe {
+            _rjem_mallctl(
+                c"opt.dirty_decay_ms".as_ptr(),
+                (&raw mut decay_ms).cast(),
+                &raw mut len,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        assert_eq!(rc, 0, "mallctl(opt.dirty_decay_ms) failed");
+        assert_eq!(decay_ms, 1000, "not the compiled-in setting (does _RJEM_MALLOC_CONF override it?)");
+    }
+}
