@@ -26,18 +26,12 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// ten seconds' worth held about 15 MB of RSS at 600 orders/s offered; a
 /// second cost no throughput measured (docs/benchmarks.md). The
 /// `_RJEM_MALLOC_CONF` environment variable, read after this, overrides it.
+/// Its type is the one tikv-jemalloc-sys declares for `malloc_conf`.
 #[allow(unsafe_code)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-static JEMALLOC_SETTINGS: JemallocSettings = JemallocSettings(c"dirty_decay_ms:1000".as_ptr());
-
-/// A C string's address, as jemalloc reads `malloc_conf` (`const char *`).
-#[repr(transparent)]
-struct JemallocSettings(*const std::ffi::c_char);
-
-// SAFETY: the pointer is to a string literal, never written, valid for the
-// whole run; sharing it between threads shares only reads.
-#[allow(unsafe_code)]
-unsafe impl Sync for JemallocSettings {}
+// SAFETY: the pointer is a string literal's, so it is valid and
+// NUL-terminated for the whole run.
+static JEMALLOC_SETTINGS: Option<&std::ffi::c_char> = Some(unsafe { &*c"dirty_decay_ms:1000".as_ptr() });
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -109,20 +103,6 @@ async fn run(command: cli::Command) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::ffi::{c_char, c_int, c_void};
-
-    #[allow(unsafe_code)]
-    unsafe extern "C" {
-        /// jemalloc's `mallctl`, under the prefix tikv-jemalloc-sys gives it.
-        fn _rjem_mallctl(
-            name: *const c_char,
-            oldp: *mut c_void,
-            oldlenp: *mut usize,
-            newp: *mut c_void,
-            newlen: usize,
-        ) -> c_int;
-    }
-
     /// The compiled-in settings reach jemalloc: this test binary has the
     /// same allocator and settings as `udders`. (`_RJEM_MALLOC_CONF` in the
     /// environment overrides them and fails this test; CI does not set it.)
@@ -134,7 +114,7 @@ mod tests {
         // SAFETY: `opt.dirty_decay_ms` is an `ssize_t`; `decay_ms` and
         // `len` are valid for writes of that size, and nothing is written.
         let rc = unsafe {
-            _rjem_mallctl(
+            tikv_jemalloc_sys::mallctl(
                 c"opt.dirty_decay_ms".as_ptr(),
                 (&raw mut decay_ms).cast(),
                 &raw mut len,
