@@ -1,5 +1,6 @@
 //! The saga end to end: through HTTP and Kafka against the whole system in
-//! one process. Every test checks the invariants of udders.md at its end.
+//! one process. Every test checks the invariants of `src/invariants.rs` at
+//! its end.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
