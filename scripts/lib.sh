@@ -17,7 +17,8 @@ wait_for_readyz() {
 # udders (the binary), server (a PostgreSQL server URL), run (a prefix for
 # the database names), work (a directory for the logs) and instances;
 # declares `declare -A pid port` and broker_pid=""; and defines say().
-# Afterwards: $broker, pid[SERVICE-N] and port[SERVICE-N] (N from 1).
+# Afterwards: $broker, pid[SERVICE-N] and port[SERVICE-N] (N from 1);
+# topology_load_endpoints then sets endpoints, the flags for `udders load`.
 udders_services=(order validation validation-us credit inventory payment fulfillment notification insights)
 
 topology_start_broker() {
@@ -32,6 +33,18 @@ topology_start_instance() { # service instance
   "$udders" service "$1" --database-url "$server/${run}_${1//-/_}" --bootstrap "$broker" \
     --http-addr "127.0.0.1:${port[$key]}" --instance-id "$2" "${extra[@]}" >> "$work/$key.log" 2>&1 &
   pid[$key]=$!
+}
+
+topology_url() { # service: the HTTP base URL of its first instance
+  echo "http://127.0.0.1:${port[$1-1]}"
+}
+
+# `udders load`'s flags for the topology: the POS API and every read model
+# the invariants are checked against, each at its service's first instance.
+topology_load_endpoints() {
+  endpoints=(--url "$(topology_url order)" --credit-url "$(topology_url credit)"
+    --inventory-url "$(topology_url inventory)" --payment-url "$(topology_url payment)"
+    --fulfillment-url "$(topology_url fulfillment)" --notification-url "$(topology_url notification)")
 }
 
 topology_wait_ready() { # key url: up to 120 s for `udders healthcheck` to pass
