@@ -20,18 +20,27 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's settings, read at its start: pages freed and left unused for
-/// a second go back to the system (its default waits ten seconds). Under
-/// overload the heap churns through more pages than it keeps, and the
-/// ten seconds' worth held about 15 MB of RSS at 600 orders/s offered; a
-/// second cost no throughput measured (docs/benchmarks.md). The
-/// `_RJEM_MALLOC_CONF` environment variable, read after this, overrides it.
-/// Its type is the one tikv-jemalloc-sys declares for `malloc_conf`.
+/// jemalloc's settings, read at its start (docs/benchmarks.md, the
+/// eleventh and twelfth measurements):
+/// - `dirty_decay_ms:1000`: pages freed and left unused for a second go back
+///   to the system (its default waits ten seconds). Under overload the heap
+///   churns through more pages than it keeps, and the ten seconds' worth
+///   held about 15 MB of RSS at 600 orders/s offered.
+/// - `tcache_max:1024,lg_tcache_nslots_mul:-2`: each thread's cache keeps
+///   blocks of at most 1 KiB (not 32 KiB), a quarter as many of each size.
+///   The process has some 190 threads (tokio's, sqlx's one per SQLite
+///   connection); their caches held about 24 MB of the peak at five times
+///   capacity (peak 0.87 of the default's).
+///
+/// Neither cost throughput measured. The `_RJEM_MALLOC_CONF` environment
+/// variable, read after this, overrides them. Its type is the one
+/// tikv-jemalloc-sys declares for `malloc_conf`.
 #[allow(unsafe_code)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 // SAFETY: the pointer is a string literal's, so it is valid and
 // NUL-terminated for the whole run.
-static JEMALLOC_SETTINGS: Option<&std::ffi::c_char> = Some(unsafe { &*c"dirty_decay_ms:1000".as_ptr() });
+static JEMALLOC_SETTINGS: Option<&std::ffi::c_char> =
+    Some(unsafe { &*c"dirty_decay_ms:1000,tcache_max:1024,lg_tcache_nslots_mul:-2".as_ptr() });
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -103,26 +112,30 @@ async fn run(command: cli::Command) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    /// One of jemalloc's options, as `mallctl` reads it (`T` is the option's
+    /// C type: `ssize_t` is `isize`, `size_t` is `usize`).
+    #[allow(unsafe_code)]
+    fn jemalloc_option<T: Default>(name: &std::ffi::CStr) -> T {
+        let mut value = T::default();
+        let mut len = std::mem::size_of::<T>();
+        // SAFETY: `value` and `len` are valid for writes of `T`'s size,
+        // which the caller gives as the option's type; nothing is written.
+        let rc = unsafe {
+            tikv_jemalloc_sys::mallctl(name.as_ptr(), (&raw mut value).cast(), &raw mut len, std::ptr::null_mut(), 0)
+        };
+        assert_eq!(rc, 0, "mallctl({name:?}) failed");
+        assert_eq!(len, std::mem::size_of::<T>(), "{name:?} is not of the size given");
+        value
+    }
+
     /// The compiled-in settings reach jemalloc: this test binary has the
     /// same allocator and settings as `udders`. (`_RJEM_MALLOC_CONF` in the
     /// environment overrides them and fails this test; CI does not set it.)
     #[test]
-    #[allow(unsafe_code)]
-    fn jemalloc_hands_back_pages_unused_for_a_second() {
-        let mut decay_ms: isize = 0;
-        let mut len = std::mem::size_of::<isize>();
-        // SAFETY: `opt.dirty_decay_ms` is an `ssize_t`; `decay_ms` and
-        // `len` are valid for writes of that size, and nothing is written.
-        let rc = unsafe {
-            tikv_jemalloc_sys::mallctl(
-                c"opt.dirty_decay_ms".as_ptr(),
-                (&raw mut decay_ms).cast(),
-                &raw mut len,
-                std::ptr::null_mut(),
-                0,
-            )
-        };
-        assert_eq!(rc, 0, "mallctl(opt.dirty_decay_ms) failed");
-        assert_eq!(decay_ms, 1000, "not the compiled-in setting (does _RJEM_MALLOC_CONF override it?)");
+    fn jemalloc_runs_with_the_compiled_in_settings() {
+        let why = "not the compiled-in setting (does _RJEM_MALLOC_CONF override it?)";
+        assert_eq!(jemalloc_option::<isize>(c"opt.dirty_decay_ms"), 1000, "{why}");
+        assert_eq!(jemalloc_option::<usize>(c"opt.tcache_max"), 1024, "{why}");
+        assert_eq!(jemalloc_option::<isize>(c"opt.lg_tcache_nslots_mul"), -2, "{why}");
     }
 }
