@@ -258,6 +258,16 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         let age = status.oldest_age.unwrap_or_default().as_secs_f64();
         let _ = writeln!(out, "udders_outbox_oldest_age_seconds{{service=\"{service}\"}} {age}");
     }
+    help(
+        &mut out,
+        "udders_store_wrong_opens_total",
+        "counter",
+        "Commits that failed because a stream a handler opened as new (one a read would most likely not find) \
+         existed: each cost its records a retry, which reads the stream.",
+    );
+    for (service, store) in &state.stores {
+        let _ = writeln!(out, "udders_store_wrong_opens_total{{service=\"{service}\"}} {}", store.wrong_opens());
+    }
     help(&mut out, "udders_orders", "gauge", "Orders by status.");
     if let Some(store) = state.stores.get(&Service::Order)
         && let Ok(counts) = store.count_documents("orders", 0).await

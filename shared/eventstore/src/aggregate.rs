@@ -154,19 +154,51 @@ impl Tx {
     /// database (newest usable snapshot plus the events after it).
     pub async fn load<A: Aggregate>(&mut self, id: impl fmt::Display) -> Result<Loaded<A>, StoreError> {
         let stream = A::stream(id);
-        let held = match self.held::<A::State>(&stream) {
-            Some(held) => Some(held),
-            None => self.take_cached::<A::State>(&stream),
+        match self.known::<A>(&stream) {
+            Some(loaded) => Ok(loaded),
+            None => self.read::<A>(stream).await,
+        }
+    }
+
+    /// Opens an aggregate this transaction most likely creates: one keyed
+    /// by an order that the reaction at hand starts (validating a placed
+    /// order, reserving its stock), so that a read would find nothing. As
+    /// [`Tx::load`] when the transaction or the cache holds it; otherwise
+    /// its initial state, without a read. The commit proves the guess: the
+    /// insert of its first event finds the stream taken, or, when nothing
+    /// was recorded on it, one read finds it there; either fails the commit
+    /// with [`StoreError::Conflict`], and the store remembers the stream, so
+    /// the retry reads it. A wrong guess costs a retry, never a decision
+    /// taken on the wrong state.
+    pub async fn open<A: Aggregate>(&mut self, id: impl fmt::Display) -> Result<Loaded<A>, StoreError> {
+        let stream = A::stream(id);
+        if let Some(loaded) = self.known::<A>(&stream) {
+            return Ok(loaded);
+        }
+        if self.store().take_opened_existing(&stream) {
+            return self.read::<A>(stream).await;
+        }
+        self.opened(&stream);
+        self.hold(&stream, 0, A::initial_state());
+        Ok(Loaded { stream, state: A::initial_state(), version: 0, snapshot_version: None, replayed: 0 })
+    }
+
+    /// An aggregate this transaction holds, or the cache: without a read.
+    fn known<A: Aggregate>(&mut self, stream: &StreamId) -> Option<Loaded<A>> {
+        let (version, state) = match self.held::<A::State>(stream) {
+            Some(held) => held,
+            None => self.take_cached::<A::State>(stream)?,
         };
-        let loaded = match held {
-            Some((version, state)) => Loaded { stream, state, version, snapshot_version: None, replayed: 0 },
-            None => {
-                if self.has_pending(&stream) {
-                    self.flush().await?;
-                }
-                load_from::<A>(self.conn(), stream).await?
-            }
-        };
+        self.hold(stream, version, state.clone());
+        Some(Loaded { stream: stream.clone(), state, version, snapshot_version: None, replayed: 0 })
+    }
+
+    /// An aggregate read from the database (after writing its pending events).
+    async fn read<A: Aggregate>(&mut self, stream: StreamId) -> Result<Loaded<A>, StoreError> {
+        if self.has_pending(&stream) {
+            self.flush().await?;
+        }
+        let loaded = load_from::<A>(self.conn(), stream).await?;
         self.hold(&loaded.stream, loaded.version, loaded.state.clone());
         Ok(loaded)
     }

@@ -1,8 +1,10 @@
 //! The store: one API over two backends, and the transaction handlers run in.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
@@ -111,10 +113,19 @@ struct Shared {
     pools: Pools,
     outbox_signal: Notify,
     cache: Option<Cache>,
+    /// Streams a transaction opened as new ([`Tx::open`]) that turned out to
+    /// exist: the next open of each reads it. Cleared when it holds
+    /// [`EXISTING_REMEMBERED`]; a stream forgotten that way costs one more retry.
+    opened_existing: Mutex<HashSet<String>>,
+    /// How many commits failed because a stream opened as new existed.
+    wrong_opens: AtomicU64,
     /// SQLite: the lock that makes this process the file's only user,
     /// released by [`EventStore::close`] (or when the store is dropped).
-    file_lock: std::sync::Mutex<Option<std::fs::File>>,
+    file_lock: Mutex<Option<std::fs::File>>,
 }
+
+/// The most streams [`Shared::opened_existing`] remembers.
+const EXISTING_REMEMBERED: usize = 4096;
 
 /// A service's event store, snapshots, outbox, inbox and consumer positions.
 ///
@@ -255,7 +266,7 @@ impl EventStore {
             .during("opening the SQLite readers")?;
         let cache = options.cache_capacity.unwrap_or(StoreOptions::SQLITE_CACHE_CAPACITY);
         let store = Self::from_pools(Pools::Sqlite { writer, readers }, cache);
-        *store.shared.file_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(file_lock);
+        *store.shared.file_lock.lock().unwrap_or_else(PoisonError::into_inner) = Some(file_lock);
         Ok(store)
     }
 
@@ -276,13 +287,37 @@ impl EventStore {
             pools,
             outbox_signal: Notify::new(),
             cache: Cache::new(cache_capacity),
-            file_lock: std::sync::Mutex::new(None),
+            opened_existing: Mutex::default(),
+            wrong_opens: AtomicU64::new(0),
+            file_lock: Mutex::new(None),
         };
         Self { shared: Arc::new(shared) }
     }
 
     pub(crate) fn cache(&self) -> Option<&Cache> {
         self.shared.cache.as_ref()
+    }
+
+    /// True (once) when a transaction opened `stream` as new and found it
+    /// existing: this open must read it.
+    pub(crate) fn take_opened_existing(&self, stream: &StreamId) -> bool {
+        self.shared.opened_existing.lock().unwrap_or_else(PoisonError::into_inner).remove(stream.as_str())
+    }
+
+    /// Notes streams a transaction opened as new when one of them existed.
+    pub(crate) fn note_opened_existing<'s>(&self, streams: impl IntoIterator<Item = &'s StreamId>) {
+        self.shared.wrong_opens.fetch_add(1, Ordering::Relaxed);
+        let mut existing = self.shared.opened_existing.lock().unwrap_or_else(PoisonError::into_inner);
+        if existing.len() >= EXISTING_REMEMBERED {
+            existing.clear();
+        }
+        existing.extend(streams.into_iter().map(|s| s.to_string()));
+    }
+
+    /// How many commits failed because a stream opened as new
+    /// ([`Tx::open`]) existed: each cost its records a retry.
+    pub fn wrong_opens(&self) -> u64 {
+        self.shared.wrong_opens.load(Ordering::Relaxed)
     }
 
     /// True when this process is the database's only writer: a SQLite file
@@ -606,7 +641,7 @@ impl EventStore {
             }
             Pools::Postgres(pool) => pool.close().await,
         }
-        self.shared.file_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        self.shared.file_lock.lock().unwrap_or_else(PoisonError::into_inner).take();
     }
 }
 

@@ -103,6 +103,9 @@ struct UnitOfWork {
     events: Vec<PendingEvent>,
     outbox: Vec<OutboxMessage>,
     snapshots: HashMap<String, (StreamId, SnapshotRecord)>,
+    /// Streams opened as new without a read ([`Tx::open`]), and whether
+    /// events were recorded on them (whose insert proves them new).
+    opened: Vec<(StreamId, bool)>,
 }
 
 /// One database transaction of a store. Dropped without [`Tx::commit`], it
@@ -170,6 +173,14 @@ impl Tx {
     /// first recorded on it is [`StoreError::Conflict`]; on PostgreSQL that
     /// aborts the transaction.
     pub async fn flush(&mut self) -> Result<(), StoreError> {
+        let written = self.write_pending().await;
+        if written.as_ref().is_err_and(StoreError::is_conflict) {
+            self.opened_existing();
+        }
+        written
+    }
+
+    async fn write_pending(&mut self) -> Result<(), StoreError> {
         let events = std::mem::take(&mut self.work.events);
         if !events.is_empty() {
             dispatch!(self.conn(), insert_events(&events))?;
@@ -373,10 +384,41 @@ impl Tx {
                 expected: ExpectedVersion::from_u64(expected),
             });
         }
+        if let Some((_, recorded)) = self.work.opened.iter_mut().find(|(opened, _)| opened == stream) {
+            *recorded = true;
+        }
         for (i, event) in events.into_iter().enumerate() {
             self.work.events.push(PendingEvent { stream: stream.clone(), version: expected + 1 + i as u64, event });
         }
         Ok(())
+    }
+
+    /// Notes a stream opened as new without a read (see [`Tx::open`]).
+    pub(crate) fn opened(&mut self, stream: &StreamId) {
+        self.work.opened.push((stream.clone(), false));
+    }
+
+    /// Reads whether the streams opened as new that nothing was recorded on
+    /// exist after all (those with events are proved by their insert).
+    async fn prove_opened(&mut self) -> Result<(), StoreError> {
+        let unproved: Vec<StreamId> =
+            self.work.opened.iter().filter(|(_, recorded)| !recorded).map(|(stream, _)| stream.clone()).collect();
+        for stream in unproved {
+            if sql::stream_version(self.conn(), &stream).await? > 0 {
+                self.opened_existing();
+                return Err(StoreError::Conflict { stream: stream.to_string(), expected: ExpectedVersion::NoStream });
+            }
+        }
+        Ok(())
+    }
+
+    /// A stream opened as new existed: the store remembers every stream
+    /// this transaction opened so, and their next open reads them.
+    fn opened_existing(&self) {
+        if !self.work.opened.is_empty() {
+            tracing::debug!(streams = ?self.work.opened, "a stream opened as new exists; the retry reads it");
+            self.store.note_opened_existing(self.work.opened.iter().map(|(stream, _)| stream));
+        }
     }
 
     /// Queues a snapshot for the commit (the newest per stream wins).
@@ -385,8 +427,11 @@ impl Tx {
     }
 
     /// Commits everything this transaction wrote, gives what it holds back
-    /// to the cache, then wakes the relay if it wrote outbox rows.
+    /// to the cache, then wakes the relay if it wrote outbox rows. A stream
+    /// opened as new ([`Tx::open`]) that exists fails it with
+    /// [`StoreError::Conflict`].
     pub async fn commit(mut self) -> Result<(), StoreError> {
+        self.prove_opened().await?;
         self.flush().await?;
         match self.inner {
             TxInner::Sqlite(t) => t.commit().await,

@@ -808,3 +808,64 @@ on_both_backends! {
         assert_eq!(store.count_due("other", at(0), at(100)).await.unwrap(), 0);
     }
 }
+
+on_both_backends! {
+    /// `Tx::open` takes a stream as new without reading it, and the commit
+    /// proves the guess: a stream that exists fails it with a conflict,
+    /// whether events were recorded on it (their insert finds it taken) or
+    /// not (a read finds it), and the next open reads it.
+    async fn a_stream_opened_as_new_commits_only_if_it_is_new(store: EventStore) {
+        type L = Ledger<0>;
+        let deposit = |amount| vec![LedgerEvent::Deposited { amount }];
+        let meta = EventMetadata::default;
+
+        // New indeed: recorded and committed, no conflict.
+        let id = Uuid::new_v4();
+        let mut tx = store.begin().await.unwrap();
+        let mut opened = tx.open::<L>(id).await.unwrap();
+        assert_eq!(opened.version, 0);
+        tx.record(&mut opened, deposit(5), meta()).await.unwrap();
+        tx.commit().await.unwrap();
+        let loaded = store.load::<L>(id).await.unwrap();
+        assert_eq!((loaded.version, loaded.state.balance), (1, 5));
+        assert_eq!(store.wrong_opens(), 0);
+
+        // Existing (appended outside the typed API, so no cache holds it),
+        // with events recorded on it: the insert finds the stream taken.
+        let id = Uuid::new_v4();
+        store.append(&L::stream(id), ExpectedVersion::NoStream, &[event(7)], &[]).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let mut opened = tx.open::<L>(id).await.unwrap();
+        assert_eq!(opened.version, 0, "taken as new: not read");
+        tx.record(&mut opened, deposit(1), meta()).await.unwrap();
+        let failed = tx.commit().await.unwrap_err();
+        assert!(failed.is_conflict(), "{failed}");
+        assert_eq!(store.wrong_opens(), 1);
+        // The retry reads it, and decides on what is there.
+        let mut tx = store.begin().await.unwrap();
+        let mut opened = tx.open::<L>(id).await.unwrap();
+        assert_eq!((opened.version, opened.state.balance), (1, 7));
+        tx.record(&mut opened, deposit(1), meta()).await.unwrap();
+        tx.commit().await.unwrap();
+        let loaded = store.load::<L>(id).await.unwrap();
+        assert_eq!((loaded.version, loaded.state.balance), (2, 8));
+
+        // Existing, and nothing recorded on it: a read at commit finds it.
+        let id = Uuid::new_v4();
+        store.append(&L::stream(id), ExpectedVersion::NoStream, &[event(3)], &[]).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(tx.open::<L>(id).await.unwrap().version, 0);
+        let failed = tx.commit().await.unwrap_err();
+        assert!(failed.is_conflict(), "{failed}");
+        assert_eq!(store.wrong_opens(), 2);
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(tx.open::<L>(id).await.unwrap().state.balance, 3);
+        tx.commit().await.unwrap();
+
+        // New, and nothing recorded on it: the read finds nothing, it commits.
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(tx.open::<L>(Uuid::new_v4()).await.unwrap().version, 0);
+        tx.commit().await.unwrap();
+        assert_eq!(store.wrong_opens(), 2);
+    }
+}

@@ -434,3 +434,98 @@ async fn tap_prints_only_the_events_its_pattern_matches() {
     assert!(lines.iter().all(|l| l.subject.ends_with("/my/store711") && l.key.starts_with("order-")));
     drop(stores);
 }
+
+/// How many records of one of ten groups a handler has seen: an aggregate
+/// it opens as new ([`udders_eventstore::Tx::open`]).
+struct Tally;
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", content = "data")]
+enum Counted {
+    Counted,
+}
+
+impl udders_kernel::Decider for Tally {
+    type State = u64;
+    type Command = ();
+    type Event = Counted;
+    type Error = std::convert::Infallible;
+
+    fn initial_state() -> u64 {
+        0
+    }
+
+    fn decide(_: &u64, (): ()) -> Result<Vec<Counted>, Self::Error> {
+        Ok(vec![Counted::Counted])
+    }
+
+    fn evolve(state: u64, _: &Counted) -> u64 {
+        state + 1
+    }
+}
+
+impl udders_kernel::Aggregate for Tally {
+    const CATEGORY: &'static str = "tally";
+    const SNAPSHOT_EVERY: Option<std::num::NonZeroU64> = None;
+}
+
+/// Counts each record in its group's tally, opened as new.
+struct Opener;
+
+impl udders_messaging::Handler for Opener {
+    async fn handle(
+        &self,
+        tx: &mut udders_eventstore::Tx,
+        incoming: &udders_messaging::Incoming,
+    ) -> Result<(), udders_messaging::HandlerError> {
+        let group = incoming.payload["n"].as_u64().unwrap_or(0) % 10;
+        let mut tally = tx.open::<Tally>(group).await?;
+        tx.record(&mut tally, vec![Counted::Counted], udders_eventstore::EventMetadata::default()).await?;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_opened_as_new_that_exists_is_read_on_the_retry_and_never_dead_lettered() {
+    use udders_eventstore::{EventMetadata, ExpectedVersion, NewEvent, StreamOf};
+    let Rig { broker: _broker, stores, settings, .. } = rig().await;
+    // Every tally exists before the consumer starts, written past any cache:
+    // each first open guesses wrong.
+    for group in 0..10u64 {
+        let counted = NewEvent {
+            event_id: EventId::from_uuid(uuid::Uuid::now_v7()),
+            event_type: "Counted".into(),
+            schema_version: 1,
+            payload: serde_json::Value::Null,
+            metadata: EventMetadata::default(),
+        };
+        stores.consumer.append(&Tally::stream(group), ExpectedVersion::NoStream, &[counted], &[]).await.unwrap();
+    }
+    publish(&stores.publisher, 100, None).await;
+    // One attempt per record: a conflict counted against it would dead-letter it.
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let relay = udders_messaging::Relay::new(stores.publisher.clone(), settings.clone(), relay_config()).unwrap();
+    let relay = tokio::spawn(relay.run(cancel.clone()));
+    let (consumer, watch) = udders_messaging::spawn_consumer(
+        stores.consumer.clone(),
+        settings.clone(),
+        consumer_config(1),
+        Opener,
+        cancel.clone(),
+    )
+    .unwrap();
+    eventually(MINUTE, "100 handled", || async { watch.stats().handled == 100 }).await;
+    assert_eq!(watch.stats().dead_lettered, 0);
+    for group in 0..10u64 {
+        let tally = stores.consumer.load::<Tally>(group).await.unwrap();
+        assert_eq!(tally.state, 11, "group {group}: the one written before and its ten records, each once");
+    }
+    // With a cache (SQLite) a tally read once stays known; without one
+    // (PostgreSQL) every open guesses, so any record may be retried once.
+    let most = if stores.consumer.is_exclusive() { 10 } else { 100 };
+    let wrong = stores.consumer.wrong_opens();
+    assert!((1..=most).contains(&wrong), "at most {most} guesses were wrong, and some were: {wrong}");
+    cancel.cancel();
+    consumer.await.unwrap().unwrap();
+    relay.await.unwrap().unwrap();
+}

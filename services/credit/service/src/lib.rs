@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use udders_contracts::events::CreditLimitChanged;
 use udders_contracts::{Integration, Service};
 use udders_credit_domain::{
-    Account, AccountCommand, AccountEvent, AccountState, CreditView, HoldEvent, OrderHold, account_touched,
+    Account, AccountCommand, AccountEvent, AccountState, CreditView, HoldEvent, OrderHold, Reaction, account_touched,
     credit_view, decide_reaction, limit_for, react,
 };
 use udders_eventstore::{EventStore, StoreError, Tx};
@@ -48,7 +48,11 @@ impl Handler for CreditHandler {
         let route: Route = route(incoming, SERVICE)?;
         let Some(reaction) = react(route, &integration(incoming)?) else { return Ok(()) };
         let cause = Cause::of(incoming);
-        let mut hold = tx.load::<OrderHold>(reaction.order()).await?;
+        // The validated order starts the order's hold: no read would find one.
+        let mut hold = match reaction {
+            Reaction::Reserve { .. } => tx.open::<OrderHold>(reaction.order()).await?,
+            _ => tx.load::<OrderHold>(reaction.order()).await?,
+        };
         let mut account = match account_touched(&reaction, &hold.state) {
             Some(customer) => Some(tx.load::<Account>(customer).await?),
             None => None,

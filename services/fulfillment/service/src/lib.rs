@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::routing::get;
 use udders_contracts::Service;
 use udders_eventstore::{EventStore, StoreError, Tx};
-use udders_fulfillment_domain::{Shipment, ShipmentView, react};
+use udders_fulfillment_domain::{Shipment, ShipmentCommand, ShipmentView, react};
 use udders_kernel::{Decider, ReadModel};
 use udders_messaging::{Handler, HandlerError, Incoming};
 use udders_runtime::http::{Path, Problem};
@@ -37,7 +37,11 @@ impl Handler for FulfillmentHandler {
     async fn handle(&self, tx: &mut Tx, incoming: &Incoming) -> Result<(), HandlerError> {
         let route: Route = route(incoming, SERVICE)?;
         let Some((order, command)) = react(route, &integration(incoming)?) else { return Ok(()) };
-        let mut shipment = tx.load::<Shipment>(&order).await?;
+        // A captured payment starts the shipment: no read would find one.
+        let mut shipment = match command {
+            ShipmentCommand::Ship { .. } => tx.open::<Shipment>(&order).await?,
+            ShipmentCommand::CallOff { .. } => tx.load::<Shipment>(&order).await?,
+        };
         let Ok(events) = Shipment::decide(&shipment.state, (order, command));
         let publish = |e: &udders_fulfillment_domain::ShipmentEvent| e.integration().map(|i| (i, None));
         record_viewed(tx, &mut shipment, events, &Cause::of(incoming), &self.outbound, publish).await?;

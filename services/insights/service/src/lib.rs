@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use udders_contracts::Service;
 use udders_eventstore::{DocumentFilter, EventStore, StoreError, Tx};
 use udders_insights_domain::{
-    ChannelInsight, Dispatch, DispatchView, Listener, Sale, SaleView, channel_insight, react_dispatch, react_sale,
+    ChannelInsight, Dispatch, DispatchView, FollowCommand, Listener, Sale, SaleView, channel_insight, react_dispatch,
+    react_sale,
 };
 use udders_kernel::{Decider, ReadModel, Timestamp};
 use udders_messaging::{Handler, HandlerError, Incoming};
@@ -60,8 +61,8 @@ impl Handler for InsightsHandler {
         let (at, cause) = (incoming.envelope.time, Cause::of(incoming));
         for listener in listeners {
             match listener {
-                Listener::Store711 => self.record::<Sale>(tx, react_sale(&event, at), &cause).await?,
-                Listener::Singapore => self.record::<Dispatch>(tx, react_dispatch(&event, at), &cause).await?,
+                Listener::Store711 => self.record::<Sale, _>(tx, react_sale(&event, at), &cause).await?,
+                Listener::Singapore => self.record::<Dispatch, _>(tx, react_dispatch(&event, at), &cause).await?,
             }
         }
         Ok(())
@@ -70,18 +71,22 @@ impl Handler for InsightsHandler {
 
 impl InsightsHandler {
     /// Decides a listener's reaction on its order and records it.
-    async fn record<A>(
+    async fn record<A, S>(
         &self,
         tx: &mut Tx,
-        reaction: Option<(String, A::Command)>,
+        reaction: Option<(String, FollowCommand<S>)>,
         cause: &Cause,
     ) -> Result<(), StoreError>
     where
-        A: ReadModel + Decider<Error = std::convert::Infallible>,
+        A: ReadModel + Decider<Command = FollowCommand<S>, Error = std::convert::Infallible>,
         A::Event: Clone,
     {
         let Some((order, command)) = reaction else { return Ok(()) };
-        let mut followed = tx.load::<A>(&order).await?;
+        // The fact that starts a followed order: no read would find it.
+        let mut followed = match command {
+            FollowCommand::Start(_) => tx.open::<A>(&order).await?,
+            FollowCommand::End { .. } => tx.load::<A>(&order).await?,
+        };
         let Ok(events) = A::decide(&followed.state, command);
         record_viewed(tx, &mut followed, events, cause, &self.outbound, |_| None).await?;
         Ok(())

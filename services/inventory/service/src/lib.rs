@@ -73,7 +73,11 @@ impl Handler for InventoryHandler {
             Reaction::Ship { order } => (order, ReservationCommand::Ship),
             Reaction::Compensate { order, cause } => (order, ReservationCommand::Compensate { cause }),
         };
-        let mut reservation = tx.load::<Reservation>(&order).await?;
+        // The validated order starts the reservation: no read would find one.
+        let mut reservation = match command {
+            ReservationCommand::Reserve { .. } => tx.open::<Reservation>(&order).await?,
+            _ => tx.load::<Reservation>(&order).await?,
+        };
         let Ok(events) = Reservation::decide(&reservation.state, (order, command));
         for event in &events {
             self.move_stock(tx, &cause, event).await?;

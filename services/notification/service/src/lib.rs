@@ -20,7 +20,7 @@ use udders_contracts::Service;
 use udders_eventstore::{DocumentFilter, EventStore, StoreError, Tx};
 use udders_kernel::{Decider, ReadModel};
 use udders_messaging::{Handler, HandlerError, Incoming};
-use udders_notification_domain::{Notices, NoticesView, NotificationView, react};
+use udders_notification_domain::{Notices, NoticesCommand, NoticesView, NotificationView, react};
 use udders_runtime::http::{Path, Problem, Query};
 use udders_runtime::replay::replay_one;
 use udders_runtime::{Cause, Outbound, integration, record_viewed, route};
@@ -53,7 +53,11 @@ impl Handler for NotificationHandler {
         let Some((order, command)) = react(route, &integration(incoming)?, incoming.envelope.time) else {
             return Ok(());
         };
-        let mut notices = tx.load::<Notices>(&order).await?;
+        // The placed order starts its notices: no read would find them.
+        let mut notices = match command {
+            NoticesCommand::Address { .. } => tx.open::<Notices>(&order).await?,
+            _ => tx.load::<Notices>(&order).await?,
+        };
         let Ok(events) = Notices::decide(&notices.state, command);
         record_viewed(tx, &mut notices, events, &Cause::of(incoming), &self.outbound, |_| None).await?;
         Ok(())

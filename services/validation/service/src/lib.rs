@@ -45,7 +45,8 @@ impl Handler for ValidationHandler {
     async fn handle(&self, tx: &mut Tx, incoming: &Incoming) -> Result<(), HandlerError> {
         let route: Route = route(incoming, SERVICE)?;
         let Some(validate) = react(route, &integration(incoming)?) else { return Ok(()) };
-        let mut validation = tx.load::<Validation>(validate.order.order_id()).await?;
+        // A placed order is validated once: no read would find its validation.
+        let mut validation = tx.open::<Validation>(validate.order.order_id()).await?;
         let Ok(events) = Validation::decide(&validation.state, validate);
         let publish = |e: &Event| {
             Some(match e {

@@ -37,13 +37,17 @@ pub(super) enum Outcome {
 enum Failure {
     /// The store failed (or a handler saw it fail): wait, never blame the record.
     Store(String),
+    /// The commit found a stream moved (another writer, or a stream opened
+    /// as new that existed, ADR 0021): try again at once, reading it; never
+    /// blame the record.
+    Conflict(String),
     /// The handler refused the record.
     Handler(HandlerError),
 }
 
 impl From<StoreError> for Failure {
     fn from(error: StoreError) -> Self {
-        Failure::Store(error.to_string())
+        if error.is_conflict() { Failure::Conflict(error.to_string()) } else { Failure::Store(error.to_string()) }
     }
 }
 
@@ -131,7 +135,7 @@ impl<H: Handler> Loop<H> {
                 Err(Failure::Handler(error)) => {
                     tracing::debug!(consumer = %self.config.name, %error, "a batch failed; handling its records one by one");
                 }
-                Err(Failure::Store(error)) => {
+                Err(Failure::Store(error) | Failure::Conflict(error)) => {
                     tracing::debug!(consumer = %self.config.name, %error, "a batch failed; handling its records one by one");
                 }
             }
@@ -232,6 +236,7 @@ impl<H: Handler> Loop<H> {
         let one = [(incoming, fingerprint)];
         let mut retries = Retries::new(self.config.retry_backoff, self.config.max_attempts);
         let mut first_failed_at = None;
+        let mut conflicts = 0;
         loop {
             let delay = match self.attempt(&one).await {
                 Ok(outcomes) => return outcomes.first().copied(),
@@ -239,6 +244,12 @@ impl<H: Handler> Loop<H> {
                     // The database, not the record: wait for it, never dead-letter.
                     tracing::warn!(consumer = %self.config.name, %error, "store unavailable; retrying");
                     retries.store_failed()
+                }
+                Err(Failure::Conflict(error)) => {
+                    // The retry reads what moved: at once the first time.
+                    tracing::debug!(consumer = %self.config.name, %error, "a stream moved meanwhile; retrying");
+                    conflicts += 1;
+                    if conflicts == 1 { Duration::ZERO } else { retries.store_failed() }
                 }
                 Err(Failure::Handler(error)) => {
                     first_failed_at.get_or_insert_with(wall_clock);
