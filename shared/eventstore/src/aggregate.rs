@@ -169,7 +169,9 @@ impl Tx {
     /// was recorded on it, one read finds it there; either fails the commit
     /// with [`StoreError::Conflict`], and the store remembers the stream, so
     /// the retry reads it. A wrong guess costs a retry, never a decision
-    /// taken on the wrong state.
+    /// committed on the wrong state. Until the commit the state is a guess:
+    /// a handler that acts outside the transaction before it commits (calls
+    /// a card gateway, sends a message) must [`Tx::load`] instead.
     pub async fn open<A: Aggregate>(&mut self, id: impl fmt::Display) -> Result<Loaded<A>, StoreError> {
         let stream = A::stream(id);
         if let Some(loaded) = self.known::<A>(&stream) {

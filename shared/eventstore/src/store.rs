@@ -304,9 +304,12 @@ impl EventStore {
         self.shared.opened_existing.lock().unwrap_or_else(PoisonError::into_inner).remove(stream.as_str())
     }
 
-    /// Notes streams a transaction opened as new when one of them existed.
-    pub(crate) fn note_opened_existing<'s>(&self, streams: impl IntoIterator<Item = &'s StreamId>) {
-        self.shared.wrong_opens.fetch_add(1, Ordering::Relaxed);
+    /// Notes the streams a transaction opened as new when its commit met a
+    /// conflict, and counts a wrong open if the conflict was on one of them.
+    pub(crate) fn note_opened_existing<'s>(&self, streams: impl IntoIterator<Item = &'s StreamId>, wrong: bool) {
+        if wrong {
+            self.shared.wrong_opens.fetch_add(1, Ordering::Relaxed);
+        }
         let mut existing = self.shared.opened_existing.lock().unwrap_or_else(PoisonError::into_inner);
         if existing.len() >= EXISTING_REMEMBERED {
             existing.clear();

@@ -174,8 +174,8 @@ impl Tx {
     /// aborts the transaction.
     pub async fn flush(&mut self) -> Result<(), StoreError> {
         let written = self.write_pending().await;
-        if written.as_ref().is_err_and(StoreError::is_conflict) {
-            self.opened_existing();
+        if let Err(StoreError::Conflict { stream, .. }) = &written {
+            self.opened_existing(stream);
         }
         written
     }
@@ -227,6 +227,8 @@ impl Tx {
         }
         self.flush().await?;
         self.work.aggregates.remove(stream.as_str());
+        // Its own expected version guards a raw append, not the guess.
+        self.work.opened.retain(|(opened, _)| opened != stream);
         self.work.raw_streams.push(stream.to_string());
         if let Some(cache) = self.store.cache() {
             cache.touch(&Key::Stream(stream.to_string()), self.stamp);
@@ -405,19 +407,22 @@ impl Tx {
             self.work.opened.iter().filter(|(_, recorded)| !recorded).map(|(stream, _)| stream.clone()).collect();
         for stream in unproved {
             if sql::stream_version(self.conn(), &stream).await? > 0 {
-                self.opened_existing();
+                self.opened_existing(stream.as_str());
                 return Err(StoreError::Conflict { stream: stream.to_string(), expected: ExpectedVersion::NoStream });
             }
         }
         Ok(())
     }
 
-    /// A stream opened as new existed: the store remembers every stream
-    /// this transaction opened so, and their next open reads them.
-    fn opened_existing(&self) {
+    /// The commit met a conflict on `conflicted`: the store remembers every
+    /// stream this transaction opened as new (any of them may exist, and
+    /// the insert names only the first stream short of its rows), so their
+    /// next open reads them, and counts a wrong open if `conflicted` is one.
+    fn opened_existing(&self, conflicted: &str) {
         if !self.work.opened.is_empty() {
-            tracing::debug!(streams = ?self.work.opened, "a stream opened as new exists; the retry reads it");
-            self.store.note_opened_existing(self.work.opened.iter().map(|(stream, _)| stream));
+            let wrong = self.work.opened.iter().any(|(stream, _)| stream.as_str() == conflicted);
+            tracing::debug!(streams = ?self.work.opened, conflicted, "a conflict; the retry reads the streams opened as new");
+            self.store.note_opened_existing(self.work.opened.iter().map(|(stream, _)| stream), wrong);
         }
     }
 

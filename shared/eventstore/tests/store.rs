@@ -867,5 +867,18 @@ on_both_backends! {
         assert_eq!(tx.open::<L>(Uuid::new_v4()).await.unwrap().version, 0);
         tx.commit().await.unwrap();
         assert_eq!(store.wrong_opens(), 2);
+
+        // A conflict on another stream is not a wrong open.
+        let moved = Uuid::new_v4();
+        store.append(&L::stream(moved), ExpectedVersion::NoStream, &[event(1)], &[]).await.unwrap();
+        let mut stale = store.load::<L>(moved).await.unwrap();
+        store.append(&L::stream(moved), ExpectedVersion::Exact(1), &[event(2)], &[]).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let mut opened = tx.open::<L>(Uuid::new_v4()).await.unwrap();
+        tx.record(&mut opened, deposit(1), meta()).await.unwrap();
+        tx.record(&mut stale, deposit(1), meta()).await.unwrap();
+        let failed = tx.commit().await.unwrap_err();
+        assert!(failed.is_conflict(), "{failed}");
+        assert_eq!(store.wrong_opens(), 2, "the conflict was on {moved}, not on the stream opened");
     }
 }

@@ -13,7 +13,7 @@ use udders_contracts::Service;
 use udders_eventstore::{EventStore, StoreError, Tx};
 use udders_kernel::ReadModel;
 use udders_messaging::{Handler, HandlerError, Incoming};
-use udders_payment_domain::{Payment, PaymentCommand, PaymentGateway, PaymentView, decide_and_charge, react};
+use udders_payment_domain::{Payment, PaymentGateway, PaymentView, decide_and_charge, react};
 use udders_runtime::http::{Path, Problem};
 use udders_runtime::replay::replay_one;
 use udders_runtime::{Cause, Outbound, integration, record_viewed, route};
@@ -43,12 +43,10 @@ impl Handler for PaymentHandler {
     async fn handle(&self, tx: &mut Tx, incoming: &Incoming) -> Result<(), HandlerError> {
         let route: Route = route(incoming, SERVICE)?;
         let Some((order, command)) = react(route, &integration(incoming)?) else { return Ok(()) };
-        // The validated order comes first (credit and stock answer it), so
-        // it starts the payment: no read would find one.
-        let mut payment = match command {
-            PaymentCommand::NoteOrder(_) => tx.open::<Payment>(&order).await?,
-            _ => tx.load::<Payment>(&order).await?,
-        };
+        // Loaded, never opened without a read (Tx::open): the gateway is
+        // called before the commit, and a charge must not rest on a guess
+        // that only the commit proves.
+        let mut payment = tx.load::<Payment>(&order).await?;
         let events = decide_and_charge(&payment.state, (order, command), &*self.gateway);
         let publish = |e: &udders_payment_domain::PaymentEvent| e.integration().map(|i| (i, None));
         record_viewed(tx, &mut payment, events, &Cause::of(incoming), &self.outbound, publish).await?;
