@@ -181,8 +181,13 @@ impl Tx {
             return self.read::<A>(stream).await;
         }
         self.opened(&stream);
+        Ok(self.initial::<A>(stream))
+    }
+
+    /// An aggregate taken as new (its initial state), held without a read.
+    fn initial<A: Aggregate>(&mut self, stream: StreamId) -> Loaded<A> {
         self.hold(&stream, 0, A::initial_state());
-        Ok(Loaded { stream, state: A::initial_state(), version: 0, snapshot_version: None, replayed: 0 })
+        Loaded { stream, state: A::initial_state(), version: 0, snapshot_version: None, replayed: 0 }
     }
 
     /// An aggregate this transaction holds, or the cache: without a read.
@@ -210,9 +215,7 @@ impl Tx {
     /// Should the stream exist after all, the commit fails with
     /// [`StoreError::Conflict`].
     pub fn new_stream<A: Aggregate>(&mut self, id: impl fmt::Display) -> Loaded<A> {
-        let stream = A::stream(id);
-        self.hold(&stream, 0, A::initial_state());
-        Loaded { stream, state: A::initial_state(), version: 0, snapshot_version: None, replayed: 0 }
+        self.initial::<A>(A::stream(id))
     }
 
     /// Records decided events on a loaded aggregate: folds them into its
