@@ -12,6 +12,7 @@
 
 mod fetch;
 mod log;
+mod pace;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -73,11 +74,16 @@ impl EmbeddedBroker {
         storage.register_broker(registration).await.map_err(failed)?;
         let groups = Controller::with_storage(storage.clone())
             .map_err(|e| MessagingError::Broker(format!("building the broker: {e:?}")))?;
-        let service = protocol(storage, groups)
+        let fetch = fetch::WakingFetch::default();
+        let pace = fetch.pace.clone();
+        let service = protocol(storage, groups, fetch)
             .map_err(|e| MessagingError::Broker(format!("building the broker's protocol: {e:?}")))?;
         let listener =
             TcpListener::bind(addr).await.map_err(|e| MessagingError::Broker(format!("listening on {addr}: {e}")))?;
-        let task = tokio::spawn(serve(listener, service));
+        let task = tokio::spawn(async move {
+            // The pace follows the load for as long as the broker serves.
+            tokio::join!(serve(listener, service), pace.follow_the_load());
+        });
         let broker = Self { addr, task };
         wait_for_broker(&KafkaSettings::new(addr.to_string()), Duration::from_secs(20)).await?;
         tracing::info!(%addr, "embedded broker ready (memory storage)");
@@ -120,7 +126,11 @@ type Routes = FrameRouteBuilder<(), tansu_broker::Error>;
 /// One of Tansu's functions that adds a route for a request to the builder.
 type AddRoute = fn(Routes, log::LogStorage) -> Result<Routes, tansu_broker::Error>;
 
-fn protocol(storage: log::LogStorage, groups: Controller<log::LogStorage>) -> Result<Protocol, tansu_broker::Error> {
+fn protocol(
+    storage: log::LogStorage,
+    groups: Controller<log::LogStorage>,
+    fetch: fetch::WakingFetch,
+) -> Result<Protocol, tansu_broker::Error> {
     // Tansu's storage routes (tansu_broker::service::storage::services)
     // but its fetch.
     let tansu_routes: [AddRoute; 25] = [
@@ -156,7 +166,7 @@ fn protocol(storage: log::LogStorage, groups: Controller<log::LogStorage>) -> Re
         MapStateLayer::new(move |_| storage),
         FrameRequestLayer::<FetchRequest>::new(),
     )
-        .into_layer(fetch::WakingFetch)
+        .into_layer(fetch)
         .boxed();
     let builder = builder.with_route(FetchRequest::KEY, fetch)?;
     let route = auth::services(coordinator::services(builder, groups)?)?.build()?;

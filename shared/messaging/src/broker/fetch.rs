@@ -12,13 +12,13 @@
 //! `UNKNOWN_TOPIC_OR_PARTITION` at once, as Kafka does.
 //!
 //! One thing Kafka does not do: a connection that was answered with records
-//! less than [`ANSWER_PACE`] (10 ms) ago waits for the rest of that pace
-//! before it is answered again. Answering every single record at once made
-//! each consumer fetch, and then commit, one record at a time under load: at
-//! 200 orders/s the p99 was 118 to 188 ms unpaced against 93 to 136 ms paced,
-//! and at 500/s only a 10 ms pace kept up (498/s, against 428/s with 5 ms;
-//! ADR 0010). A quiet partition's record goes out at once; a busy
-//! partition's records go out together, at most one pace late.
+//! less than a pace ago waits for the rest of that pace before it is
+//! answered again. Answering every single record at once made each consumer
+//! fetch, and then commit, one record at a time under load (ADR 0010). The
+//! pace follows the machine's load, from 2 ms on calm cores to 10 ms on
+//! saturated ones ([`super::pace`], ADR 0022). A quiet partition's record
+//! goes out at once; a busy partition's records go out together, at most
+//! one pace late.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -34,6 +34,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::log::LogStorage;
+use super::pace::AnswerPace;
 
 /// The most record bytes one answer carries, whatever the request allows.
 const MAX_ANSWER_BYTES: u32 = 5 * 1024 * 1024;
@@ -41,18 +42,18 @@ const MAX_ANSWER_BYTES: u32 = 5 * 1024 * 1024;
 /// A batch's size on the wire beyond its records (the v2 batch header).
 const BATCH_HEADER_BYTES: u32 = 61;
 
-/// The shortest time between two answers with records on one connection.
-pub(crate) const ANSWER_PACE: Duration = Duration::from_millis(10);
-
 tokio::task_local! {
     /// When the connection being served was last answered with records
     /// (each connection is served on a task of its own, its requests in turn).
     pub(crate) static LAST_RECORDS: std::cell::Cell<Option<Instant>>;
 }
 
-/// The `Fetch` service of the embedded broker.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct WakingFetch;
+/// The `Fetch` service of the embedded broker, with the pace its
+/// connections keep.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WakingFetch {
+    pub(crate) pace: Arc<AnswerPace>,
+}
 
 /// One partition a request asks for, resolved against the broker's topics.
 struct Wanted {
@@ -108,7 +109,7 @@ impl Service<LogStorage, FetchRequest> for WakingFetch {
             }
             let (partitions, bytes, unknown) = read(storage, &wanted, max_bytes);
             let now = Instant::now();
-            let paced = LAST_RECORDS.try_with(|last| last.get()).ok().flatten().map(|last| last + ANSWER_PACE);
+            let paced = LAST_RECORDS.try_with(|last| last.get()).ok().flatten().map(|last| last + self.pace.get());
             if let Some(at) = paced.filter(|at| bytes >= min_bytes && now < *at && *at < deadline) {
                 // Records, but this connection had some a moment ago: let
                 // more gather until its pace allows another answer.
