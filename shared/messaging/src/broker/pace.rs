@@ -9,10 +9,11 @@
 //! machine's cores were (Linux's `/proc/stat`, all processes: the services,
 //! the broker, a load generator, PostgreSQL), smooths it, and sets the pace
 //! between [`FASTEST`] on idle cores and [`SLOWEST`] on saturated ones. At
-//! 200 orders/s on two cores the fixed 10 ms pace was half of an order's
-//! latency; near capacity a 5 ms pace doubled the p99 (docs/benchmarks.md).
-//! Where `/proc/stat` cannot be read the pace stays at [`SLOWEST`], the
-//! fixed pace of before.
+//! 200 orders/s on two cores the fixed 10 ms pace was about two fifths of
+//! an order's p50; near capacity a 5 ms pace took the p99 1.7 times higher
+//! (docs/benchmarks.md, the fourteenth measurement).
+//! Where `/proc/stat` cannot be read the pace is [`SLOWEST`], the fixed pace
+//! of before.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -35,7 +36,16 @@ const NEWEST_WEIGHT: f64 = 0.3;
 /// The pace for a share `busy` (0 to 1) of the machine's cores busy.
 pub(crate) fn pace_for(busy: f64) -> Duration {
     let share = ((busy - CALM) / (SATURATED - CALM)).clamp(0.0, 1.0);
+    if !share.is_finite() {
+        return SLOWEST;
+    }
     FASTEST + (SLOWEST - FASTEST).mul_f64(share)
+}
+
+/// The smoothed load after a reading `busy`, from the smoothed load before
+/// it (none before the first reading).
+pub(crate) fn smoothed(before: Option<f64>, busy: f64) -> f64 {
+    before.map_or(busy, |load| load + NEWEST_WEIGHT * (busy - load))
 }
 
 /// The cores' time counters since boot, in clock ticks: all of it, and the
@@ -68,10 +78,11 @@ impl CpuTimes {
     }
 
     /// The busy share of the cores between `earlier` and these counters;
-    /// `None` when no tick passed.
+    /// `None` when no tick passed or a counter went back (the kernel's idle
+    /// counts are not strictly monotonic: iowait can go down).
     pub(crate) fn busy_since(self, earlier: Self) -> Option<f64> {
         let total = self.total.checked_sub(earlier.total).filter(|t| *t > 0)?;
-        let idle = self.idle.saturating_sub(earlier.idle).min(total);
+        let idle = self.idle.checked_sub(earlier.idle)?.min(total);
         Some(1.0 - idle as f64 / total as f64)
     }
 }
@@ -103,19 +114,28 @@ impl AnswerPace {
             tracing::debug!("no /proc/stat: the embedded broker keeps a fixed pace");
             return;
         };
-        let mut smoothed: Option<f64> = None;
-        let mut tick = tokio::time::interval(SAMPLE_EVERY);
+        let mut load: Option<f64> = None;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + SAMPLE_EVERY, SAMPLE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let Some(now) = CpuTimes::read() else { continue };
+            let Some(now) = CpuTimes::read() else {
+                // Unreadable now: the fixed pace of before, until it reads again.
+                load = None;
+                self.set(SLOWEST);
+                continue;
+            };
             if let Some(busy) = now.busy_since(last) {
-                let load = smoothed.map_or(busy, |s| s + NEWEST_WEIGHT * (busy - s));
-                smoothed = Some(load);
-                self.micros.store(pace_for(load).as_micros() as u64, Ordering::Relaxed);
+                let smooth = smoothed(load, busy);
+                load = Some(smooth);
+                self.set(pace_for(smooth));
             }
             last = now;
         }
+    }
+
+    fn set(&self, pace: Duration) {
+        self.micros.store(pace.as_micros() as u64, Ordering::Relaxed);
     }
 }
 
@@ -135,6 +155,20 @@ mod tests {
     }
 
     #[test]
+    fn the_load_is_smoothed_so_one_busy_reading_does_not_swing_the_pace() {
+        assert_eq!(smoothed(None, 0.5), 0.5, "the first reading is the load");
+        let after_spike = smoothed(Some(0.5), 1.0);
+        assert!((after_spike - 0.65).abs() < 1e-9, "{after_spike}");
+        assert!(pace_for(after_spike) < SLOWEST, "one busy reading after calm ones does not saturate the pace");
+        let mut load = Some(0.5);
+        for _ in 0..20 {
+            load = Some(smoothed(load, 1.0));
+        }
+        assert_eq!(pace_for(load.unwrap()), SLOWEST, "a busy second does");
+        assert_eq!(pace_for(f64::NAN), SLOWEST);
+    }
+
+    #[test]
     fn the_busy_share_comes_from_the_all_cores_line_of_proc_stat() {
         let earlier = CpuTimes::parse("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\n").unwrap();
         // 100 ticks pass, 25 of them idle or waiting: 75% busy.
@@ -142,6 +176,8 @@ mod tests {
         let busy = later.busy_since(earlier).unwrap();
         assert!((busy - 0.75).abs() < 1e-9, "{busy}");
         assert_eq!(later.busy_since(later), None, "no tick passed");
+        let idle_went_back = CpuTimes::parse("cpu  200 0 75 819 55 0 0 0 0 0\n").unwrap();
+        assert_eq!(idle_went_back.busy_since(later), None, "a counter that went back is no reading");
         assert_eq!(CpuTimes::parse("intr 1 2 3\n"), None);
         assert_eq!(CpuTimes::parse("cpu 1 x 3 4 5\n"), None);
     }
