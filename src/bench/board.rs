@@ -69,7 +69,7 @@ async fn fill(store: &EventStore, from: u64, to: u64) -> anyhow::Result<()> {
     while n < to {
         let mut tx = store.begin().await?;
         for m in n..(n + 10_000).min(to) {
-            tx.put_document(&order(m, start.plus_micros(i64::try_from(m)? * 1_000))).await?;
+            tx.put_document(order(m, start.plus_micros(i64::try_from(m)? * 1_000))).await?;
         }
         tx.commit().await?;
         n = (n + 10_000).min(to);

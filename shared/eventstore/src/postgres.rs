@@ -395,7 +395,7 @@ pub(crate) async fn prune(
 }
 
 /// Writes (or replaces) documents.
-pub(crate) async fn put_documents(conn: &mut PgConnection, documents: &[Document]) -> Result<(), StoreError> {
+pub(crate) async fn put_documents(conn: &mut PgConnection, documents: &[&Document]) -> Result<(), StoreError> {
     let views: Vec<&str> = documents.iter().map(|d| d.view.as_str()).collect();
     let keys: Vec<&str> = documents.iter().map(|d| d.key.as_str()).collect();
     let docs: Vec<&Value> = documents.iter().map(|d| &d.doc).collect();

@@ -252,6 +252,27 @@ pub(crate) async fn due_documents(
         .during("reading due read models"))
 }
 
+/// The documents of [`due_documents`], most overdue first, in one read.
+pub(crate) async fn due_document_bodies(
+    conn: Conn<'_>,
+    view: &str,
+    now: Timestamp,
+    limit: u32,
+) -> Result<Vec<Document>, StoreError> {
+    let sql = "SELECT key, doc, tag_a, tag_b, tag_c, due_at_us FROM read_models WHERE view = $1 AND due_at_us <= $2 \
+               ORDER BY due_at_us LIMIT $3";
+    on_conn!(conn, |c, dialect| {
+        let rows = sqlx::query(sql)
+            .bind(view)
+            .bind(now.micros())
+            .bind(i64::from(limit))
+            .fetch_all(&mut *c)
+            .await
+            .during("reading due read models")?;
+        rows.iter().map(|row| dialect::document_from_row(view, row)).collect()
+    })
+}
+
 pub(crate) async fn clear_documents(conn: Conn<'_>) -> Result<u64, StoreError> {
     on_conn!(conn, |c| {
         let done = sqlx::query("DELETE FROM read_models").execute(&mut *c).await.during("clearing the read models")?;

@@ -414,7 +414,7 @@ pub(crate) async fn prune(
 }
 
 /// Writes (or replaces) documents.
-pub(crate) async fn put_documents(conn: &mut SqliteConnection, documents: &[Document]) -> Result<(), StoreError> {
+pub(crate) async fn put_documents(conn: &mut SqliteConnection, documents: &[&Document]) -> Result<(), StoreError> {
     let updated = now_us();
     for chunk in pow2_chunks(documents.len(), MAX_ROWS) {
         let rows = &documents[chunk];

@@ -471,6 +471,18 @@ impl EventStore {
         sql::due_documents(c.conn(), view, now, limit).await
     }
 
+    /// [`EventStore::due_documents`], each with its document, in one read
+    /// (not one read per key).
+    pub async fn due_documents_read(
+        &self,
+        view: &str,
+        now: udders_kernel::Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Document>, StoreError> {
+        let mut c = self.reader().await?;
+        sql::due_document_bodies(c.conn(), view, now, limit).await
+    }
+
     /// How many documents of a view have one of `values` as their first tag
     /// (for orders: a status), counting only those written at `since` or
     /// later when it is given. A range read of the index on (view, first

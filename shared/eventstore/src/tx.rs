@@ -40,6 +40,15 @@ pub(crate) enum TxInner {
     Postgres(Transaction<'static, Postgres>),
 }
 
+impl TxInner {
+    fn conn(&mut self) -> Conn<'_> {
+        match self {
+            TxInner::Sqlite(t) => Conn::Sqlite(t),
+            TxInner::Postgres(t) => Conn::Postgres(t),
+        }
+    }
+}
+
 /// An event waiting for the commit, at its version in its stream.
 #[derive(Debug, Clone)]
 pub(crate) struct PendingEvent {
@@ -139,10 +148,7 @@ impl Tx {
     }
 
     pub(crate) fn conn(&mut self) -> Conn<'_> {
-        match &mut self.inner {
-            TxInner::Sqlite(t) => Conn::Sqlite(t),
-            TxInner::Postgres(t) => Conn::Postgres(t),
-        }
+        self.inner.conn()
     }
 
     /// The SQLite connection of this transaction, for a service's own
@@ -195,18 +201,13 @@ impl Tx {
         if !snapshots.is_empty() {
             dispatch!(self.conn(), save_snapshots(&snapshots))?;
         }
-        let dirty: Vec<Document> = self
-            .work
-            .documents
-            .values_mut()
-            .filter(|(_, dirty)| *dirty)
-            .filter_map(|(doc, dirty)| {
-                *dirty = false;
-                doc.clone()
-            })
-            .collect();
+        // Written from where they wait, not from copies: a document is a
+        // tree of JSON values, and copying each one cost more than its write.
+        let dirty: Vec<&Document> =
+            self.work.documents.values().filter(|(_, dirty)| *dirty).filter_map(|(doc, _)| doc.as_ref()).collect();
         if !dirty.is_empty() {
-            dispatch!(self.conn(), put_documents(&dirty))?;
+            dispatch!(self.inner.conn(), put_documents(&dirty))?;
+            self.work.documents.values_mut().for_each(|(_, dirty)| *dirty = false);
         }
         Ok(())
     }
@@ -293,30 +294,36 @@ impl Tx {
     }
 
     /// Writes (or replaces) a read-model document, at commit.
-    pub async fn put_document(&mut self, document: &Document) -> Result<(), StoreError> {
+    pub async fn put_document(&mut self, document: Document) -> Result<(), StoreError> {
         let key = (document.view.clone(), document.key.clone());
         if !self.work.documents.contains_key(&key)
             && let Some(cache) = self.store.cache()
         {
             cache.touch(&Key::Document(key.0.clone(), key.1.clone()), self.stamp);
         }
-        self.work.documents.insert(key, (Some(document.clone()), true));
+        self.work.documents.insert(key, (Some(document), true));
         Ok(())
     }
 
     /// Reads a read-model document as this transaction sees it.
     pub async fn document(&mut self, view: &str, key: &str) -> Result<Option<Document>, StoreError> {
+        Ok(self.document_ref(view, key).await?.cloned())
+    }
+
+    /// [`Tx::document`], borrowed from the transaction instead of copied:
+    /// for a caller that only reads it (a projection decoding its state).
+    pub async fn document_ref(&mut self, view: &str, key: &str) -> Result<Option<&Document>, StoreError> {
         let at = (view.to_owned(), key.to_owned());
-        if let Some((doc, _)) = self.work.documents.get(&at) {
-            return Ok(doc.clone());
+        if !self.work.documents.contains_key(&at) {
+            let cached =
+                self.store.cache().and_then(|c| c.take(&Key::Document(at.0.clone(), at.1.clone()), self.stamp));
+            let doc = match cached {
+                Some(Cached::Document(doc)) => doc,
+                _ => sql::get_document(self.conn(), view, key).await?,
+            };
+            self.work.documents.insert(at.clone(), (doc, false));
         }
-        let cached = self.store.cache().and_then(|c| c.take(&Key::Document(at.0.clone(), at.1.clone()), self.stamp));
-        let doc = match cached {
-            Some(Cached::Document(doc)) => doc,
-            _ => sql::get_document(self.conn(), view, key).await?,
-        };
-        self.work.documents.insert(at, (doc.clone(), false));
-        Ok(doc)
+        Ok(self.work.documents.get(&at).and_then(|(doc, _)| doc.as_ref()))
     }
 
     /// Notes that document `key` of `view` does not exist, without a read:

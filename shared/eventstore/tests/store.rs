@@ -570,7 +570,7 @@ on_both_backends! {
         let mut other = tx.load::<L>(b).await.unwrap();
         tx.record(&mut other, vec![LedgerEvent::Withdrawn { amount: 1 }], EventMetadata::default()).await.unwrap();
         let doc = Document { view: "v".into(), key: "k".into(), doc: serde_json::json!({"n": 1}), tags: [None, None, None], due: None };
-        tx.put_document(&doc).await.unwrap();
+        tx.put_document(doc.clone()).await.unwrap();
         assert_eq!(tx.document("v", "k").await.unwrap(), Some(doc.clone()));
         assert_eq!(store.stream_version(&L::stream(a)).await.unwrap(), 0, "nothing is written before the commit");
         assert_eq!(tx.stream_version(&L::stream(a)).await.unwrap(), 4);
@@ -638,7 +638,7 @@ on_both_backends! {
         colliding.message_id = *taken.event_id.as_uuid();
         tx.enqueue(&[colliding]).await.unwrap();
         let doc = Document { view: "v".into(), key: id.to_string(), doc: serde_json::json!(3), tags: [None, None, None], due: None };
-        tx.put_document(&doc).await.unwrap();
+        tx.put_document(doc.clone()).await.unwrap();
         tx.save_position("credit", &position).await.unwrap();
         let err = tx.commit().await.unwrap_err();
         assert!(matches!(err, StoreError::DuplicateMessageId { .. }), "{err}");
@@ -652,7 +652,7 @@ on_both_backends! {
         let mut ledger = tx.load::<L>(id).await.unwrap();
         tx.record(&mut ledger, vec![LedgerEvent::Deposited { amount: 3 }], EventMetadata::default()).await.unwrap();
         tx.enqueue(&[message_for(&event(3))]).await.unwrap();
-        tx.put_document(&doc).await.unwrap();
+        tx.put_document(doc.clone()).await.unwrap();
         tx.save_position("credit", &position).await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(store.stream_version(&L::stream(id)).await.unwrap(), 1);
@@ -673,7 +673,7 @@ on_both_backends! {
         let mut tx = store.begin().await.unwrap();
         let mut ledger = tx.load::<L>(id).await.unwrap();
         tx.record(&mut ledger, vec![LedgerEvent::Deposited { amount: 10 }], EventMetadata::default()).await.unwrap();
-        tx.put_document(&doc(10)).await.unwrap();
+        tx.put_document(doc(10)).await.unwrap();
         tx.commit().await.unwrap();
 
         for rolled_back in [true, false] {
@@ -682,7 +682,7 @@ on_both_backends! {
             assert_eq!((ledger.version, ledger.state.balance), (1, 10));
             assert_eq!(tx.document("v", &id.to_string()).await.unwrap(), Some(doc(10)));
             tx.record(&mut ledger, vec![LedgerEvent::Deposited { amount: 1 }], EventMetadata::default()).await.unwrap();
-            tx.put_document(&doc(11)).await.unwrap();
+            tx.put_document(doc(11)).await.unwrap();
             if rolled_back {
                 tx.rollback().await.unwrap();
             } else {
@@ -763,7 +763,7 @@ on_both_backends! {
         for (key, customer, status) in [("a", "c-1", "OPEN"), ("b", "c-2", "OPEN"), ("c", "c-1", "DONE"), ("d", "c-1", "OPEN")] {
             let doc = serde_json::json!({"customer_id": customer, "n": key});
             let tags = [Some(status.to_owned()), None, None];
-            tx.put_document(&Document { view: "orders".into(), key: key.into(), doc, tags, due: None }).await.unwrap();
+            tx.put_document(Document { view: "orders".into(), key: key.into(), doc, tags, due: None }).await.unwrap();
         }
         tx.commit().await.unwrap();
         let keys = |page: udders_eventstore::DocumentPage| page.documents.into_iter().map(|d| d.key).collect::<Vec<_>>();
@@ -799,7 +799,7 @@ on_both_backends! {
         for (key, due) in [("a", Some(10)), ("b", Some(20)), ("c", Some(30)), ("d", None)] {
             let doc = serde_json::json!({"n": key});
             let document = Document { view: "orders".into(), key: key.into(), doc, tags: [None, None, None], due: due.map(at) };
-            tx.put_document(&document).await.unwrap();
+            tx.put_document(document).await.unwrap();
         }
         tx.commit().await.unwrap();
         assert_eq!(store.count_due("orders", at(0), at(100)).await.unwrap(), 3);

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use serde::Deserialize;
 use udders_contracts::{Catalog, Envelope, Integration, Route, Service};
 use udders_eventstore::{Document, EventMetadata, Loaded, StoreError, Tx};
 use udders_kernel::{Aggregate, CorrelationId, EventId, ReadModel, Timestamp};
@@ -201,8 +202,8 @@ pub async fn project<A: ReadModel>(
     mut state: A::State,
     events: &[A::Event],
 ) -> Result<(), StoreError> {
-    let mut doc: Option<A::Doc> = match tx.document(A::VIEW, key).await? {
-        Some(found) => Some(serde_json::from_value(found.doc).map_err(|e| StoreError::Corrupt {
+    let mut doc: Option<A::Doc> = match tx.document_ref(A::VIEW, key).await? {
+        Some(found) => Some(A::Doc::deserialize(&found.doc).map_err(|e| StoreError::Corrupt {
             what: format!("read model {}/{key}", A::VIEW),
             reason: e.to_string(),
         })?),
@@ -216,7 +217,7 @@ pub async fn project<A: ReadModel>(
         let (tags, due) = (A::tags(&doc), A::due(&doc));
         let value = serde_json::to_value(&doc)
             .map_err(|e| StoreError::Encode { what: format!("read model {}/{key}", A::VIEW), reason: e.to_string() })?;
-        tx.put_document(&Document { view: A::VIEW.to_owned(), key: key.to_owned(), doc: value, tags, due }).await?;
+        tx.put_document(Document { view: A::VIEW.to_owned(), key: key.to_owned(), doc: value, tags, due }).await?;
     }
     Ok(())
 }

@@ -194,10 +194,8 @@ pub async fn country(
     // A waiting order is due from its validation: the due index lists the
     // longest waiting first.
     let mut orders: Vec<DispatchView> = Vec::new();
-    for order_id in store.due_documents(Dispatch::VIEW, Timestamp::from_micros(i64::MAX), limit).await? {
-        if let Some(doc) = store.document(Dispatch::VIEW, &order_id).await? {
-            orders.push(serde_json::from_value(doc.doc).map_err(|e| Problem::internal(&e))?);
-        }
+    for doc in store.due_documents_read(Dispatch::VIEW, Timestamp::from_micros(i64::MAX), limit).await? {
+        orders.push(serde_json::from_value(doc.doc).map_err(|e| Problem::internal(&e))?);
     }
     Ok(axum::Json(DispatchQueue { country, waiting, orders }))
 }

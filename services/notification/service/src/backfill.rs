@@ -126,7 +126,7 @@ pub async fn backfill(store: &EventStore, outbound: &Outbound, order_url: &str) 
     }
     let mut tx = store.begin().await?;
     let mark = json!({ "source": base, "orders_read": read, "finished_at": clock::now().to_string() });
-    tx.put_document(&Document {
+    tx.put_document(Document {
         view: BACKFILL_VIEW.to_owned(),
         key: "order".to_owned(),
         doc: mark,

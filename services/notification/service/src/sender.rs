@@ -32,8 +32,8 @@ pub async fn send_due(
     // transaction.
     let mut reports: BTreeMap<String, Vec<NoticesCommand>> = BTreeMap::new();
     let mut sent = 0;
-    for order_id in store.due_documents(Notices::VIEW, now, BATCH).await? {
-        let Some(doc) = store.document(Notices::VIEW, &order_id).await? else { continue };
+    for doc in store.due_documents_read(Notices::VIEW, now, BATCH).await? {
+        let order_id = doc.key;
         let view: NoticesView = serde_json::from_value(doc.doc)
             .map_err(|e| StoreError::Corrupt { what: format!("notices of {order_id}"), reason: e.to_string() })?;
         for notice in view.due(now) {
