@@ -792,6 +792,38 @@ on_both_backends! {
 }
 
 on_both_backends! {
+    /// The documents due at a time are read with their bodies, tags and due
+    /// times, most overdue first, up to the limit: the same documents, in
+    /// the same order, as the keys of the due index.
+    async fn due_documents_are_read_with_their_bodies(store: EventStore) {
+        let at = udders_kernel::Timestamp::from_micros;
+        let mut tx = store.begin().await.unwrap();
+        for (key, due) in [("late", Some(30)), ("later", Some(10)), ("soon", Some(50)), ("never", None)] {
+            let tags = [Some(format!("t-{key}")), None, Some("c".to_owned())];
+            tx.put_document(Document { view: "notices".into(), key: key.into(), doc: serde_json::json!({"n": key}), tags, due: due.map(at) })
+                .await
+                .unwrap();
+        }
+        tx.put_document(Document { view: "other".into(), key: "x".into(), doc: serde_json::json!(1), tags: [None, None, None], due: Some(at(1)) })
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let due = store.due_documents_read("notices", at(40), 10).await.unwrap();
+        let keys: Vec<&str> = due.iter().map(|d| d.key.as_str()).collect();
+        assert_eq!(keys, ["later", "late"], "due at 40 or earlier, most overdue first, of this view only");
+        assert_eq!(keys, store.due_documents("notices", at(40), 10).await.unwrap(), "the due index's keys");
+        assert_eq!(due[0].doc, serde_json::json!({"n": "later"}));
+        assert_eq!(due[0].view, "notices");
+        assert_eq!(due[0].tags, [Some("t-later".to_owned()), None, Some("c".to_owned())]);
+        assert_eq!(due[0].due, Some(at(10)));
+        let first = store.due_documents_read("notices", at(100), 1).await.unwrap();
+        assert_eq!(first.iter().map(|d| d.key.as_str()).collect::<Vec<_>>(), ["later"], "the limit");
+        assert!(store.due_documents_read("notices", at(5), 10).await.unwrap().is_empty());
+    }
+}
+
+on_both_backends! {
     /// Documents are counted by when they fall due, in a span.
     async fn documents_due_in_a_span_are_counted(store: EventStore) {
         let at = udders_kernel::Timestamp::from_micros;
