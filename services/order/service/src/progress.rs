@@ -147,7 +147,8 @@ pub async fn stuck(
     let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
     let placed_before = now.plus_micros(-micros(older_than));
     // Due at placed + deadline: due before `placed_before + deadline` is placed before `placed_before`.
-    let mut keys = store.due_documents(Order::VIEW, placed_before.plus_micros(micros(deadline)), MAX_STUCK).await?;
+    let mut docs =
+        store.due_documents_read(Order::VIEW, placed_before.plus_micros(micros(deadline)), MAX_STUCK).await?;
     // A compensating order is no longer due (the sweeper has nothing left to
     // call off), yet it can wait for ever on a holder that does not answer.
     let compensating = DocumentFilter {
@@ -156,8 +157,8 @@ pub async fn stuck(
         ..Default::default()
     };
     for doc in store.documents(Order::VIEW, &compensating).await? {
-        if !keys.contains(&doc.key) {
-            keys.push(doc.key);
+        if !docs.iter().any(|due| due.key == doc.key) {
+            docs.push(doc);
         }
     }
     let mut parked: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -171,8 +172,7 @@ pub async fn stuck(
     }
     let mut groups: BTreeMap<(String, String), StuckGroup> = BTreeMap::new();
     let mut total = 0;
-    for key in keys {
-        let Some(doc) = store.document(Order::VIEW, &key).await? else { continue };
+    for doc in docs {
         let Ok(view) = serde_json::from_value::<OrderView>(doc.doc) else { continue };
         let placed = Timestamp::parse_rfc3339(&view.placed_at).unwrap_or(now);
         if placed > placed_before {
