@@ -5,7 +5,9 @@
 //! What lives here:
 //! - [`EventStore`]: append with optimistic concurrency (a stale expected
 //!   version is [`StoreError::Conflict`], never an overwrite), read a stream,
-//!   read the global log in commit order, claim and mark outbox rows, prune.
+//!   read the global log in commit order, claim and mark outbox rows (or,
+//!   on a single-writer store, hand a commit's rows to the relay in memory:
+//!   `handover.rs`), prune.
 //! - [`Tx`]: the one transaction a handler does all its work in. Inbox
 //!   entry, events, snapshot, outbox rows and consumer position commit
 //!   together or not at all.
@@ -28,6 +30,7 @@ mod cache;
 mod dead_letters;
 mod documents;
 mod error;
+mod handover;
 mod model;
 mod postgres;
 mod sql;
@@ -39,6 +42,7 @@ pub use aggregate::{Loaded, StreamOf, decode_event, encode_event};
 pub use dead_letters::{DeadLetter, DeadLetterFilter, DeadLetterStatus, NewDeadLetter};
 pub use documents::{Document, DocumentCursor, DocumentFilter, DocumentPage};
 pub use error::StoreError;
+pub use handover::HAND_OVER_CAPACITY;
 pub use model::{
     Appended, ClaimedMessage, ConsumerPosition, EventMetadata, ExpectedVersion, NewEvent, OutboxMessage, OutboxStatus,
     Pruned, RecordedEvent, SnapshotRecord, StreamId,

@@ -7,6 +7,7 @@
 //! (rowids) are handed out in commit order and no write ever meets
 //! `database is locked` from inside the process. Times are microseconds.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::sqlite::SqliteRow;
@@ -118,12 +119,15 @@ async fn stored_already<'a>(conn: &mut SqliteConnection, rows: &'a [PendingEvent
     None
 }
 
-pub(crate) async fn enqueue(conn: &mut SqliteConnection, messages: &[OutboxMessage]) -> Result<(), StoreError> {
+/// Inserts outbox rows; returns their ids, in the order of `messages` (for
+/// the relay's hand-over, see `handover.rs`).
+pub(crate) async fn enqueue(conn: &mut SqliteConnection, messages: &[OutboxMessage]) -> Result<Vec<i64>, StoreError> {
     let created = now_us();
+    let mut ids = Vec::with_capacity(messages.len());
     for chunk in pow2_chunks(messages.len(), MAX_ROWS) {
         let rows = &messages[chunk];
         let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO outbox (message_id, topic, key, headers, payload, created_at_us) VALUES {}",
+            "INSERT INTO outbox (message_id, topic, key, headers, payload, created_at_us) VALUES {} RETURNING id, message_id",
             values(rows.len(), 6)
         ));
         let mut query = sqlx::query(sql);
@@ -138,9 +142,19 @@ pub(crate) async fn enqueue(conn: &mut SqliteConnection, messages: &[OutboxMessa
                 .bind(&message.payload)
                 .bind(created);
         }
-        query.execute(&mut *conn).await.map_err(|e| outbox_error(e, &rows[0]))?;
+        let inserted = query.fetch_all(&mut *conn).await.map_err(|e| outbox_error(e, &rows[0]))?;
+        // RETURNING gives its rows in no promised order: match them by
+        // message id, which the table keeps unique.
+        let by_message: HashMap<Uuid, i64> = inserted.iter().map(|r| (r.get(1), r.get(0))).collect();
+        for message in rows {
+            let id = by_message.get(&message.message_id).copied().ok_or_else(|| StoreError::Corrupt {
+                what: format!("outbox message {}", message.message_id),
+                reason: "the insert returned no id for it".into(),
+            })?;
+            ids.push(id);
+        }
     }
-    Ok(())
+    Ok(ids)
 }
 
 /// The columns of an event, in the order `event_at` reads them (the reads

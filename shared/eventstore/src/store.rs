@@ -17,6 +17,7 @@ use udders_kernel::CorrelationId;
 use crate::cache::{Cache, Key};
 use crate::documents::{Document, DocumentFilter, DocumentPage};
 use crate::error::{Context, StoreError};
+use crate::handover::HandOver;
 use crate::model::{
     Appended, ClaimedMessage, ConsumerPosition, ExpectedVersion, NewEvent, OutboxMessage, OutboxStatus, Pruned,
     RecordedEvent, StreamId,
@@ -112,6 +113,9 @@ enum Pools {
 struct Shared {
     pools: Pools,
     outbox_signal: Notify,
+    /// Rows committed for the relay to take without reading them back;
+    /// `Some` once the relay of an exclusive store asked for them.
+    hand_over: Mutex<Option<HandOver>>,
     cache: Option<Cache>,
     /// Streams a transaction opened as new ([`Tx::open`]) that turned out to
     /// exist: the next open of each reads it. Cleared when it holds
@@ -286,6 +290,7 @@ impl EventStore {
         let shared = Shared {
             pools,
             outbox_signal: Notify::new(),
+            hand_over: Mutex::new(None),
             cache: Cache::new(cache_capacity),
             opened_existing: Mutex::default(),
             wrong_opens: AtomicU64::new(0),
@@ -357,6 +362,30 @@ impl EventStore {
     /// Woken after every commit that wrote outbox rows; the relay waits on it.
     pub fn outbox_signal(&self) -> &Notify {
         &self.shared.outbox_signal
+    }
+
+    /// From now on, commits hand the outbox rows they wrote to the relay in
+    /// memory ([`EventStore::handed_over_after`]); only on an exclusive
+    /// store, where ids follow commit order (see `handover.rs`).
+    pub fn start_outbox_hand_over(&self) {
+        if self.is_exclusive() {
+            self.shared.hand_over.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(HandOver::default);
+        }
+    }
+
+    /// Up to `limit` unpublished rows after row `after` that commits handed
+    /// over, oldest first, when they are known to be all there are (empty:
+    /// none was committed since). `None`: read them
+    /// ([`EventStore::unpublished_after`]).
+    pub fn handed_over_after(&self, after: i64, limit: u32) -> Option<Vec<ClaimedMessage>> {
+        self.shared.hand_over.lock().unwrap_or_else(PoisonError::into_inner).as_mut()?.take_after(after, limit)
+    }
+
+    /// Called by a commit with the outbox rows it wrote.
+    pub(crate) fn hand_over(&self, rows: Vec<ClaimedMessage>) {
+        if let Some(hand_over) = self.shared.hand_over.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            hand_over.push(rows);
+        }
     }
 
     /// Begins the one transaction a handler does all its work in: inbox,

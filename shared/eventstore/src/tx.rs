@@ -30,7 +30,8 @@ use crate::cache::{Cached, Key};
 use crate::documents::Document;
 use crate::error::{Context, StoreError};
 use crate::model::{
-    Appended, ConsumerPosition, ExpectedVersion, NewEvent, OutboxMessage, RecordedEvent, SnapshotRecord, StreamId,
+    Appended, ClaimedMessage, ConsumerPosition, ExpectedVersion, NewEvent, OutboxMessage, RecordedEvent,
+    SnapshotRecord, StreamId,
 };
 use crate::store::{Conn, EventStore, dispatch};
 use crate::{postgres, sql, sqlite};
@@ -125,6 +126,9 @@ pub struct Tx {
     /// Its place in the order of transactions holding the writer (cache).
     stamp: u64,
     wrote_outbox: bool,
+    /// SQLite: the outbox rows written, with their ids, for the relay's
+    /// hand-over once this transaction commits.
+    written_outbox: Vec<ClaimedMessage>,
     on_commit: Vec<Box<dyn FnOnce() + Send>>,
     work: UnitOfWork,
 }
@@ -144,7 +148,15 @@ impl std::fmt::Debug for Tx {
 impl Tx {
     pub(crate) fn new(inner: TxInner, store: EventStore) -> Self {
         let stamp = store.cache().map_or(0, crate::cache::Cache::stamp);
-        Tx { inner, store, stamp, wrote_outbox: false, on_commit: Vec::new(), work: UnitOfWork::default() }
+        Tx {
+            inner,
+            store,
+            stamp,
+            wrote_outbox: false,
+            written_outbox: Vec::new(),
+            on_commit: Vec::new(),
+            work: UnitOfWork::default(),
+        }
     }
 
     pub(crate) fn conn(&mut self) -> Conn<'_> {
@@ -193,7 +205,15 @@ impl Tx {
         }
         let outbox = std::mem::take(&mut self.work.outbox);
         if !outbox.is_empty() {
-            dispatch!(self.conn(), enqueue(&outbox))?;
+            match &mut self.inner {
+                TxInner::Sqlite(t) => {
+                    let ids = sqlite::enqueue(t, &outbox).await?;
+                    let written =
+                        ids.into_iter().zip(outbox).map(|(id, message)| ClaimedMessage { id, attempts: 0, message });
+                    self.written_outbox.extend(written);
+                }
+                TxInner::Postgres(t) => postgres::enqueue(t, &outbox).await?,
+            }
             self.wrote_outbox = true;
         }
         let snapshots: Vec<(StreamId, SnapshotRecord)> =
@@ -439,7 +459,8 @@ impl Tx {
     }
 
     /// Commits everything this transaction wrote, gives what it holds back
-    /// to the cache, then wakes the relay if it wrote outbox rows. A stream
+    /// to the cache, then hands the outbox rows it wrote to the relay (on an
+    /// exclusive store, see `handover.rs`) and wakes it. A stream
     /// opened as new ([`Tx::open`]) that exists fails it with
     /// [`StoreError::Conflict`].
     pub async fn commit(mut self) -> Result<(), StoreError> {
@@ -466,6 +487,9 @@ impl Tx {
             cache.give_back(aggregates.chain(documents), self.stamp);
         }
         if self.wrote_outbox {
+            if !self.written_outbox.is_empty() {
+                self.store.hand_over(self.written_outbox);
+            }
             self.store.outbox_signal().notify_one();
         }
         for after in self.on_commit {

@@ -136,6 +136,48 @@ on_both_backends! {
 }
 
 on_both_backends! {
+    /// On an exclusive store a commit hands the relay the rows a read would
+    /// return, with the same ids, and a rolled-back transaction hands over
+    /// nothing and leaves no gap; where several processes write, the relay
+    /// always reads.
+    async fn commits_hand_the_relay_the_outbox_rows_it_would_read(store: EventStore) {
+        store.start_outbox_hand_over();
+        let zero = event(0);
+        store.append(&stream("zero"), ExpectedVersion::NoStream, std::slice::from_ref(&zero), &[message_for(&zero)]).await.unwrap();
+        assert!(store.handed_over_after(0, 100).is_none(), "a relay with no place yet reads");
+        let place = store.unpublished_after(0, 100).await.unwrap()[0].id;
+        let one = event(1);
+        store.append(&stream("one"), ExpectedVersion::NoStream, std::slice::from_ref(&one), &[message_for(&one)]).await.unwrap();
+        let (two, three) = (event(2), event(3));
+        let mut tx = store.begin().await.unwrap();
+        tx.append(&stream("two"), ExpectedVersion::NoStream, &[two.clone(), three.clone()]).await.unwrap();
+        tx.enqueue(&[message_for(&two), message_for(&three)]).await.unwrap();
+        tx.commit().await.unwrap();
+        let dropped = event(4);
+        let mut tx = store.begin().await.unwrap();
+        tx.enqueue(&[message_for(&dropped)]).await.unwrap();
+        tx.flush().await.unwrap();
+        drop(tx);
+        let five = event(5);
+        store.append(&stream("five"), ExpectedVersion::NoStream, std::slice::from_ref(&five), &[message_for(&five)]).await.unwrap();
+
+        let read = store.unpublished_after(place, 100).await.unwrap();
+        let messages: Vec<Uuid> = read.iter().map(|r| r.message.message_id).collect();
+        let expected: Vec<Uuid> = [&one, &two, &three, &five].iter().map(|e| *e.event_id.as_uuid()).collect();
+        assert_eq!(messages, expected);
+        let handed = store.handed_over_after(place, 100);
+        if store.is_exclusive() {
+            assert_eq!(handed.as_ref(), Some(&read), "the same rows, ids and contents");
+            let ids: Vec<i64> = read.iter().map(|r| r.id).collect();
+            assert_eq!(ids, (read[0].id..read[0].id + 4).collect::<Vec<_>>(), "no gap where the rollback was");
+            assert_eq!(store.handed_over_after(read[3].id, 100), Some(Vec::new()), "nothing committed since");
+        } else {
+            assert_eq!(handed, None);
+        }
+    }
+}
+
+on_both_backends! {
     /// The outbox status counts unpublished rows and ages the oldest; a
     /// published row leaves both.
     async fn the_outbox_status_counts_waiting_rows_and_ages_the_oldest(store: EventStore) {

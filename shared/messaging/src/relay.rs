@@ -5,8 +5,10 @@
 //! sharing a database claim rows with a lease (`FOR UPDATE SKIP LOCKED` on
 //! PostgreSQL), two writes per batch. The only relay of a store whose
 //! process is the database's only writer ([`EventStore::is_exclusive`]:
-//! SQLite) reads the unpublished rows past the last it sent, which costs no
-//! write, and marks what the broker acknowledged in one write when it finds
+//! SQLite) takes the rows each commit hands over in memory while they
+//! follow the last it sent without a gap, and otherwise reads the
+//! unpublished rows past that one (see the store's `handover.rs`); neither
+//! costs a write. It marks what the broker acknowledged in one write when it finds
 //! nothing new, every `batch` rows, or [`MARK_EVERY`] after its last mark,
 //! whichever comes first; after a mark it reads from the start again, so
 //! rows re-queued meanwhile are not missed. A row sent but not yet marked
@@ -131,6 +133,9 @@ impl Relay {
         let producer =
             settings.producer_config().create_with_context(context.clone()).map_err(MessagingError::Kafka)?;
         let cursor = store.is_exclusive().then(Cursor::default);
+        if cursor.is_some() {
+            store.start_outbox_hand_over();
+        }
         Ok(Self { store, settings, config, producer, context, cursor })
     }
 
@@ -159,12 +164,23 @@ impl Relay {
     /// yet), sends it, and marks what was acknowledged. Returns how many rows
     /// were published.
     pub async fn publish_once(&mut self) -> Result<usize, MessagingError> {
-        let rows = match &self.cursor {
-            None => self.store.claim_outbox(&self.config.relay_id, self.config.batch, self.config.lease).await?,
-            Some(cursor) => self.store.unpublished_after(cursor.after, self.config.batch).await?,
+        let (rows, handed_over) = match &self.cursor {
+            None => {
+                (self.store.claim_outbox(&self.config.relay_id, self.config.batch, self.config.lease).await?, false)
+            }
+            Some(cursor) => match self.store.handed_over_after(cursor.after, self.config.batch) {
+                Some(rows) => (rows, true),
+                None => (self.store.unpublished_after(cursor.after, self.config.batch).await?, false),
+            },
         };
         if rows.is_empty() {
-            self.mark_acked().await?;
+            // Nothing new: mark what was acknowledged. An empty hand-over
+            // (a commit's signal whose rows an earlier take had) keeps the
+            // relay's place until the usual time to mark comes.
+            let due = self.cursor.as_ref().is_none_or(|c| c.marked_at.elapsed() >= MARK_EVERY);
+            if !handed_over || due {
+                self.mark_acked().await?;
+            }
             return Ok(0);
         }
         let sends = rows.iter().map(|row| self.send(row));
