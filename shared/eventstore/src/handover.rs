@@ -18,8 +18,15 @@
 //!   read. Memory stays bounded whatever the broker does.
 //! - Nothing waiting: nothing was committed since, or a commit has not
 //!   handed over yet; its signal wakes the relay again. The relay also
-//!   reads from the start after each mark, which bounds how long any row
-//!   the hand-over missed can wait.
+//!   reads from the start after each mark and after a failed send, which
+//!   bounds how long any row the hand-over missed can wait.
+//!
+//! Ids follow commit order one after the other as long as the largest id
+//! stays in the table. The pruner deletes only rows published longer ago
+//! than the outbox retention (an hour by default), so the largest can go
+//! only after a quiet spell that long. By then the relay has marked, has no
+//! place, and reads. Each read empties the queue, so no row waits there
+//! for an id to come round again.
 
 use std::collections::BTreeMap;
 
@@ -50,26 +57,26 @@ impl HandOver {
     /// Up to `limit` rows that follow row `after` without a gap, oldest
     /// first (empty: none waits). `None`: the relay must read the outbox,
     /// because rows may be missing (a gap, an overflow, or `after` is 0:
-    /// the relay has not read since its start or its last mark).
+    /// the relay has not read since its start, its last mark or a failed
+    /// send). The queue is emptied then: every row in it was committed
+    /// before it was queued, so the read finds them all, and a row kept
+    /// would outlive its place (after a prune, SQLite may give its id to
+    /// another row).
     pub(crate) fn take_after(&mut self, after: i64, limit: u32) -> Option<Vec<ClaimedMessage>> {
         // Rows the relay has already read or sent are done with.
         let newer = self.rows.split_off(&(after + 1));
         self.rows = newer;
-        if self.overflowed || after == 0 {
+        let gap = self.rows.first_key_value().is_some_and(|(&id, _)| id != after + 1);
+        if self.overflowed || after == 0 || gap {
             self.overflowed = false;
+            self.rows.clear();
             return None;
         }
         let mut taken = Vec::new();
         let mut next = after + 1;
-        while taken.len() < limit as usize {
-            match self.rows.first_key_value() {
-                Some((&id, _)) if id == next => {
-                    taken.extend(self.rows.pop_first().map(|(_, row)| row));
-                    next += 1;
-                }
-                Some(_) if taken.is_empty() => return None,
-                _ => break,
-            }
+        while taken.len() < limit as usize && self.rows.first_key_value().is_some_and(|(&id, _)| id == next) {
+            taken.extend(self.rows.pop_first().map(|(_, row)| row));
+            next += 1;
         }
         Some(taken)
     }
@@ -112,6 +119,19 @@ mod tests {
         let mut hand_over = HandOver::default();
         hand_over.push(vec![row(13)]);
         assert_eq!(ids(hand_over.take_after(11, 100)), None, "row 12 may be committed and not handed over");
+        assert!(hand_over.rows.is_empty(), "the read finds row 13");
+    }
+
+    #[test]
+    fn a_relay_that_reads_leaves_no_row_behind_for_an_id_given_again() {
+        // Row 5000 was read from the outbox (the relay had no place), sent
+        // and marked; after a long quiet spell the pruner deleted it, and
+        // SQLite gives its id to a new row.
+        let mut hand_over = HandOver::default();
+        hand_over.push(vec![row(5000)]);
+        assert_eq!(ids(hand_over.take_after(0, 100)), None);
+        hand_over.push(vec![row(4999)]);
+        assert_eq!(ids(hand_over.take_after(4998, 100)), Some(vec![4999]), "not the old row 5000");
     }
 
     #[test]

@@ -8,10 +8,12 @@
 //! SQLite) takes the rows each commit hands over in memory while they
 //! follow the last it sent without a gap, and otherwise reads the
 //! unpublished rows past that one (see the store's `handover.rs`); neither
-//! costs a write. It marks what the broker acknowledged in one write when it finds
-//! nothing new, every `batch` rows, or [`MARK_EVERY`] after its last mark,
-//! whichever comes first; after a mark it reads from the start again, so
-//! rows re-queued meanwhile are not missed. A row sent but not yet marked
+//! costs a write. It marks what the broker acknowledged in one write when a
+//! read finds nothing new, after a failed send, every `batch` rows, or
+//! [`MARK_EVERY`] after its last mark, whichever comes first (an empty
+//! hand-over is a signal whose rows an earlier take had: it waits for
+//! [`MARK_EVERY`]); after a mark it reads from the start again, so rows
+//! re-queued meanwhile, or left by a failed send, are not missed. A row sent but not yet marked
 //! when the process dies is sent again after the restart; consumers'
 //! inboxes drop the duplicate. A round that sent less than a batch waits
 //! for the next commit's signal instead of looking again: the signal keeps
@@ -203,11 +205,15 @@ impl Relay {
             }
             None => {}
             Some(cursor) => {
-                // Past every row sent, or to just before the first that failed.
-                let last = rows.last().map_or(cursor.after, |r| r.id);
-                cursor.after = failed.first().map_or(last, |first| first - 1);
+                cursor.after = rows.last().map_or(cursor.after, |r| r.id);
                 cursor.unmarked.append(&mut done);
-                if cursor.unmarked.len() >= self.config.batch as usize || cursor.marked_at.elapsed() >= MARK_EVERY {
+                // After a failed send, mark what was acknowledged and read
+                // from the start: the failed rows are in the outbox, not in
+                // the hand-over any more.
+                if !failed.is_empty()
+                    || cursor.unmarked.len() >= self.config.batch as usize
+                    || cursor.marked_at.elapsed() >= MARK_EVERY
+                {
                     self.mark_acked().await?;
                 }
             }
