@@ -11,8 +11,8 @@
 //! only way a row reaches the broker.
 //!
 //! - A row missing before the next one the relay wants (a commit that has
-//!   not handed over yet, rows written before the relay started, rows sent
-//!   again after a failure): a gap, so read.
+//!   not handed over yet, rows written before the relay started): a gap,
+//!   so read.
 //! - More rows waiting than [`HAND_OVER_CAPACITY`] (the relay is slow or
 //!   the broker away): the queue stops taking rows and says so once, so
 //!   read. Memory stays bounded whatever the broker does.

@@ -13,9 +13,9 @@
 //! [`MARK_EVERY`] after its last mark, whichever comes first (an empty
 //! hand-over is a signal whose rows an earlier take had: it waits for
 //! [`MARK_EVERY`]); after a mark it reads from the start again, so rows
-//! re-queued meanwhile, or left by a failed send, are not missed. A row sent but not yet marked
-//! when the process dies is sent again after the restart; consumers'
-//! inboxes drop the duplicate. A round that sent less than a batch waits
+//! re-queued meanwhile, or left by a failed send, are not missed. A row
+//! sent but not yet marked when the process dies is sent again after the
+//! restart; consumers' inboxes drop the duplicate. A round that sent less than a batch waits
 //! for the next commit's signal instead of looking again: the signal keeps
 //! a permit, so a commit made during the round is not missed.
 //!
