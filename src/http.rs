@@ -301,6 +301,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             let _ = writeln!(out, "udders_orders_compensating_quiet {quiet}");
         }
     }
+    if let Some(api) = &state.order {
+        api.intake().write_prometheus(&mut out);
+    }
     udders_runtime::metrics::saga().write_prometheus(&mut out, state.stores.keys().copied());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

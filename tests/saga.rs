@@ -560,6 +560,12 @@ async fn metrics_count_sagas_compensations_handler_latency_and_positions() {
     let took = delta("udders_saga_duration_seconds_sum{outcome=\"COMPLETED\"}");
     assert!(took > 0.0 && took < SAGA_TIMEOUT.as_secs_f64(), "a completed saga took {took} s");
     assert_eq!(delta("udders_saga_duration_seconds_bucket{outcome=\"COMPLETED\",le=\"+Inf\"}"), 1.0);
+    // Both orders came through the point of sale's intake.
+    for phase in ["waiting", "placing"] {
+        assert_eq!(delta(&format!("udders_intake_duration_seconds_count{{phase=\"{phase}\"}}")), 2.0, "{after}");
+        let took = delta(&format!("udders_intake_duration_seconds_sum{{phase=\"{phase}\"}}"));
+        assert!(took > 0.0 && took < SAGA_TIMEOUT.as_secs_f64(), "{phase} took {took} s");
+    }
 
     assert_eq!(delta("udders_compensations_total{service=\"credit\",kind=\"credit/released\"}"), 1.0, "{after}");
     assert_eq!(delta("udders_compensations_total{service=\"inventory\",kind=\"inventory/released\"}"), 1.0);

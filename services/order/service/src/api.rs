@@ -52,6 +52,11 @@ impl OrderApi {
         Self { store, outbound, deadline, intake, admission, dead_letter_stores }
     }
 
+    /// Where this API's placements are committed (its timings, for `/metrics`).
+    pub fn intake(&self) -> &Intake {
+        &self.intake
+    }
+
     /// Shows the dead letters of these service databases too (every service
     /// of `udders up`; the order service's own otherwise).
     pub fn with_dead_letter_stores(mut self, stores: Vec<(Service, EventStore)>) -> Self {
