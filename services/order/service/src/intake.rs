@@ -15,7 +15,8 @@
 //! and the writer's), and `placing`, from there to the commit. The order
 //! store's one writer also serves the order service's consumer, so when
 //! `waiting` grows while `placing` stays short, that writer is the
-//! bottleneck (docs/benchmarks.md, seventeenth measurement).
+//! bottleneck (docs/benchmarks.md, seventeenth measurement). A batch placed
+//! again one by one is timed by its first, shared attempt.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
