@@ -15,9 +15,10 @@
 //! [`MARK_EVERY`]); after a mark it reads from the start again, so rows
 //! re-queued meanwhile, or left by a failed send, are not missed. A row
 //! sent but not yet marked when the process dies is sent again after the
-//! restart; consumers' inboxes drop the duplicate. A round that sent less than a batch waits
-//! for the next commit's signal instead of looking again: the signal keeps
-//! a permit, so a commit made during the round is not missed.
+//! restart; consumers' inboxes drop the duplicate. A round that sent less
+//! than a batch waits for the next commit's signal instead of looking
+//! again: the signal keeps a permit, so a commit made during the round is
+//! not missed.
 //!
 //! Many sends are in flight at once (one claimed batch), each awaited on its
 //! delivery report; nothing is flushed per message. The relay wakes on the
