@@ -67,12 +67,16 @@ pub struct StoreOptions {
 }
 
 impl StoreOptions {
-    /// The default cache capacity on SQLite: two generations of 128, the
-    /// aggregates and documents of the orders of the last half second or
-    /// more at 200 orders/s. 1,024 cost 50 to 80 MB more resident memory
-    /// across eleven stores for no speed that a run could show
-    /// (docs/benchmarks.md, sixth measurement).
-    pub const SQLITE_CACHE_CAPACITY: usize = 256;
+    /// The default cache capacity on SQLite: two generations of 512, the
+    /// aggregate and document of every order still in flight near capacity
+    /// (an order is two entries in the order store). With 256, near capacity
+    /// the orders in flight outgrew the cache, each record read its order
+    /// back from the database (the order handler's mean went from 0.1 to
+    /// 0.3 ms a record), the order writer fell further behind and more
+    /// orders were in flight: 1,024 completed 1.4 times as many orders at
+    /// 400/s offered, with the peak resident memory under 200 MB even at
+    /// three times capacity (docs/benchmarks.md, eighteenth measurement).
+    pub const SQLITE_CACHE_CAPACITY: usize = 1024;
     /// The default [`StoreOptions::sqlite_page_cache_kib`] (4,096 until the
     /// measurement above).
     pub const SQLITE_PAGE_CACHE_KIB: u32 = 1024;
