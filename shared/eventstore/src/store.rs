@@ -78,7 +78,7 @@ impl StoreOptions {
     /// three times capacity (docs/benchmarks.md, eighteenth measurement).
     pub const SQLITE_CACHE_CAPACITY: usize = 1024;
     /// The default [`StoreOptions::sqlite_page_cache_kib`] (4,096 until the
-    /// measurement above).
+    /// sixth measurement of docs/benchmarks.md).
     pub const SQLITE_PAGE_CACHE_KIB: u32 = 1024;
 
     /// SQLite: each reader connection's page cache, KiB: an eighth of the
