@@ -193,8 +193,9 @@ pub struct LoadArgs {
     #[arg(long, env = "UDDERS_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
     /// The operator token: with it, the run first adds the stock its orders
-    /// can take (`POST /admin/stock/{flavor}/{country}`), so stock never runs out and the mix
-    /// holds at any rate and length; without it, a long run may drift.
+    /// can take (`POST /admin/stock/{flavor}/{country}`), so stock never
+    /// runs out and the mix holds at any rate and length; without it, a
+    /// long run may drift.
     #[arg(long, env = "UDDERS_OPERATOR_TOKEN", hide_env_values = true)]
     pub operator_token: Option<String>,
     /// POSTs in flight at most.

@@ -57,8 +57,9 @@ pub struct StoreOptions {
     pub busy_timeout: Duration,
     /// Aggregates and documents kept in memory between transactions (0:
     /// none). Only correct when this process is the database's only writer
-    /// (ADR 0008). `None` takes the backend's default: 1,024 on SQLite, whose
-    /// file one process owns, and none on PostgreSQL, whose database several
+    /// (ADR 0008). `None` takes the backend's default:
+    /// [`StoreOptions::SQLITE_CACHE_CAPACITY`] on SQLite, whose file one
+    /// process owns, and none on PostgreSQL, whose database several
     /// instances share.
     pub cache_capacity: Option<usize>,
     /// SQLite: the writer connection's page cache, KiB; each reader
