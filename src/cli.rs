@@ -413,7 +413,7 @@ pub struct SagaArgs {
     /// The door's bound: `POST /orders` answers 503 with `Retry-After` once a
     /// new order would wait longer than this behind the open ones, at the
     /// rate they are ending (docs/adr/0013). Less than the saga deadline
-    /// [default: a tenth of the saga deadline].
+    /// [default: a fifteenth of the saga deadline].
     #[arg(long, env = "UDDERS_ADMISSION_WAIT", value_parser = udders_runtime::clock::parse_duration)]
     pub admission_wait: Option<std::time::Duration>,
     /// Longest wait of a consumer's fetch for new records, milliseconds

@@ -115,7 +115,7 @@ pub struct NodeConfig {
     /// The saga deadline (order service).
     pub deadline: Duration,
     /// The door's bound on a new order's wait (order service; `None`: a
-    /// tenth of the deadline).
+    /// fifteenth of the deadline).
     pub admission_wait: Option<Duration>,
     /// How often overdue orders are looked for (order service).
     pub sweep_every: Duration,

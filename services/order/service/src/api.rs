@@ -217,7 +217,7 @@ const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x7564_6465_7273_2d6f_7264_6
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing or malformed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "At capacity: an order accepted now would wait longer than the admission wait (by default a tenth of the saga deadline); nothing was written", body = Problem, content_type = "application/problem+json",
+        (status = 503, description = "At capacity: an order accepted now would wait longer than the admission wait (by default a fifteenth of the saga deadline); nothing was written", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
 pub async fn place(
