@@ -50,8 +50,8 @@ const ENDED: [&str; 3] = ["COMPLETED", "REJECTED", "CANCELLED"];
 /// backlog and every one of them is held in memory meanwhile, so the bound
 /// is the least that keeps the pipeline full. At twice and three times this
 /// machine's capacity a fifteenth completed as many orders per second as a
-/// tenth, with p99 about 0.7 of its and peak RSS under 200 MB; a tenth
-/// completed as many as a third, with a p99 of 3.5 s against 11 s; a
+/// tenth, with a p99 about 0.7 of a tenth's and peak RSS under 200 MB; a
+/// tenth completed as many as a third, with a p99 of 3.5 s against 11 s; a
 /// thirtieth (1 s) left it idle between refusals, since `Retry-After`
 /// counts whole seconds (ADR 0013).
 pub fn default_wait(deadline: Duration) -> Duration {
