@@ -114,8 +114,8 @@ pub struct NodeConfig {
     pub fetch_wait_ms: u32,
     /// The saga deadline (order service).
     pub deadline: Duration,
-    /// The door's bound on a new order's wait (order service; `None`: a
-    /// fifteenth of the deadline).
+    /// The door's bound on a new order's wait (order service; `None`:
+    /// [`udders_order::admission::default_wait`] of the deadline).
     pub admission_wait: Option<Duration>,
     /// How often overdue orders are looked for (order service).
     pub sweep_every: Duration,

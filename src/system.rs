@@ -37,7 +37,8 @@ pub struct SystemConfig {
     pub partitions: i32,
     /// The saga deadline.
     pub deadline: Duration,
-    /// The door's bound on a new order's wait (`None`: a fifteenth of the deadline).
+    /// The door's bound on a new order's wait (`None`:
+    /// [`udders_order::admission::default_wait`] of the deadline).
     pub admission_wait: Option<Duration>,
     /// Longest wait of a consumer's fetch, milliseconds.
     pub fetch_wait_ms: u32,
