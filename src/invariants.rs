@@ -219,7 +219,7 @@ pub fn is_terminal(status: &str) -> bool {
 }
 
 /// Checks the invariants against a quiet system. Reads go out
-/// [`READS_IN_FLIGHT`] at a time and are judged in the order of the orders
+/// `READS_IN_FLIGHT` at a time and are judged in the order of the orders
 /// listed, so a report reads the same however the answers interleave.
 pub async fn check(client: &reqwest::Client, at: &Endpoints) -> anyhow::Result<Report> {
     use futures::StreamExt as _;
