@@ -11,6 +11,33 @@ wait_for_readyz() {
   curl -sf "http://$1/readyz" > /dev/null
 }
 
+# The binary a script runs: $UDDERS_BIN when set, else the workspace's build
+# of the profile $1 (release or debug), built first. Needs CARGO_TARGET_DIR.
+udders_binary() { # release|debug
+  if [ -n "${UDDERS_BIN:-}" ]; then
+    echo "$UDDERS_BIN"
+    return
+  fi
+  if [ "$1" = release ]; then
+    cargo build --release --locked -q --bin udders
+  else
+    cargo build --locked -q --bin udders
+  fi
+  echo "$CARGO_TARGET_DIR/$1/udders"
+}
+
+# A fresh `udders up` of $udders on the empty directory $data and free ports,
+# given the arguments; returns once it is ready. Sets http (host:port) and up
+# (its pid); when the calling script exits, it is killed and $data removed.
+start_udders_up() {
+  http="127.0.0.1:$(free_port)"
+  "$udders" up --data-dir "$data" --http-addr "$http" --broker-addr "127.0.0.1:$(free_port)" "$@" \
+    > "$data/up.log" 2>&1 &
+  up=$!
+  trap 'kill -9 $up 2>/dev/null || true; wait $up 2>/dev/null || true; rm -rf "$data"' EXIT
+  wait_for_readyz "$http"
+}
+
 # The one-process-per-service topology on this machine (scripts/multiprocess,
 # scripts/front-door): `udders broker`, one PostgreSQL database per service
 # and $instances processes of `udders service` per service. The caller sets
