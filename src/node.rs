@@ -184,6 +184,7 @@ impl Node {
             membership: Membership::Group,
             cancel: cancel.clone(),
             republish_window: config.republish_window,
+            shared: None,
         };
         let running = start_handler(service, store.clone(), wiring)?;
         let retention = config.retention.covering(config.republish_window);

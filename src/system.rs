@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 use udders_contracts::{Catalog, Service};
 use udders_eventstore::{EventStore, StoreOptions};
 use udders_messaging::pruning::{Retention, run_pruner};
-use udders_messaging::{ConsumerWatch, EmbeddedBroker, KafkaSettings, Membership, RelayConfig, ensure_topics};
+use udders_messaging::{
+    ConsumerWatch, EmbeddedBroker, KafkaSettings, Membership, RelayConfig, SharedClients, ensure_topics,
+};
 use udders_runtime::access::Access;
 use udders_runtime::module::{Background, Wiring};
 use udders_runtime::{Outbound, RunningService};
@@ -109,6 +111,9 @@ pub struct System {
     pub stores: BTreeMap<Service, EventStore>,
     catalog: Arc<Catalog>,
     settings: KafkaSettings,
+    /// The producer every service's relay sends through, and the sentinel
+    /// every consumer hears the broker's loss through.
+    shared: SharedClients,
     republish_window: Duration,
     broker: EmbeddedBroker,
     running: Arc<Mutex<BTreeMap<Service, ConsumerWatch>>>,
@@ -246,6 +251,7 @@ impl System {
             broker_addr: broker.addr(),
             stores,
             catalog,
+            shared: SharedClients::start(&settings)?,
             settings,
             republish_window: config.republish_window,
             broker,
@@ -280,6 +286,7 @@ impl System {
             membership: Membership::Alone,
             cancel: cancel.clone(),
             republish_window: self.republish_window,
+            shared: Some(self.shared.clone()),
         };
         let running = crate::node::start_handler(service, store, wiring)?;
         self.running.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.insert(service, running.watch.clone());
@@ -373,6 +380,7 @@ async fn trim_the_broker_log(
         readers
     });
     let mut trimmed: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let mut deleter = udders_messaging::RecordDeleter::new(&settings);
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
@@ -401,7 +409,7 @@ async fn trim_the_broker_log(
         if below.is_empty() {
             continue;
         }
-        match udders_messaging::delete_records(&settings, &below).await {
+        match deleter.delete_below(&below).await {
             Ok(starts) => {
                 for (topic, partition, start) in starts {
                     trimmed.insert((topic, partition), start);

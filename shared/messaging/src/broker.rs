@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use rama::layer::{MapErrLayer, MapStateLayer};
 use rama::{Context, Layer as _, Service as _};
 use rdkafka::admin::{AdminClient, AdminOptions};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use tansu_broker::coordinator::group::administrator::Controller;
@@ -35,6 +34,7 @@ use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 use url::Url;
 
+use crate::kafka::WatchfulContext;
 use crate::{KafkaSettings, MessagingError};
 
 /// The cluster id the embedded broker registers and answers with.
@@ -208,27 +208,83 @@ async fn serve(listener: TcpListener, service: Protocol) {
 
 /// Deletes the records below `offset` of each `(topic, partition, offset)`
 /// (the Kafka `DeleteRecords` request): what every reader has passed.
-/// Returns the new log start of each.
+/// Returns the new log start of each. One call, one client: a caller that
+/// trims again and again keeps a [`RecordDeleter`].
 pub async fn delete_records(
     settings: &KafkaSettings,
     below: &[(String, i32, i64)],
 ) -> Result<Vec<(String, i32, i64)>, MessagingError> {
-    let admin: AdminClient<DefaultClientContext> = settings.admin_config().create().map_err(MessagingError::Kafka)?;
-    let mut offsets = TopicPartitionList::new();
-    for (topic, partition, offset) in below {
-        offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset)).map_err(MessagingError::Kafka)?;
+    RecordDeleter::new(settings).delete_below(below).await
+}
+
+/// Deletes records through one admin client kept from call to call.
+///
+/// A client made and dropped for every call costs its threads, a
+/// connection and a metadata request each time, and `udders up` trims
+/// every second; dropping one also waits, on the calling thread, for its
+/// threads to end. The client is replaced after a failed call, and after
+/// every broker went away (a broker that comes back empty recreates its
+/// topics, and a client that knew the old ones must not talk to it; see
+/// [`WatchfulContext`]).
+pub struct RecordDeleter {
+    settings: KafkaSettings,
+    context: WatchfulContext,
+    admin: Option<AdminClient<WatchfulContext>>,
+}
+
+impl std::fmt::Debug for RecordDeleter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordDeleter").field("connected", &self.admin.is_some()).finish()
     }
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
-    let deleted = admin.delete_records(&offsets, &options).await.map_err(MessagingError::Kafka)?;
-    deleted
-        .elements()
-        .iter()
-        .map(|e| match (e.error(), e.offset()) {
-            (Ok(()), Offset::Offset(start)) => Ok((e.topic().to_owned(), e.partition(), start)),
-            (Err(error), _) => Err(MessagingError::Kafka(error)),
-            (Ok(()), other) => Err(MessagingError::Broker(format!("deleting records: log start {other:?}"))),
-        })
-        .collect()
+}
+
+impl RecordDeleter {
+    /// A deleter for the brokers of `settings`; its client is made on first use.
+    pub fn new(settings: &KafkaSettings) -> Self {
+        Self { settings: settings.clone(), context: WatchfulContext::default(), admin: None }
+    }
+
+    /// [`delete_records`] through the kept client.
+    pub async fn delete_below(
+        &mut self,
+        below: &[(String, i32, i64)],
+    ) -> Result<Vec<(String, i32, i64)>, MessagingError> {
+        if self.context.take_broker_lost() {
+            self.admin = None;
+        }
+        let outcome = self.delete(below).await;
+        if outcome.is_err() {
+            self.admin = None;
+        }
+        outcome
+    }
+
+    async fn delete(&mut self, below: &[(String, i32, i64)]) -> Result<Vec<(String, i32, i64)>, MessagingError> {
+        let admin = match &mut self.admin {
+            Some(admin) => admin,
+            None => self.admin.insert(
+                self.settings
+                    .admin_config()
+                    .create_with_context(self.context.clone())
+                    .map_err(MessagingError::Kafka)?,
+            ),
+        };
+        let mut offsets = TopicPartitionList::new();
+        for (topic, partition, offset) in below {
+            offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset)).map_err(MessagingError::Kafka)?;
+        }
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
+        let deleted = admin.delete_records(&offsets, &options).await.map_err(MessagingError::Kafka)?;
+        deleted
+            .elements()
+            .iter()
+            .map(|e| match (e.error(), e.offset()) {
+                (Ok(()), Offset::Offset(start)) => Ok((e.topic().to_owned(), e.partition(), start)),
+                (Err(error), _) => Err(MessagingError::Kafka(error)),
+                (Ok(()), other) => Err(MessagingError::Broker(format!("deleting records: log start {other:?}"))),
+            })
+            .collect()
+    }
 }
 
 /// Waits until a broker answers a metadata request.

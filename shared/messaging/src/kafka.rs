@@ -169,12 +169,18 @@ impl WatchfulContext {
     }
 }
 
+impl BrokerWatch {
+    fn lost(&self) {
+        self.lost.store(true, Ordering::SeqCst);
+        self.losses.fetch_add(1, Ordering::SeqCst);
+        self.signal.notify_waiters();
+    }
+}
+
 impl ClientContext for WatchfulContext {
     fn error(&self, error: KafkaError, reason: &str) {
         if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
-            self.state.lost.store(true, Ordering::SeqCst);
-            self.state.losses.fetch_add(1, Ordering::SeqCst);
-            self.state.signal.notify_waiters();
+            self.state.lost();
             tracing::warn!(%reason, "every broker is down");
         } else {
             tracing::debug!(%error, %reason, "kafka client error");
@@ -190,13 +196,45 @@ impl ProducerContext for WatchfulContext {
 }
 
 /// A client that sends nothing and is polled a few times a second, so that
-/// its context hears "all brokers down" at once. A consumer's own client
-/// reports it only after every record already fetched has been read, which
-/// can be too late. (Polled from a task, not by a `ThreadedProducer`'s
-/// thread: that one spins through the last millisecond of every 100 ms wait,
-/// about 1% of a core each.)
+/// the contexts that watch through it hear "all brokers down" at once. A
+/// consumer's own client reports it only after every record already fetched
+/// has been read, which can be too late. (Polled from a task, not by a
+/// `ThreadedProducer`'s thread: that one spins through the last millisecond
+/// of every 100 ms wait, about 1% of a core each.) One sentinel serves every
+/// consumer of a process: each is a client with threads of its own.
 pub struct Sentinel {
+    watchers: Arc<Watchers>,
     poller: tokio::task::JoinHandle<()>,
+}
+
+/// The contexts a sentinel reports to; those dropped are skipped and pruned.
+#[derive(Default)]
+struct Watchers(std::sync::Mutex<Vec<std::sync::Weak<BrokerWatch>>>);
+
+/// The sentinel client's own context: tells every watcher.
+#[derive(Clone)]
+struct SentinelContext {
+    watchers: Arc<Watchers>,
+}
+
+impl ClientContext for SentinelContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
+            tracing::debug!(%error, %reason, "kafka client error");
+            return;
+        }
+        let mut watchers = self.watchers.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        watchers.retain(|watch| watch.strong_count() > 0);
+        for watch in watchers.iter().filter_map(std::sync::Weak::upgrade) {
+            watch.lost();
+        }
+        tracing::warn!(%reason, watchers = watchers.len(), "every broker is down");
+    }
+}
+
+impl ProducerContext for SentinelContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &DeliveryResult<'_>, (): ()) {}
 }
 
 impl std::fmt::Debug for Sentinel {
@@ -209,11 +247,13 @@ impl Sentinel {
     /// How often the sentinel's client is polled.
     const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
-    /// Starts a sentinel reporting to `context`, on the current runtime.
-    pub fn start(settings: &KafkaSettings, context: WatchfulContext) -> Result<Self, KafkaError> {
+    /// Starts a sentinel for the brokers of `settings`, on the current runtime.
+    pub fn start(settings: &KafkaSettings) -> Result<Self, KafkaError> {
         let mut config = settings.admin_config();
         config.set("client.id", format!("{}-sentinel", settings.client_id()));
-        let producer: BaseProducer<WatchfulContext> = config.create_with_context(context)?;
+        let watchers = Arc::new(Watchers::default());
+        let producer: BaseProducer<SentinelContext> =
+            config.create_with_context(SentinelContext { watchers: watchers.clone() })?;
         let poller = tokio::spawn(async move {
             let mut every = tokio::time::interval(Self::POLL_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -222,7 +262,15 @@ impl Sentinel {
                 producer.poll(std::time::Duration::ZERO);
             }
         });
-        Ok(Self { poller })
+        Ok(Self { watchers, poller })
+    }
+
+    /// From now on, `context` hears every loss this sentinel hears, for as
+    /// long as it lives.
+    pub fn watch(&self, context: &WatchfulContext) {
+        let mut watchers = self.watchers.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        watchers.retain(|watch| watch.strong_count() > 0);
+        watchers.push(Arc::downgrade(&context.state));
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! What lives here: [`EmbeddedBroker`] (Tansu, linked in, memory storage),
 //! [`topics`] (creation, replication), [`trace`] (trace context across the broker), [`KafkaSettings`] (every rdkafka setting in one place),
-//! [`Relay`], [`spawn_consumer`] with its [`Handler`] trait, [`Replayer`]
+//! [`Relay`], [`SharedClients`] (one producer and one sentinel for a process's services), [`spawn_consumer`] with its [`Handler`] trait, [`Replayer`]
 //! (a parked dead letter handled again on demand), [`Backoff`], [`outbound`]
 //! (an event as an outbox row with its CloudEvents headers), [`pruning`]
 //! (published outbox rows and old inbox ids deleted on a retention), [`tap`], and
@@ -14,6 +14,7 @@
 
 mod backoff;
 pub mod broker;
+mod clients;
 mod consumer;
 mod dead_letters;
 mod kafka;
@@ -26,13 +27,14 @@ pub mod topics;
 pub mod trace;
 
 pub use backoff::Backoff;
-pub use broker::{EmbeddedBroker, assign_from_start, delete_records, wait_for_broker};
+pub use broker::{EmbeddedBroker, RecordDeleter, assign_from_start, delete_records, wait_for_broker};
+pub use clients::{SharedClients, SharedProducer};
 pub use consumer::{
     ConsumerConfig, ConsumerLatency, ConsumerStats, ConsumerWatch, Handler, HandlerError, Incoming, Membership,
     dead_letter, spawn_consumer,
 };
 pub use dead_letters::{ReplayDeadLetter, ReplayError, Replayed, Replayer};
-pub use kafka::{KafkaSettings, WatchfulContext};
+pub use kafka::{KafkaSettings, Sentinel, WatchfulContext};
 pub use relay::{Relay, RelayConfig};
 pub use topics::ensure_topics;
 

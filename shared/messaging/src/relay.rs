@@ -46,6 +46,7 @@ use udders_eventstore::{ClaimedMessage, EventStore};
 
 use crate::MessagingError;
 use crate::broker::wait_for_broker;
+use crate::clients::SharedProducer;
 use crate::kafka::{KafkaSettings, WatchfulContext};
 use crate::topics::ensure_topics;
 
@@ -100,8 +101,11 @@ pub struct Relay {
     store: EventStore,
     settings: KafkaSettings,
     config: RelayConfig,
+    /// The client this relay sends through, taken from `shared`.
     producer: FutureProducer<WatchfulContext>,
-    context: WatchfulContext,
+    shared: SharedProducer,
+    /// The losses of every broker this relay has acted on.
+    losses_seen: u64,
     /// `Some` for the only relay of an exclusive store: where it stands.
     cursor: Option<Cursor>,
 }
@@ -130,16 +134,27 @@ impl std::fmt::Debug for Relay {
 }
 
 impl Relay {
-    /// A relay publishing `store`'s outbox through the brokers of `settings`.
+    /// A relay publishing `store`'s outbox through the brokers of
+    /// `settings`, with a producer of its own.
     pub fn new(store: EventStore, settings: KafkaSettings, config: RelayConfig) -> Result<Self, MessagingError> {
-        let context = WatchfulContext::default();
-        let producer =
-            settings.producer_config().create_with_context(context.clone()).map_err(MessagingError::Kafka)?;
+        let shared = SharedProducer::new(&settings)?;
+        Ok(Self::with_producer(store, settings, config, shared))
+    }
+
+    /// A relay that sends through `shared`, the producer of every relay of
+    /// this process.
+    pub fn with_producer(
+        store: EventStore,
+        settings: KafkaSettings,
+        config: RelayConfig,
+        shared: SharedProducer,
+    ) -> Self {
+        let (producer, losses_seen) = (shared.current(), shared.losses());
         let cursor = store.is_exclusive().then(Cursor::default);
         if cursor.is_some() {
             store.start_outbox_hand_over();
         }
-        Ok(Self { store, settings, config, producer, context, cursor })
+        Self { store, settings, config, producer, shared, losses_seen, cursor }
     }
 
     /// Makes sure the topic exists; when it had to be created (a new or an
@@ -275,15 +290,13 @@ impl Relay {
             if cancel.is_cancelled() {
                 break;
             }
-            if self.context.take_broker_lost() {
+            let losses = self.shared.losses();
+            if losses > self.losses_seen {
                 // The producer's id and sequence numbers belong to the broker
-                // that went away: start over with a new producer.
-                self.context = WatchfulContext::default();
-                self.producer = self
-                    .settings
-                    .producer_config()
-                    .create_with_context(self.context.clone())
-                    .map_err(MessagingError::Kafka)?;
+                // that went away: start over with a new producer (the first
+                // relay to get here makes it for all).
+                self.losses_seen = losses;
+                self.producer = self.shared.renewed(losses)?;
                 recovered = false;
                 lost = true;
             }

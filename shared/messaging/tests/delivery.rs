@@ -14,7 +14,9 @@ use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use udders_kernel::EventId;
 use udders_messaging::outbound::record_headers;
-use udders_messaging::{Membership, Relay, assign_from_start, dead_letter, ensure_topics};
+use udders_messaging::{
+    ConsumerConfig, Membership, Relay, RelayConfig, SharedClients, assign_from_start, dead_letter, ensure_topics,
+};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -382,6 +384,63 @@ async fn a_broker_restarted_empty_mid_stream_loses_nothing_and_repeats_no_effect
     assert_eq!((stats.handled, stats.dead_lettered), (10_000, 0), "{stats:?}");
     assert!(stats.broker_recoveries >= 1, "the consumer noticed the broker loss: {stats:?}");
     assert_once(&effects(&stores.consumer).await, &published);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn services_sharing_their_clients_each_recover_when_the_broker_comes_back_empty() {
+    let Rig { addr, broker, stores, settings } = rig().await;
+    let dir = tempfile::tempdir().unwrap();
+    let second = udders_eventstore::EventStore::open_sqlite(
+        &dir.path().join("second.db"),
+        &udders_eventstore::StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    // Two relays share one producer, and the consumer hears the loss
+    // through the sentinel they share, as the services of `udders up` do.
+    let shared = SharedClients::start(&settings).unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let relays: Vec<_> = [(&stores.publisher, "first-1"), (&second, "second-1")]
+        .into_iter()
+        .map(|(store, name)| {
+            let relay = Relay::with_producer(
+                store.clone(),
+                settings.clone(),
+                RelayConfig::new(name, TOPIC),
+                shared.producer.clone(),
+            );
+            tokio::spawn(relay.run(cancel.clone()))
+        })
+        .collect();
+    let config = ConsumerConfig { sentinel: Some(shared.sentinel.clone()), ..consumer_config(5) };
+    let running = start(&stores, &settings, config, false);
+    let mut published = publish(&stores.publisher, 2000, None).await;
+    published.extend(publish(&second, 2000, None).await);
+    eventually(MINUTE, "a first part handled", || async { running.watch.stats().handled >= 1000 }).await;
+
+    broker.stop().await;
+    published.extend(publish(&stores.publisher, 500, None).await);
+    published.extend(publish(&second, 500, None).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _broker = start_broker(addr).await;
+    published.extend(publish(&stores.publisher, 500, None).await);
+    published.extend(publish(&second, 500, None).await);
+
+    eventually(Duration::from_secs(120), "6,000 handled", || async { running.watch.stats().handled >= 6000 }).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stats = running.watch.stats();
+    assert_eq!((stats.handled, stats.dead_lettered), (6000, 0), "{stats:?}");
+    assert!(shared.producer.losses() >= 1, "the shared producer heard the broker go");
+    assert!(stats.broker_recoveries >= 1, "the consumer heard it through the shared sentinel: {stats:?}");
+    assert_once(&effects(&stores.consumer).await, &published);
+    for store in [&stores.publisher, &second] {
+        eventually(MINUTE, "outbox drained", || async { store.outbox_backlog().await.unwrap() == 0 }).await;
+    }
+    cancel.cancel();
+    for relay in relays {
+        relay.await.unwrap().unwrap();
+    }
     running.stop().await;
 }
 

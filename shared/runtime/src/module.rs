@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use udders_contracts::{Catalog, Service};
 use udders_eventstore::{EventStore, StoreError};
-use udders_messaging::{Handler, KafkaSettings, Membership, MessagingError};
+use udders_messaging::{Handler, KafkaSettings, Membership, MessagingError, SharedClients};
 
 use crate::Outbound;
 use crate::node::{RunningService, ServiceSpec, start_service};
@@ -92,6 +92,9 @@ pub struct Wiring {
     /// How far back the relay sends what it published again when the broker
     /// lost its log (`RelayConfig::republish_window`).
     pub republish_window: Duration,
+    /// The producer and sentinel the services of this process share
+    /// (`udders up`); `None`: the service makes its own.
+    pub shared: Option<SharedClients>,
 }
 
 impl Wiring {
@@ -104,9 +107,9 @@ impl Wiring {
         store: EventStore,
         handler: impl FnOnce(Outbound) -> H,
     ) -> Result<RunningService, MessagingError> {
-        let Wiring { settings, catalog, instance, membership, cancel, republish_window } = self;
+        let Wiring { settings, catalog, instance, membership, cancel, republish_window, shared } = self;
         let handler = handler(Outbound::new(service, catalog.clone()));
-        let spec = ServiceSpec { service, store, handler, instance, membership, republish_window };
+        let spec = ServiceSpec { service, store, handler, instance, membership, republish_window, shared };
         start_service(spec, &settings, catalog, cancel)
     }
 }

@@ -11,7 +11,7 @@ use udders_contracts::{Catalog, Service};
 use udders_eventstore::EventStore;
 use udders_messaging::{
     ConsumerConfig, ConsumerWatch, Handler, KafkaSettings, Membership, MessagingError, Relay, RelayConfig,
-    ReplayDeadLetter, Replayer, spawn_consumer,
+    ReplayDeadLetter, Replayer, SharedClients, SharedProducer, spawn_consumer,
 };
 
 /// What a service needs to run.
@@ -30,6 +30,9 @@ pub struct ServiceSpec<H> {
     /// How far back its relay sends what it published again when the
     /// broker lost its log ([`RelayConfig::republish_window`]).
     pub republish_window: Duration,
+    /// The producer and sentinel it shares with the other services of this
+    /// process; `None`: clients of its own.
+    pub shared: Option<SharedClients>,
 }
 
 /// A service whose relay and consumer run.
@@ -92,17 +95,23 @@ pub fn start_service<H: Handler + Clone + std::fmt::Debug>(
     catalog: Arc<Catalog>,
     cancel: CancellationToken,
 ) -> Result<RunningService, MessagingError> {
-    let ServiceSpec { service, store, handler, instance, membership, republish_window } = spec;
+    let ServiceSpec { service, store, handler, instance, membership, republish_window, shared } = spec;
     // Two instances of a service differ in their client ids too.
     let settings = &KafkaSettings { client_id: Some(format!("{service}-{instance}")), ..settings.clone() };
-    let relay = Relay::new(
+    let producer = match &shared {
+        Some(shared) => shared.producer.clone(),
+        None => SharedProducer::new(settings)?,
+    };
+    let relay = Relay::with_producer(
         store.clone(),
         settings.clone(),
         RelayConfig { republish_window, ..RelayConfig::new(format!("{service}-{instance}"), service.topic()) },
-    )?;
+        producer,
+    );
     let relay = tokio::spawn(relay.run(cancel.clone()));
     let mut config = consumer_config(service, catalog);
     config.membership = membership;
+    config.sentinel = shared.map(|shared| shared.sentinel);
     let replayer = Replayer::shared(store.clone(), config.clone(), handler.clone());
     let (consumer, watch) = spawn_consumer(store.clone(), settings.clone(), config, handler, cancel)?;
     Ok(RunningService { service, store, watch, replayer, tasks: vec![("relay", relay), ("consumer", consumer)] })

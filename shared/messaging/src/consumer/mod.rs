@@ -69,7 +69,7 @@ use udders_contracts::{Catalog, Envelope, Pattern};
 use udders_eventstore::{EventStore, StoreError, Tx};
 
 use crate::MessagingError;
-use crate::kafka::KafkaSettings;
+use crate::kafka::{KafkaSettings, Sentinel};
 use crate::metrics::{HANDLER_BOUNDS, HOP_BOUNDS, Histogram, PartitionEnds};
 
 pub(crate) use record::{RawRecord, parse_record, wall_clock};
@@ -179,6 +179,9 @@ pub struct ConsumerConfig {
     pub max_batch: usize,
     /// Alone, or one of several instances sharing the partitions.
     pub membership: Membership,
+    /// The sentinel this consumer hears the broker's loss through, shared
+    /// by the consumers of a process; `None`: a sentinel of its own.
+    pub sentinel: Option<Arc<Sentinel>>,
 }
 
 /// Whether a consumer reads every partition itself or shares them.
@@ -211,6 +214,7 @@ impl ConsumerConfig {
             position_flush: Duration::from_millis(500),
             max_batch: 256,
             membership: Membership::Alone,
+            sentinel: None,
         }
     }
 }

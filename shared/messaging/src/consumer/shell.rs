@@ -20,7 +20,7 @@ use super::handling::Step;
 use super::partitions::Partitions;
 use super::{ConsumerConfig, ConsumerLatency, ConsumerStats, Handler, Membership};
 use crate::MessagingError;
-use crate::kafka::{KafkaSettings, WatchfulContext};
+use crate::kafka::{KafkaSettings, Sentinel, WatchfulContext};
 use crate::metrics::PartitionEnds;
 
 pub(super) struct Loop<H> {
@@ -82,8 +82,11 @@ impl<H: Handler> Loop<H> {
         // Stop fetching the moment every broker is down (see WatchfulContext):
         // the sentinel hears it at once, the watchdog unassigns the client in
         // use, and the loop replaces that client.
-        let _sentinel =
-            crate::kafka::Sentinel::start(&self.settings, self.context.clone()).map_err(MessagingError::Kafka)?;
+        let sentinel = match &self.config.sentinel {
+            Some(shared) => shared.clone(),
+            None => Arc::new(Sentinel::start(&self.settings).map_err(MessagingError::Kafka)?),
+        };
+        sentinel.watch(&self.context);
         let watchdog = {
             let (context, current, cancel) = (self.context.clone(), self.current.clone(), cancel.clone());
             tokio::spawn(async move {
