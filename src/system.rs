@@ -18,7 +18,7 @@ use udders_contracts::{Catalog, Service};
 use udders_eventstore::{EventStore, StoreOptions};
 use udders_messaging::pruning::{Retention, run_pruner};
 use udders_messaging::{
-    ConsumerWatch, EmbeddedBroker, KafkaSettings, Membership, RelayConfig, SharedClients, ensure_topics,
+    ConsumerWatch, EmbeddedBroker, KafkaSettings, Membership, RecordDeleter, RelayConfig, SharedClients, ensure_topics,
 };
 use udders_runtime::access::Access;
 use udders_runtime::module::{Background, Wiring};
@@ -185,9 +185,12 @@ impl System {
             crate::node::seed(*service, store, &catalog).await?;
         }
 
+        // One producer, one sentinel for every service of this process (ADR 0024).
+        let shared = SharedClients::start(&settings)?;
         let background = CancellationToken::new();
         let trimmer = tokio::spawn(trim_the_broker_log(
             settings.clone(),
+            RecordDeleter::new(&settings).watched_by(&shared.sentinel),
             stores.clone(),
             catalog.clone(),
             config.trim_every,
@@ -251,7 +254,7 @@ impl System {
             broker_addr: broker.addr(),
             stores,
             catalog,
-            shared: SharedClients::start(&settings)?,
+            shared,
             settings,
             republish_window: config.republish_window,
             broker,
@@ -368,6 +371,7 @@ impl System {
 /// run yet) keeps that partition whole.
 async fn trim_the_broker_log(
     settings: KafkaSettings,
+    mut deleter: RecordDeleter,
     stores: BTreeMap<Service, EventStore>,
     catalog: Arc<Catalog>,
     every: Duration,
@@ -380,7 +384,6 @@ async fn trim_the_broker_log(
         readers
     });
     let mut trimmed: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    let mut deleter = udders_messaging::RecordDeleter::new(&settings);
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,

@@ -34,7 +34,7 @@ use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 use url::Url;
 
-use crate::kafka::WatchfulContext;
+use crate::kafka::{Sentinel, WatchfulContext};
 use crate::{KafkaSettings, MessagingError};
 
 /// The cluster id the embedded broker registers and answers with.
@@ -223,9 +223,11 @@ pub async fn delete_records(
 /// connection and a metadata request each time, and `udders up` trims
 /// every second; dropping one also waits, on the calling thread, for its
 /// threads to end. The client is replaced after a failed call, and after
-/// every broker went away (a broker that comes back empty recreates its
-/// topics, and a client that knew the old ones must not talk to it; see
-/// [`WatchfulContext`]).
+/// every broker went away as the [`Sentinel`] it is watched by reports (a
+/// broker that comes back empty recreates its topics, and a client that
+/// knew the old ones must not talk to it; see [`WatchfulContext`]). An
+/// admin client hears no such report itself: rust-rdkafka's does not ask
+/// librdkafka for error events.
 pub struct RecordDeleter {
     settings: KafkaSettings,
     context: WatchfulContext,
@@ -242,6 +244,12 @@ impl RecordDeleter {
     /// A deleter for the brokers of `settings`; its client is made on first use.
     pub fn new(settings: &KafkaSettings) -> Self {
         Self { settings: settings.clone(), context: WatchfulContext::default(), admin: None }
+    }
+
+    /// Replaces its client after every loss `sentinel` hears.
+    pub fn watched_by(self, sentinel: &Sentinel) -> Self {
+        sentinel.watch(&self.context);
+        self
     }
 
     /// [`delete_records`] through the kept client.

@@ -9,8 +9,9 @@
 //!
 //! Sharing the producer: the relays send to different topics, so one
 //! produce request carries several relays' records to a broker, and one
-//! polling thread takes every delivery report. Order is kept per partition,
-//! as before: each relay awaits its own sends, and a topic has one relay.
+//! polling thread takes every delivery report. Order is kept as before: each
+//! relay awaits its own sends, and the records of one order come from one
+//! store, so from one relay.
 //!
 //! When every broker goes away, the producer's id and sequence numbers mean
 //! nothing to the broker that comes back. The first relay to notice asks
@@ -67,21 +68,27 @@ impl SharedProducer {
         self.context.losses()
     }
 
-    /// The client in use.
-    pub fn current(&self) -> FutureProducer<WatchfulContext> {
-        self.lock().producer.clone()
+    /// The client in use, with the count of losses it was made after: a
+    /// loss counted past that one is one this client has not survived.
+    pub fn current(&self) -> (FutureProducer<WatchfulContext>, u64) {
+        let current = self.lock();
+        (current.producer.clone(), current.made_after)
     }
 
-    /// A client made after `losses` losses: the one in use if it was,
-    /// otherwise a new one that replaces it (the old one closes when its
-    /// last sender lets go of it).
-    pub fn renewed(&self, losses: u64) -> Result<FutureProducer<WatchfulContext>, MessagingError> {
+    /// A client made after `losses` losses, with the count it was made
+    /// after: the one in use if it was, otherwise a new one that replaces it
+    /// (the old one closes when its last sender lets go of it).
+    pub fn renewed(&self, losses: u64) -> Result<(FutureProducer<WatchfulContext>, u64), MessagingError> {
         let mut current = self.lock();
         if current.made_after < losses {
+            // Counted before the client is made: a late report of the old
+            // client counted meanwhile renews once more, which re-sends a
+            // window the inboxes drop, rather than being missed.
+            let made_after = self.context.losses().max(losses);
             current.producer = Self::make(&self.settings, &self.context)?;
-            current.made_after = losses;
+            current.made_after = made_after;
         }
-        Ok(current.producer.clone())
+        Ok((current.producer.clone(), current.made_after))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Current> {

@@ -39,7 +39,7 @@
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
 use udders_eventstore::{ClaimedMessage, EventStore};
@@ -149,7 +149,8 @@ impl Relay {
         config: RelayConfig,
         shared: SharedProducer,
     ) -> Self {
-        let (producer, losses_seen) = (shared.current(), shared.losses());
+        // A loss counted after the client was made is one to act on.
+        let (producer, losses_seen) = shared.current();
         let cursor = store.is_exclusive().then(Cursor::default);
         if cursor.is_some() {
             store.start_outbox_hand_over();
@@ -278,7 +279,8 @@ impl Relay {
     }
 
     /// Runs until cancelled, then publishes what is left (bounded by
-    /// `drain_timeout`) and flushes the producer.
+    /// `drain_timeout`). Every send it made has been awaited, so there is
+    /// nothing of its own to flush (and the producer may be shared).
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), MessagingError> {
         if self.cursor.is_none() {
             self.release_predecessors_claims().await;
@@ -295,10 +297,21 @@ impl Relay {
                 // The producer's id and sequence numbers belong to the broker
                 // that went away: start over with a new producer (the first
                 // relay to get here makes it for all).
-                self.losses_seen = losses;
-                self.producer = self.shared.renewed(losses)?;
-                recovered = false;
-                lost = true;
+                match self.shared.renewed(losses) {
+                    Ok((producer, made_after)) => {
+                        (self.producer, self.losses_seen) = (producer, made_after);
+                        recovered = false;
+                        lost = true;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "relay could not make a new producer; retrying");
+                        tokio::select! {
+                            () = cancel.cancelled() => break,
+                            () = tokio::time::sleep(self.config.max_backoff) => {}
+                        }
+                        continue;
+                    }
+                }
             }
             if !recovered {
                 tokio::select! {
@@ -374,7 +387,6 @@ impl Relay {
         if let Err(error) = self.mark_acked().await {
             tracing::warn!(%error, "relay stopped before marking what it sent; it is sent again after a restart");
         }
-        let _ = self.producer.flush(Duration::from_secs(1));
         Ok(())
     }
 }
