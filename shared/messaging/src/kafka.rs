@@ -177,13 +177,21 @@ impl BrokerWatch {
     }
 }
 
+/// True when a client's error event says every broker is down; any other
+/// error is logged at debug level (librdkafka retries those itself).
+fn all_brokers_down(error: &KafkaError, reason: &str) -> bool {
+    let down = matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown));
+    if !down {
+        tracing::debug!(%error, %reason, "kafka client error");
+    }
+    down
+}
+
 impl ClientContext for WatchfulContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
+        if all_brokers_down(&error, reason) {
             self.state.lost();
             tracing::warn!(%reason, "every broker is down");
-        } else {
-            tracing::debug!(%error, %reason, "kafka client error");
         }
     }
 }
@@ -211,6 +219,15 @@ pub struct Sentinel {
 #[derive(Default)]
 struct Watchers(std::sync::Mutex<Vec<std::sync::Weak<BrokerWatch>>>);
 
+impl Watchers {
+    /// The list, locked, without the contexts dropped since.
+    fn live(&self) -> std::sync::MutexGuard<'_, Vec<std::sync::Weak<BrokerWatch>>> {
+        let mut watchers = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        watchers.retain(|watch| watch.strong_count() > 0);
+        watchers
+    }
+}
+
 /// The sentinel client's own context: tells every watcher.
 #[derive(Clone)]
 struct SentinelContext {
@@ -219,12 +236,10 @@ struct SentinelContext {
 
 impl ClientContext for SentinelContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
-            tracing::debug!(%error, %reason, "kafka client error");
+        if !all_brokers_down(&error, reason) {
             return;
         }
-        let mut watchers = self.watchers.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        watchers.retain(|watch| watch.strong_count() > 0);
+        let watchers = self.watchers.live();
         for watch in watchers.iter().filter_map(std::sync::Weak::upgrade) {
             watch.lost();
         }
@@ -268,9 +283,7 @@ impl Sentinel {
     /// From now on, `context` hears every loss this sentinel hears, for as
     /// long as it lives.
     pub fn watch(&self, context: &WatchfulContext) {
-        let mut watchers = self.watchers.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        watchers.retain(|watch| watch.strong_count() > 0);
-        watchers.push(Arc::downgrade(&context.state));
+        self.watchers.live().push(Arc::downgrade(&context.state));
     }
 }
 
