@@ -8,9 +8,12 @@
 //!
 //! The listener is ours too: Tansu's `Broker` builds its protocol routes
 //! itself, so it could not take another `Fetch`. [`protocol`] builds the
-//! same stack from Tansu's services with ours in place of its fetch.
+//! same stack from Tansu's services with ours in place of its fetch, and
+//! with frames decoded and encoded on the connection's task ([`frames`])
+//! instead of on tokio's blocking pool.
 
 mod fetch;
+mod frames;
 mod log;
 mod pace;
 
@@ -26,8 +29,8 @@ use tansu_broker::coordinator::group::administrator::Controller;
 use tansu_broker::service::{auth, coordinator, storage as routes};
 use tansu_sans_io::{ApiKey as _, FetchRequest};
 use tansu_service::{
-    BytesFrameLayer, BytesFrameService, FrameRequestLayer, FrameRouteBuilder, FrameRouteService, TcpBytesLayer,
-    TcpBytesService, TcpContext, TcpContextLayer, TcpContextService,
+    FrameRequestLayer, FrameRouteBuilder, FrameRouteService, TcpBytesLayer, TcpBytesService, TcpContext,
+    TcpContextLayer, TcpContextService,
 };
 use tansu_storage::{BrokerRegistrationRequest, Storage as _, StorageContainer};
 use tokio::net::TcpListener;
@@ -118,8 +121,10 @@ impl Drop for EmbeddedBroker {
 }
 
 /// The Kafka protocol over TCP: every request Tansu's broker answers, with
-/// `Fetch` answered by [`fetch::WakingFetch`].
-type Protocol = TcpContextService<TcpBytesService<BytesFrameService<FrameRouteService<(), tansu_broker::Error>>, ()>>;
+/// `Fetch` answered by [`fetch::WakingFetch`] and frames converted by
+/// [`frames::InlineFrameLayer`].
+type Protocol =
+    TcpContextService<TcpBytesService<frames::InlineFrameService<FrameRouteService<(), tansu_broker::Error>>, ()>>;
 
 type Routes = FrameRouteBuilder<(), tansu_broker::Error>;
 
@@ -173,7 +178,7 @@ fn protocol(
     Ok((
         TcpContextLayer::new(TcpContext::default().cluster_id(Some(CLUSTER_ID.into()))),
         TcpBytesLayer::default(),
-        BytesFrameLayer::default(),
+        frames::InlineFrameLayer,
     )
         .into_layer(route))
 }

@@ -45,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 use udders_eventstore::{ClaimedMessage, EventStore};
 
 use crate::MessagingError;
+use crate::backoff::Backoff;
 use crate::broker::wait_for_broker;
 use crate::clients::SharedProducer;
 use crate::kafka::{KafkaSettings, WatchfulContext};
@@ -285,7 +286,9 @@ impl Relay {
         if self.cursor.is_none() {
             self.release_predecessors_claims().await;
         }
-        let mut backoff = Duration::from_millis(50);
+        // One doubling delay for every wait on the broker: a send, a new
+        // producer, a recovery; a success starts it over.
+        let mut backoff = Backoff::new(Duration::from_millis(50), self.config.max_backoff);
         let mut recovered = false;
         let mut lost = false;
         loop {
@@ -304,10 +307,11 @@ impl Relay {
                         lost = true;
                     }
                     Err(error) => {
-                        tracing::warn!(%error, "relay could not make a new producer; retrying");
+                        let delay = backoff.next_delay();
+                        tracing::warn!(%error, ?delay, "relay could not make a new producer; retrying");
                         tokio::select! {
                             () = cancel.cancelled() => break,
-                            () = tokio::time::sleep(self.config.max_backoff) => {}
+                            () = tokio::time::sleep(delay) => {}
                         }
                         continue;
                     }
@@ -323,19 +327,21 @@ impl Relay {
                 match self.recover_after(lost).await {
                     Ok(_) => (recovered, lost) = (true, false),
                     Err(error) => {
-                        tracing::warn!(%error, "relay cannot reach the broker yet");
-                        tokio::time::sleep(backoff).await;
+                        let delay = backoff.next_delay();
+                        tracing::warn!(%error, ?delay, "relay cannot reach the broker yet");
+                        tokio::select! {
+                            () = cancel.cancelled() => break,
+                            () = tokio::time::sleep(delay) => {}
+                        }
                         continue;
                     }
                 }
             }
             match self.publish_once().await {
                 // A full batch: there may be more.
-                Ok(n) if n as u32 >= self.config.batch => {
-                    backoff = Duration::from_millis(50);
-                }
+                Ok(n) if n as u32 >= self.config.batch => backoff.reset(),
                 Ok(_) => {
-                    backoff = Duration::from_millis(50);
+                    backoff.reset();
                     // Rows sent and not marked: look again soon, to mark them
                     // once quiet (an empty look marks).
                     let unmarked = self.cursor.as_ref().is_some_and(|c| !c.unmarked.is_empty());
@@ -347,12 +353,12 @@ impl Relay {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(%error, ?backoff, "relay could not publish; retrying");
+                    let delay = backoff.next_delay();
+                    tracing::warn!(%error, ?delay, "relay could not publish; retrying");
                     tokio::select! {
                         () = cancel.cancelled() => break,
-                        () = tokio::time::sleep(backoff) => {}
+                        () = tokio::time::sleep(delay) => {}
                     }
-                    backoff = (backoff * 2).min(self.config.max_backoff);
                 }
             }
         }
