@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 /// A doubling delay with a ceiling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backoff {
@@ -35,6 +37,19 @@ impl Backoff {
         now
     }
 
+    /// The delay [`Backoff::next_delay`] (or [`Backoff::wait`]) gives next.
+    pub fn upcoming(&self) -> Duration {
+        self.next
+    }
+
+    /// Sleeps the next delay; false when `cancel` fired first.
+    pub async fn wait(&mut self, cancel: &CancellationToken) -> bool {
+        tokio::select! {
+            () = cancel.cancelled() => false,
+            () = tokio::time::sleep(self.next_delay()) => true,
+        }
+    }
+
     /// Back to the first delay (after a success).
     pub fn reset(&mut self) {
         self.next = self.first;
@@ -53,6 +68,20 @@ mod tests {
         assert_eq!(delays, [ms(20), ms(40), ms(80), ms(100), ms(100)]);
         backoff.reset();
         assert_eq!(backoff.next_delay(), ms(20));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_sleeps_the_next_delay_unless_cancelled_first() {
+        let ms = Duration::from_millis;
+        let mut backoff = Backoff::new(ms(20), ms(100));
+        let cancel = CancellationToken::new();
+        let started = tokio::time::Instant::now();
+        assert!(backoff.wait(&cancel).await);
+        assert_eq!(started.elapsed(), ms(20));
+        assert_eq!(backoff.upcoming(), ms(40));
+        cancel.cancel();
+        assert!(!backoff.wait(&cancel).await);
+        assert_eq!(started.elapsed(), ms(20), "a cancelled wait does not sleep");
     }
 
     #[test]

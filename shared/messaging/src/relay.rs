@@ -307,11 +307,9 @@ impl Relay {
                         lost = true;
                     }
                     Err(error) => {
-                        let delay = backoff.next_delay();
-                        tracing::warn!(%error, ?delay, "relay could not make a new producer; retrying");
-                        tokio::select! {
-                            () = cancel.cancelled() => break,
-                            () = tokio::time::sleep(delay) => {}
+                        tracing::warn!(%error, "relay could not make a new producer; retrying");
+                        if !backoff.wait(&cancel).await {
+                            break;
                         }
                         continue;
                     }
@@ -327,11 +325,9 @@ impl Relay {
                 match self.recover_after(lost).await {
                     Ok(_) => (recovered, lost) = (true, false),
                     Err(error) => {
-                        let delay = backoff.next_delay();
-                        tracing::warn!(%error, ?delay, "relay cannot reach the broker yet");
-                        tokio::select! {
-                            () = cancel.cancelled() => break,
-                            () = tokio::time::sleep(delay) => {}
+                        tracing::warn!(%error, "relay cannot reach the broker yet");
+                        if !backoff.wait(&cancel).await {
+                            break;
                         }
                         continue;
                     }
@@ -353,11 +349,9 @@ impl Relay {
                     }
                 }
                 Err(error) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(%error, ?delay, "relay could not publish; retrying");
-                    tokio::select! {
-                        () = cancel.cancelled() => break,
-                        () = tokio::time::sleep(delay) => {}
+                    tracing::warn!(%error, backoff = ?backoff.upcoming(), "relay could not publish; retrying");
+                    if !backoff.wait(&cancel).await {
+                        break;
                     }
                 }
             }

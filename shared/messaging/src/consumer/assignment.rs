@@ -96,9 +96,8 @@ impl<H: Handler> Loop<H> {
                         Ok(tpl) => break tpl,
                         Err(error) => {
                             tracing::warn!(consumer = %self.config.name, %error, "cannot read positions; retrying");
-                            tokio::select! {
-                                () = cancel.cancelled() => return false,
-                                () = tokio::time::sleep(backoff.next_delay()) => {}
+                            if !backoff.wait(cancel).await {
+                                return false;
                             }
                         }
                     }

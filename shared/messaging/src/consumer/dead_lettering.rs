@@ -67,9 +67,8 @@ impl<H: Handler> Loop<H> {
                 Ok(_) => break,
                 Err(error) => {
                     tracing::warn!(consumer = %self.config.name, %error, "cannot park a dead letter; retrying");
-                    tokio::select! {
-                        () = cancel.cancelled() => return Outcome::DeadLettered,
-                        () = tokio::time::sleep(backoff.next_delay()) => {}
+                    if !backoff.wait(cancel).await {
+                        return Outcome::DeadLettered;
                     }
                 }
             }
