@@ -107,7 +107,9 @@ impl<H: Handler> Loop<H> {
                     Ok(producer) => self.producer.insert(producer),
                     Err(error) => {
                         tracing::warn!(%error, "cannot create the dead-letter producer; retrying");
-                        tokio::time::sleep(backoff.next_delay()).await;
+                        if !backoff.wait(cancel).await {
+                            return Outcome::DeadLettered;
+                        }
                         continue;
                     }
                 },
@@ -116,10 +118,9 @@ impl<H: Handler> Loop<H> {
                 Ok(_) => break,
                 Err((error, _)) => {
                     tracing::warn!(%error, "dead-letter topic unreachable; retrying");
-                    if cancel.is_cancelled() {
+                    if !backoff.wait(cancel).await {
                         return Outcome::DeadLettered;
                     }
-                    tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
         }
