@@ -22,7 +22,9 @@ impl<H: Handler> Loop<H> {
     /// Parks a record in the service's database with the position past it
     /// (retrying while the database is away), then sends a copy to the
     /// dead-letter topic for tools that read it (retrying until the broker
-    /// takes it).
+    /// takes it). A shutdown ends either wait: a record not parked yet is
+    /// fetched again at the next start (its position was not stored); a
+    /// parked one is on record, and the topic's copy is only for tools.
     pub(super) async fn dead_letter(
         &mut self,
         message: &OwnedMessage,
