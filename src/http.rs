@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use udders_contracts::{Catalog, Service};
 use udders_eventstore::EventStore;
-use udders_messaging::{ConsumerWatch, ReplayDeadLetter};
+use udders_messaging::{ConsumerWatch, ReplayDeadLetter, TransactionPhase};
 use udders_runtime::Outbound;
 use udders_runtime::access::{Access, require_api_key, require_operator};
 use udders_runtime::http::{MAX_BODY_BYTES, no_such_path, wrong_method};
@@ -193,6 +193,23 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     for (service, watch) in &running {
         let labels = format!("service=\"{service}\"");
         watch.latency().transaction.write_prometheus(&mut out, "udders_consumer_transaction_duration_seconds", &labels);
+    }
+    help(
+        &mut out,
+        "udders_consumer_transaction_phase_seconds",
+        "histogram",
+        "One part of a consumer transaction: waiting for the store's writer, the inbox entries, the handler calls, \
+         the writes (events, outbox rows, snapshots, documents, positions) or the commit.",
+    );
+    for (service, watch) in &running {
+        for phase in TransactionPhase::ALL {
+            let labels = format!("service=\"{service}\",phase=\"{}\"", phase.label());
+            watch.latency().phase(phase).write_prometheus(
+                &mut out,
+                "udders_consumer_transaction_phase_seconds",
+                &labels,
+            );
+        }
     }
     help(
         &mut out,

@@ -575,6 +575,18 @@ async fn metrics_count_sagas_compensations_handler_latency_and_positions() {
     // their validations and the happy order's shipment.
     assert!(delta("udders_handler_duration_seconds_count{service=\"order\"}") >= 5.0, "{after}");
     assert!(delta("udders_consumer_transaction_duration_seconds_count{service=\"payment\"}") >= 1.0, "{after}");
+    // Each transaction is also timed in its five parts, which add up to it
+    // (validation: its work for these orders ended long before they did).
+    let transactions = delta("udders_consumer_transaction_duration_seconds_count{service=\"validation\"}");
+    let whole = delta("udders_consumer_transaction_duration_seconds_sum{service=\"validation\"}");
+    assert!(transactions >= 1.0, "{after}");
+    let mut parts = 0.0;
+    for phase in ["waiting", "inbox", "handlers", "writes", "commit"] {
+        let series = format!("udders_consumer_transaction_phase_seconds_count{{service=\"validation\",phase=\"{phase}\"}}");
+        assert_eq!(delta(&series), transactions, "{phase}: {after}");
+        parts += delta(&format!("udders_consumer_transaction_phase_seconds_sum{{service=\"validation\",phase=\"{phase}\"}}"));
+    }
+    assert!((parts - whole).abs() < 1e-6, "the parts ({parts} s) add up to the transactions ({whole} s)");
     let positions: f64 = after
         .lines()
         .filter(|l| l.starts_with("udders_consumer_position{service=\"order\",topic=\"udders.order\""))

@@ -31,7 +31,7 @@ pub use broker::{EmbeddedBroker, RecordDeleter, assign_from_start, delete_record
 pub use clients::{SharedClients, SharedProducer};
 pub use consumer::{
     ConsumerConfig, ConsumerLatency, ConsumerStats, ConsumerWatch, Handler, HandlerError, Incoming, Membership,
-    dead_letter, spawn_consumer,
+    TransactionPhase, dead_letter, spawn_consumer,
 };
 pub use dead_letters::{ReplayDeadLetter, ReplayError, Replayed, Replayer};
 pub use kafka::{KafkaSettings, Sentinel, WatchfulContext};

@@ -17,7 +17,7 @@ use super::partitions::{PartitionKey, Passage, Position};
 use super::record::fingerprint;
 use super::retry::{Next, Retries};
 use super::shell::Loop;
-use super::{Handler, HandlerError, Incoming, RawRecord, parse_record, wall_clock};
+use super::{Handler, HandlerError, Incoming, RawRecord, TransactionPhase, parse_record, wall_clock};
 
 /// What to do after a batch.
 pub(super) enum Step {
@@ -162,12 +162,14 @@ impl<H: Handler> Loop<H> {
     async fn attempt(&self, items: &[(&Incoming, Option<String>)]) -> Result<Vec<Outcome>, Failure> {
         let started = Instant::now();
         let mut tx = self.store.begin().await.map_err(Failure::from)?;
+        let held = Instant::now();
         let mut outcomes = Vec::with_capacity(items.len());
         // Each record's position; `save_positions` keeps a partition's last.
         let mut positions: Vec<ConsumerPosition> = Vec::with_capacity(items.len());
         let mut handled_times = Vec::with_capacity(items.len());
         let ids: Vec<EventId> = items.iter().map(|(incoming, _)| incoming.envelope.id).collect();
         let fresh = tx.inbox_record_many(&self.config.name, &ids).await.map_err(Failure::from)?;
+        let inboxed = Instant::now();
         for ((incoming, record_id), fresh) in items.iter().zip(fresh) {
             if fresh {
                 let span = tracing::info_span!("record", order_id = %incoming.key,
@@ -192,10 +194,20 @@ impl<H: Handler> Loop<H> {
                 last_record: record_id.clone(),
             });
         }
+        let handled = Instant::now();
         tx.save_positions(&self.config.name, &positions).await.map_err(Failure::from)?;
+        // What waits is written now rather than inside the commit, so the
+        // two are timed apart.
+        tx.flush().await.map_err(Failure::from)?;
+        let written = Instant::now();
         tx.commit().await.map_err(Failure::from)?;
-        let elapsed = started.elapsed();
+        let committed = Instant::now();
+        let elapsed = committed - started;
         self.latency.transaction.observe(elapsed);
+        let marks = [started, held, inboxed, handled, written, committed];
+        for (phase, span) in TransactionPhase::ALL.into_iter().zip(marks.windows(2)) {
+            self.latency.phase(phase).observe(span[1] - span[0]);
+        }
         let now = wall_clock();
         for time in handled_times {
             let micros = u64::try_from(now.micros().saturating_sub(time.micros())).unwrap_or(0);

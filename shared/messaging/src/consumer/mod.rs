@@ -246,6 +246,16 @@ pub struct ConsumerLatency {
     /// effects here, by the wall clocks of both (outbox, relay, broker and
     /// this consumer's queue included).
     pub hop: Histogram,
+    /// Each transaction in the parts it spends its time in, in
+    /// [`TransactionPhase`] order; a transaction's parts add up to it.
+    pub phases: [Histogram; TransactionPhase::ALL.len()],
+}
+
+impl ConsumerLatency {
+    /// The histogram of one part of the transactions.
+    pub fn phase(&self, phase: TransactionPhase) -> &Histogram {
+        &self.phases[phase as usize]
+    }
 }
 
 impl Default for ConsumerLatency {
@@ -254,6 +264,49 @@ impl Default for ConsumerLatency {
             handler: Histogram::new(HANDLER_BOUNDS),
             transaction: Histogram::new(HANDLER_BOUNDS),
             hop: Histogram::new(HOP_BOUNDS),
+            phases: TransactionPhase::ALL.map(|_| Histogram::new(HANDLER_BOUNDS)),
+        }
+    }
+}
+
+/// The parts of a consumer transaction, in the order it goes through them
+/// (`udders_consumer_transaction_phase_seconds{phase}` on `/metrics`). A
+/// store with one writer (SQLite) serves one transaction at a time, so
+/// `waiting` is the time other transactions of that store (the point of
+/// sale's, the relay's marks) held it; the rest is this one holding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionPhase {
+    /// Beginning: waiting for the store's writer.
+    Waiting,
+    /// Recording the records' ids in the inbox (one statement per chunk).
+    Inbox,
+    /// The handler calls, with the reads they make.
+    Handlers,
+    /// Writing what the handlers recorded (events, outbox rows, snapshots,
+    /// documents) and the positions.
+    Writes,
+    /// The commit itself.
+    Commit,
+}
+
+impl TransactionPhase {
+    /// Every phase, in order.
+    pub const ALL: [TransactionPhase; 5] = [
+        TransactionPhase::Waiting,
+        TransactionPhase::Inbox,
+        TransactionPhase::Handlers,
+        TransactionPhase::Writes,
+        TransactionPhase::Commit,
+    ];
+
+    /// Its `phase` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            TransactionPhase::Waiting => "waiting",
+            TransactionPhase::Inbox => "inbox",
+            TransactionPhase::Handlers => "handlers",
+            TransactionPhase::Writes => "writes",
+            TransactionPhase::Commit => "commit",
         }
     }
 }
