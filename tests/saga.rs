@@ -582,9 +582,12 @@ async fn metrics_count_sagas_compensations_handler_latency_and_positions() {
     assert!(transactions >= 1.0, "{after}");
     let mut parts = 0.0;
     for phase in ["waiting", "inbox", "handlers", "writes", "commit"] {
-        let series = format!("udders_consumer_transaction_phase_seconds_count{{service=\"validation\",phase=\"{phase}\"}}");
+        let series =
+            format!("udders_consumer_transaction_phase_seconds_count{{service=\"validation\",phase=\"{phase}\"}}");
         assert_eq!(delta(&series), transactions, "{phase}: {after}");
-        parts += delta(&format!("udders_consumer_transaction_phase_seconds_sum{{service=\"validation\",phase=\"{phase}\"}}"));
+        parts += delta(&format!(
+            "udders_consumer_transaction_phase_seconds_sum{{service=\"validation\",phase=\"{phase}\"}}"
+        ));
     }
     assert!((parts - whole).abs() < 1e-6, "the parts ({parts} s) add up to the transactions ({whole} s)");
     let positions: f64 = after
