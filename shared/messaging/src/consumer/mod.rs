@@ -247,8 +247,9 @@ pub struct ConsumerLatency {
     /// this consumer's queue included).
     pub hop: Histogram,
     /// Each transaction in the parts it spends its time in, in
-    /// [`TransactionPhase`] order; a transaction's parts add up to it.
-    pub phases: [Histogram; TransactionPhase::ALL.len()],
+    /// [`TransactionPhase`] order ([`ConsumerLatency::phase`]); a
+    /// transaction's parts add up to it.
+    phases: [Histogram; TransactionPhase::ALL.len()],
 }
 
 impl ConsumerLatency {
